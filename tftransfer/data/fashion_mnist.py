@@ -1,0 +1,71 @@
+"""Fashion-MNIST from local IDX files, with a clear account of where it looked.
+
+Search order: the ``data_dir`` argument, the Keras cache (``$KERAS_HOME/datasets/
+fashion-mnist``, default ``~/.keras``), Debian's ``dataset-fashion-mnist`` package
+(``/usr/share/datasets/fashion-mnist``), then Keras' real download when the machine is
+online (``download=True``), which fills the Keras cache.
+"""
+import os
+
+import numpy as np
+
+from tftransfer.data import idx
+
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot")
+HOW_TO_GET = ("Get the data with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
+              "or put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+              "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in a directory and "
+              "pass it as data_dir (--data_dir).")
+
+
+def keras_cache_dir():
+    """Where ``keras.datasets.fashion_mnist`` keeps its files."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(home, "datasets", "fashion-mnist")
+
+
+def _download():
+    import keras  # imported here: only the download path needs it
+
+    keras.datasets.fashion_mnist.load_data()
+    return keras_cache_dir()
+
+
+def find(data_dir=None, download=True):
+    """Directory holding the four Fashion-MNIST IDX files; raises FileNotFoundError."""
+    tried = []
+    candidates = ([("--data_dir", data_dir)] if data_dir else []) + [
+        ("Keras cache", keras_cache_dir()), ("Debian package", DEBIAN_DIR)]
+    for label, directory in candidates:
+        if all(idx.has_split(directory, s) for s in ("train", "test")):
+            return directory
+        tried.append(f"{label}: {directory} (no IDX files)")
+    if download:
+        try:
+            return _download()
+        except Exception as error:  # offline, proxy, disk: report it with the rest
+            tried.append(f"download with keras.datasets.fashion_mnist: {error}")
+    else:
+        tried.append("download: disabled")
+    raise FileNotFoundError("Fashion-MNIST not found. Looked in:\n  - " + "\n  - ".join(tried)
+                            + "\n" + HOW_TO_GET)
+
+
+def load(data_dir=None, download=True):
+    """``{"train": (x, y), "test": (x, y)}``, images uint8 [N, 28, 28], labels int64."""
+    directory = find(data_dir, download)
+    return {split: idx.load_split(directory, split) for split in ("train", "test")}
+
+
+def select_classes(images, labels, classes, relabel=True):
+    """The examples of ``classes``; labels renumbered 0..len(classes)-1 in that order."""
+    classes = list(classes)
+    keep = np.isin(labels, classes)
+    images, labels = images[keep], labels[keep]
+    if relabel:
+        lookup = np.full(int(max(classes)) + 1, -1, np.int64)
+        lookup[classes] = np.arange(len(classes))
+        labels = lookup[labels]
+    return images, labels
