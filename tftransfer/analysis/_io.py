@@ -1,0 +1,102 @@
+"""Shared plumbing of the analyses: batches in, CSV and PNG out (atomically), tool inputs."""
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+
+from tftransfer.io_utils import atomic_path
+
+
+def batches(data, batch_size=128):
+    """Yields ``(x, y)`` tensors (``y`` may be None) from ``data``.
+
+    ``data`` is a ``tf.data.Dataset`` of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``,
+    a tuple ``(x, y)`` of arrays, or an array ``x``; arrays are cut into ``batch_size`` rows.
+    """
+    if isinstance(data, tf.data.Dataset):
+        for element in data:
+            if isinstance(element, (tuple, list)):
+                yield element[0], (element[1] if len(element) > 1 else None)
+            else:
+                yield element, None
+        return
+    x, y = data if isinstance(data, (tuple, list)) else (data, None)
+    x = np.asarray(x)
+    for start in range(0, len(x), batch_size):
+        stop = start + batch_size
+        yield (tf.convert_to_tensor(x[start:stop]),
+               None if y is None else tf.convert_to_tensor(np.asarray(y)[start:stop]))
+
+
+def labelled_batches(data, batch_size=128):
+    """Like :func:`batches` but fails clearly when the data carries no labels."""
+    for x, y in batches(data, batch_size):
+        if y is None:
+            raise ValueError("this analysis needs labels: pass (x, y) arrays or a dataset of "
+                             "(x, y) batches.")
+        yield x, y
+
+
+def write_csv(frame, path):
+    """Writes a pandas DataFrame to ``path`` atomically; returns ``path``."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
+
+
+def new_figure(width=7.0, height=4.5):
+    """A matplotlib Figure with one Axes, independent of pyplot (Agg canvas)."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def save_figure(fig, path, dpi=120):
+    """Saves ``fig`` as PNG to ``path`` atomically; returns ``path``."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def load_model(path):
+    """Loads a ``.keras`` model file (uncompiled), with a clear error when it is missing."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path!r} not found; save one with "
+                                "model.save('name.keras').")
+    import tftransfer  # noqa: F401  (registers the package's serializable objects)
+    return keras.saving.load_model(path, compile=False)
+
+
+def load_arrays(path):
+    """Loads ``(x, y)`` from an .npz file holding arrays ``x`` and ``y`` (``y`` optional)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"data file {path!r} not found; write one with "
+                                "numpy.savez(path, x=images, y=labels).")
+    with np.load(path, allow_pickle=False) as data:
+        if "x" not in data.files:
+            raise ValueError(f"{path!r} has arrays {data.files}; it needs 'x' (inputs) and "
+                             "usually 'y' (integer labels).")
+        return data["x"], (data["y"] if "y" in data.files else None)
+
+
+def parse_named(items):
+    """Parses command-line ``NAME=PATH`` items into an ordered ``{name: path}``."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"expected NAME=PATH, got {item!r}.")
+        out[name] = path
+    return out
+
+
+def train(model, x, y, epochs, learning_rate, batch_size, callbacks=(), seed=0):
+    """Fits ``model`` (logits) with SGD, momentum 0.9, mean cross-entropy; returns history."""
+    keras.utils.set_random_seed(seed)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=False)
+    return model.fit(x, y, epochs=epochs, batch_size=batch_size, callbacks=list(callbacks),
+                     verbose=2)

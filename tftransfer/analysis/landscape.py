@@ -1,0 +1,135 @@
+"""Loss landscape slices along filter-normalised random directions (Li et al. 2018).
+
+Around the model's current weights w (load the starting point or the solution first):
+
+    1-D:  L(w + a d1)           for a in alphas
+    2-D:  L(w + a d1 + b d2)    for a in alphas, b in betas
+
+``d`` is Gaussian, then *filter-normalised*: for every filter (the slice ``[..., o]`` of a
+kernel along its last axis, i.e. one output channel of an HWIO convolution or one output
+unit of a dense kernel) ``d[..., o] <- d[..., o] / ||d[..., o]|| * ||w[..., o]||``. One-
+dimensional variables (biases, batch-norm gamma/beta) get a zero direction by default,
+as in Li et al. L is the mean cross-entropy (the models output logits) in inference mode;
+accuracy is reported too. The weights are restored afterwards, even on error.
+"""
+import itertools
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tftransfer.analysis._io import labelled_batches, new_figure, save_figure, write_csv
+from tftransfer.analysis.deviation import select_variables
+
+
+def filter_normalized_direction(variables, seed=0, ignore_1d=True):
+    """A random direction (list of arrays) filter-normalised to ``variables``."""
+    rng = np.random.default_rng(seed)
+    direction = []
+    for v in variables:
+        w = np.asarray(v.numpy(), np.float64)
+        d = rng.standard_normal(w.shape)
+        if w.ndim <= 1:
+            d = np.zeros_like(w) if ignore_1d else d * np.linalg.norm(w) / np.linalg.norm(d)
+        else:
+            axes = tuple(range(w.ndim - 1))
+            d_norm = np.sqrt(np.sum(d * d, axis=axes, keepdims=True))
+            w_norm = np.sqrt(np.sum(w * w, axis=axes, keepdims=True))
+            d = d / np.maximum(d_norm, 1e-12) * w_norm
+        direction.append(d.astype(v.dtype))
+    return direction
+
+
+class _Evaluator:
+    """Mean cross-entropy and accuracy of a model on fixed data, compiled once."""
+
+    def __init__(self, model, data, batch_size):
+        self.model = model
+        self.data = [(x, y) for x, y in labelled_batches(data, batch_size)]
+        if not self.data:
+            raise ValueError("the data yielded no examples.")
+        self._step = tf.function(self._sums, reduce_retracing=True)
+
+    def _sums(self, x, y):
+        logits = self.model(x, training=False)
+        y = tf.cast(tf.reshape(y, [-1]), tf.int64)
+        loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        correct = tf.cast(tf.argmax(logits, -1) == y, tf.float64)
+        return tf.reduce_sum(tf.cast(loss, tf.float64)), tf.reduce_sum(correct)
+
+    def __call__(self):
+        loss = correct = 0.0
+        count = 0
+        for x, y in self.data:
+            l, c = self._step(x, y)
+            loss, correct, count = loss + float(l), correct + float(c), count + int(x.shape[0])
+        return loss / count, correct / count
+
+
+def _scan(model, data, points, directions, paths, batch_size, progress):
+    variables = select_variables(model, paths) if paths else list(model.trainable_variables)
+    base = [v.numpy().copy() for v in variables]
+    dirs = [filter_normalized_direction(variables, seed=s) for s in directions]
+    evaluate = _Evaluator(model, data, batch_size)
+    bar = keras.utils.Progbar(len(points), unit_name="point") if progress else None
+    rows = []
+    try:
+        for i, coords in enumerate(points):
+            for v, w0, *ds in zip(variables, base, *dirs):
+                v.assign(w0 + sum(c * d for c, d in zip(coords, ds)))
+            rows.append((*coords, *evaluate()))
+            if bar is not None:
+                bar.update(i + 1)
+    finally:
+        for v, w0 in zip(variables, base):
+            v.assign(w0)
+    return rows
+
+
+def slice_1d(model, data, alphas=np.linspace(-1, 1, 21), paths=None, seed=0,
+             batch_size=256, progress=False):
+    """Table (alpha, loss, accuracy) of ``L(w + alpha d)``; ``paths`` restricts the
+    perturbed variables (e.g. one layer, papers/000 Figures 12-13)."""
+    rows = _scan(model, data, [(float(a),) for a in alphas], [seed], paths, batch_size,
+                 progress)
+    return pd.DataFrame(rows, columns=["alpha", "loss", "accuracy"])
+
+
+def slice_2d(model, data, alphas=np.linspace(-1, 1, 11), betas=np.linspace(-1, 1, 11),
+             paths=None, seed=0, batch_size=256, progress=False):
+    """Table (alpha, beta, loss, accuracy) of ``L(w + alpha d1 + beta d2)``."""
+    points = [(float(a), float(b)) for a, b in itertools.product(alphas, betas)]
+    rows = _scan(model, data, points, [seed, seed + 1], paths, batch_size, progress)
+    return pd.DataFrame(rows, columns=["alpha", "beta", "loss", "accuracy"])
+
+
+def plot_1d(frames, png_path, csv_path=None):
+    """Line plot of loss against alpha; ``frames`` is one table or ``{label: table}``."""
+    frames = frames if isinstance(frames, dict) else {"model": frames}
+    fig, ax = new_figure(6.0, 4.0)
+    for label, frame in frames.items():
+        ax.plot(frame["alpha"], frame["loss"], marker="o", ms=3, label=label)
+    ax.set_xlabel("alpha (filter-normalised direction)")
+    ax.set_ylabel("cross-entropy")
+    ax.set_title("1-D loss landscape")
+    ax.legend()
+    if csv_path:
+        write_csv(pd.concat([f.assign(label=k) for k, f in frames.items()]), csv_path)
+    return save_figure(fig, png_path)
+
+
+def plot_2d(frame, png_path, csv_path=None, levels=20):
+    """Contour plot of the 2-D slice (PNG, CSV)."""
+    alphas, betas = np.unique(frame["alpha"]), np.unique(frame["beta"])
+    grid = frame.pivot(index="beta", columns="alpha", values="loss").loc[betas, alphas]
+    fig, ax = new_figure(5.5, 4.5)
+    contour = ax.contour(alphas, betas, grid.to_numpy(), levels=levels)
+    ax.clabel(contour, fontsize=6)
+    ax.plot([0], [0], "k+")
+    ax.set_xlabel("alpha (direction 1)")
+    ax.set_ylabel("beta (direction 2)")
+    ax.set_title("2-D loss landscape")
+    if csv_path:
+        write_csv(frame, csv_path)
+    return save_figure(fig, png_path)

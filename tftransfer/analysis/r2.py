@@ -1,0 +1,132 @@
+"""Layer-wise R^2 of fine-tuned activations regressed on pretrained ones (paper Figure 4).
+
+For every unit u of a layer (a feature map of a convolution: every spatial position of every
+example is an observation), the fine-tuned activation y is regressed on the pretrained
+activation x of the same unit by least squares with an intercept, y ~ a x + b:
+
+    R^2_u = 1 - SS_res / SS_tot = cov(x, y)^2 / (var(x) var(y))
+
+Conventions for degenerate units: y constant -> R^2 = 1 (perfectly predicted); x constant
+and y not -> R^2 = 0. Moments are accumulated in float64 over batches (Chan et al.'s merge),
+so the dataset never has to fit in memory.
+"""
+import keras
+import numpy as np
+import pandas as pd
+
+from tftransfer.analysis._io import batches, new_figure, save_figure, write_csv
+
+
+def default_layers(model):
+    """The first ``*_relu`` layer (the stem) and every ``*_out`` layer (block outputs).
+
+    This matches the package's small ResNet and keras.applications ResNets; pass explicit
+    names for other architectures.
+    """
+    names = [layer.name for layer in model.layers]
+    relus = [n for n in names if n.endswith("_relu")]
+    chosen = relus[:1] + [n for n in names if n.endswith("_out")]
+    if not chosen:
+        raise ValueError(f"no '*_relu'/'*_out' layers in {model.name!r}; pass layer names.")
+    return chosen
+
+
+def activation_model(model, layers):
+    """A model mapping ``model``'s inputs to the outputs of ``layers`` (names)."""
+    names = {layer.name for layer in model.layers}
+    unknown = [n for n in layers if n not in names]
+    if unknown:
+        raise ValueError(f"layers {unknown} are not in model {model.name!r}; its layers: "
+                         f"{[layer.name for layer in model.layers]}.")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, [model.get_layer(n).output for n in layers])
+
+
+class _Moments:
+    """Running means and centred (co)moments of paired per-unit observations."""
+
+    def __init__(self):
+        self.n = 0
+
+    def update(self, x, y):
+        x, y = x.astype(np.float64), y.astype(np.float64)
+        nb = x.shape[0]
+        mx, my = x.mean(0), y.mean(0)
+        dx, dy = x - mx, y - my
+        cxx, cyy, cxy = (dx * dx).sum(0), (dy * dy).sum(0), (dx * dy).sum(0)
+        if self.n == 0:
+            self.n, self.mx, self.my = nb, mx, my
+            self.cxx, self.cyy, self.cxy = cxx, cyy, cxy
+            return
+        n = self.n + nb
+        ex, ey = mx - self.mx, my - self.my
+        w = self.n * nb / n
+        self.cxx = self.cxx + cxx + ex * ex * w
+        self.cyy = self.cyy + cyy + ey * ey * w
+        self.cxy = self.cxy + cxy + ex * ey * w
+        self.mx, self.my, self.n = self.mx + ex * nb / n, self.my + ey * nb / n, n
+
+    def r2(self):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = self.cxy ** 2 / (self.cxx * self.cyy)
+        r2 = np.where(self.cxx == 0, 0.0, r2)
+        return np.clip(np.where(self.cyy == 0, 1.0, r2), 0.0, 1.0)
+
+
+def layer_r2(pretrained, finetuned, data, layers=None, batch_size=128):
+    """Returns ``{layer: R^2 per unit}`` of ``finetuned`` on ``pretrained`` activations.
+
+    Args:
+      pretrained, finetuned: functional models sharing the layer names in ``layers``.
+      data: inputs (see :func:`tftransfer.analysis._io.batches`); labels are ignored.
+      layers: layer names; default :func:`default_layers` of ``pretrained``.
+    """
+    layers = list(layers or default_layers(pretrained))
+    source, target = activation_model(pretrained, layers), activation_model(finetuned, layers)
+    moments = [_Moments() for _ in layers]
+    for x, _ in batches(data, batch_size):
+        xs, ys = source(x, training=False), target(x, training=False)
+        for m, a, b in zip(moments, xs, ys):
+            a, b = np.asarray(a), np.asarray(b)
+            if a.shape != b.shape:
+                raise ValueError(f"activation shapes differ: {a.shape} vs {b.shape}; the two "
+                                 "models must share the backbone architecture.")
+            m.update(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]))
+    if moments and moments[0].n == 0:
+        raise ValueError("the data yielded no examples.")
+    return {name: m.r2() for name, m in zip(layers, moments)}
+
+
+def r2_frame(results):
+    """Long table (model, layer, unit, r2) from ``{model_name: layer_r2(...)}``."""
+    rows = [(name, layer, unit, float(v)) for name, per_layer in results.items()
+            for layer, values in per_layer.items() for unit, v in enumerate(values)]
+    return pd.DataFrame(rows, columns=["model", "layer", "unit", "r2"])
+
+
+def plot_r2(frame, png_path, csv_path=None, title="R^2 of fine-tuned vs pretrained activations"):
+    """Boxplots of R^2 per layer, one colour per model; writes the PNG (and the CSV)."""
+    models = list(dict.fromkeys(frame["model"]))
+    layers = list(dict.fromkeys(frame["layer"]))
+    fig, ax = new_figure(max(6.0, 0.9 * len(layers) * len(models)), 4.5)
+    width = 0.8 / len(models)
+    for j, name in enumerate(models):
+        sub = frame[frame["model"] == name]
+        data = [sub[sub["layer"] == layer]["r2"].to_numpy() for layer in layers]
+        positions = np.arange(len(layers)) + (j - (len(models) - 1) / 2) * width
+        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True,
+                         showfliers=False)
+        colour = f"C{j}"
+        for patch in box["boxes"]:
+            patch.set_facecolor(colour)
+            patch.set_alpha(0.6)
+        ax.plot([], [], color=colour, lw=8, alpha=0.6, label=name)
+    ax.set_xticks(np.arange(len(layers)))
+    ax.set_xticklabels(layers, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("R^2 per unit")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend()
+    if csv_path:
+        write_csv(frame, csv_path)
+    return save_figure(fig, png_path)

@@ -1,0 +1,51 @@
+"""2-D map of weight space: t-SNE of one layer's weights across runs (papers/000 Figure 4).
+
+Each point is one weight tensor (e.g. the same layer of several runs and/or several
+snapshots of a run), flattened. scikit-learn is an optional extra, imported when used
+(``pip install scikit-learn``).
+"""
+import numpy as np
+import pandas as pd
+
+from tftransfer.analysis._io import new_figure, save_figure, write_csv
+
+
+def embed(weights, perplexity=5.0, seed=0):
+    """t-SNE embedding [n, 2] of ``weights`` (a list of equally shaped arrays)."""
+    try:
+        from sklearn.manifold import TSNE
+    except ImportError as err:
+        raise ImportError("the weight-space map needs scikit-learn: "
+                          "pip install scikit-learn") from err
+    shapes = {np.shape(w) for w in weights}
+    if len(shapes) != 1:
+        raise ValueError(f"all weight tensors must have one shape; got {sorted(shapes)}.")
+    if not 0 < perplexity < len(weights):
+        raise ValueError(f"perplexity must be in (0, number of points = {len(weights)}); "
+                         f"got {perplexity}. Lower it or add runs/snapshots.")
+    matrix = np.stack([np.asarray(w, np.float64).ravel() for w in weights])
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(matrix)
+
+
+def weight_map(labels, weights, perplexity=5.0, seed=0):
+    """Table (label, point, x, y): ``labels[i]`` names the run/group of ``weights[i]``."""
+    if len(labels) != len(weights):
+        raise ValueError(f"{len(labels)} labels for {len(weights)} weight tensors.")
+    xy = embed(weights, perplexity, seed)
+    return pd.DataFrame({"label": list(labels), "point": np.arange(len(labels)),
+                         "x": xy[:, 0], "y": xy[:, 1]})
+
+
+def plot_weight_map(frame, png_path, csv_path=None, title="t-SNE of layer weights"):
+    """Scatter plot coloured by label (PNG, CSV)."""
+    fig, ax = new_figure(5.5, 5.0)
+    for i, (label, sub) in enumerate(frame.groupby("label", sort=False)):
+        ax.scatter(sub["x"], sub["y"], s=25, color=f"C{i % 10}", label=str(label))
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7)
+    if csv_path:
+        write_csv(frame, csv_path)
+    return save_figure(fig, png_path)

@@ -1,0 +1,169 @@
+"""Stanford Dogs 120: official training list; test set = ImageNet validation dogs (paper).
+
+Labels are the 120 Dogs classes in the order of the shipped mapping
+``resources/stanford_dogs_synsets.tsv`` (sorted folder names ``n02085620-Chihuahua``...,
+each with its WordNet synset and ILSVRC-2012 class index).
+
+``test_set``:
+- ``imagenet_val`` (default, the paper's): the ILSVRC-2012 validation images whose synset
+  is one of the 120 (50 each, 6000), labelled through the mapping. Read from a local
+  validation directory (flat ``ILSVRC2012_val_XXXXXXXX.JPEG``, labelled with tfds'
+  ``validation_labels.txt``, or ``<synset>/<file>`` sub-folders) or a prepared tfds
+  ``imagenet2012``.
+- ``official``: the Stanford Dogs test list (8580 images, the authors' code's count;
+  these overlap the ImageNet training set).
+"""
+import dataclasses
+import importlib.resources
+import os
+import re
+
+import tensorflow_datasets as tfds
+
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
+                                           file_reader, list_class_dirs, list_images,
+                                           missing_error, require_paths)
+
+INSTRUCTIONS = """
+  Images/           extracted from images.tar
+                    (http://vision.stanford.edu/aditya86/ImageNetDogs/): 120 folders
+                    n02085620-Chihuahua/ ... with their .jpg files;
+  train_list.mat    and
+  test_list.mat     extracted from lists.tar (same page).
+For the paper's test set also pass imagenet_val_dir=<folder of the 50000 ILSVRC-2012
+validation JPEGs (ILSVRC2012_img_val.tar extracted)> or imagenet_data_dir=<tfds data_dir
+holding a prepared imagenet2012>.
+"""
+TEST_SETS = ("imagenet_val", "official")
+VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.jpe?g", re.IGNORECASE)
+
+
+def dog_classes():
+    """The shipped mapping: list of ``(dogs_folder, synset, ilsvrc_index)`` by Dogs label."""
+    text = importlib.resources.files("tftransfer.data").joinpath(
+        "resources/stanford_dogs_synsets.tsv").read_text(encoding="utf-8")
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    return [(folder, synset, int(index)) for _, folder, synset, index in rows]
+
+
+def imagenet_validation_synsets():
+    """Synset of each ILSVRC-2012 validation image (index 0 = ILSVRC2012_val_00000001)."""
+    path = os.path.join(os.path.dirname(tfds.__file__), "datasets", "imagenet2012",
+                        "validation_labels.txt")
+    with open(path, encoding="utf-8") as f:
+        return f.read().split()
+
+
+@dataclasses.dataclass(eq=False)
+class StanfordDogsConfig(ResizeConfig):
+    """``test_set``: ``imagenet_val`` (paper) or ``official``."""
+    test_set: str = "imagenet_val"
+
+
+def stanford_dogs_config(test_set="imagenet_val", resize=256, keep_aspect=False):
+    """The config named like ``imagenet_val_square256``."""
+    if test_set not in TEST_SETS:
+        raise ValueError(f"test_set must be one of {TEST_SETS}, got {test_set!r}.")
+    return StanfordDogsConfig(name=f"{test_set}_{config_suffix(resize, keep_aspect)}",
+                              version="1.0.0", resize=resize, keep_aspect=keep_aspect,
+                              test_set=test_set)
+
+
+def read_mat_list(path):
+    """``file_list`` entries (``<folder>/<file>.jpg``) of a Stanford Dogs .mat list."""
+    from scipy.io import loadmat  # Lazy: only Dogs needs SciPy.
+    return [str(x) for x in loadmat(path, squeeze_me=True)["file_list"]]
+
+
+class StanfordDogs120(ResizedImageBuilder):
+    """Stanford Dogs 120, stored resized; test from ImageNet validation or the official list."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
+    BUILDER_CONFIGS = [stanford_dogs_config(t, keep_aspect=k) for t in TEST_SETS
+                       for k in (False, True)]
+
+    def __init__(self, *, imagenet_val_dir=None, imagenet_data_dir=None, **kwargs):
+        self._imagenet_val_dir = imagenet_val_dir
+        self._imagenet_data_dir = imagenet_data_dir
+        super().__init__(**kwargs)
+
+    def _class_names(self):
+        return [folder for folder, _, _ in dog_classes()]
+
+    def _check_folders(self):
+        """The archive's class folders must be Dogs classes of the shipped mapping."""
+        require_paths(self._manual_dir, ["Images", "train_list.mat", "test_list.mat"],
+                      "Stanford Dogs", INSTRUCTIONS)
+        found = list_class_dirs(os.path.join(self._manual_dir, "Images"))
+        unknown = sorted(set(found) - set(self._class_names()))
+        if unknown:
+            raise ValueError(f"Folders {unknown} in {self._manual_dir}/Images are not Stanford "
+                             "Dogs classes of resources/stanford_dogs_synsets.tsv.")
+        if len(found) != len(self._class_names()):
+            print(f"[stanford_dogs120] warning: {len(found)} of 120 class folders present.")
+
+    def _list_items(self, entries):
+        label = {c: i for i, c in enumerate(self._class_names())}
+        images = os.path.join(self._manual_dir, "Images")
+        return [(rel, rel, label[rel.split("/")[0]], file_reader(os.path.join(images, rel)))
+                for rel in entries]
+
+    def _imagenet_items(self):
+        """ImageNet validation images of the 120 dog synsets, labelled by the mapping."""
+        label = {synset: i for i, (_, synset, _) in enumerate(dog_classes())}
+        if self._imagenet_val_dir:
+            return self._imagenet_dir_items(self._imagenet_val_dir, label)
+        if self._imagenet_data_dir:
+            return self._imagenet_tfds_items(self._imagenet_data_dir, label)
+        raise missing_error("ImageNet validation images (for the paper's Dogs test set)",
+                            "imagenet_val_dir or imagenet_data_dir", INSTRUCTIONS)
+
+    @staticmethod
+    def _imagenet_dir_items(root, label):
+        if not os.path.isdir(root):
+            raise missing_error("ImageNet validation directory", root, INSTRUCTIONS)
+        items = [(f"{s}/{f}", f"imagenet_val/{s}/{f}", label[s],
+                  file_reader(os.path.join(root, s, f)))
+                 for s in list_class_dirs(root) if s in label
+                 for f in list_images(os.path.join(root, s))]  # <synset>/ sub-folders.
+        synsets = imagenet_validation_synsets()
+        for f in list_images(root):  # Flat layout: ILSVRC2012_val_00000001.JPEG ...
+            match = VAL_NAME.fullmatch(f)
+            if not match:
+                print(f"[stanford_dogs120] ignoring {f}: not an ILSVRC2012_val_ file name")
+                continue
+            index = int(match.group(1)) - 1
+            if synsets[index] in label:
+                items.append((f, f"imagenet_val/{f}", label[synsets[index]],
+                              file_reader(os.path.join(root, f))))
+        return items
+
+    @staticmethod
+    def _imagenet_tfds_items(data_dir, label):
+        builder = tfds.builder("imagenet2012", data_dir=data_dir)
+        if not builder.is_prepared():
+            raise missing_error("Prepared tfds imagenet2012", builder.data_dir,
+                                "  a tfds imagenet2012 built with `tfds build imagenet2012`.")
+        return _tfds_dog_items(builder, label)
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # All files are local.
+        self._check_folders()
+        train = self._list_items(read_mat_list(os.path.join(self._manual_dir, "train_list.mat")))
+        if self.builder_config.test_set == "official":
+            test = self._list_items(read_mat_list(os.path.join(self._manual_dir, "test_list.mat")))
+        else:
+            test = self._imagenet_items()
+        return self._items_split({"train": train, "test": test})
+
+
+def _tfds_dog_items(builder, label):
+    """Streams the dog images of a prepared tfds imagenet2012 validation split."""
+    names = builder.info.features["label"].names
+    ds = builder.as_dataset("validation", decoders={"image": tfds.decode.SkipDecoding()})
+    for ex in ds.as_numpy_iterator():
+        synset = names[int(ex["label"])]
+        if synset in label:
+            name = ex["file_name"].decode()
+            yield name, f"imagenet_val/{name}", label[synset], (lambda data=ex["image"]: data)

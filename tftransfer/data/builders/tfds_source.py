@@ -1,0 +1,96 @@
+"""Food-101, ImageNet and Places365 through tfds' own builders, stored resized once.
+
+tfds' ``food101``, ``imagenet2012`` and ``places365_small`` keep the original JPEGs.
+``TfdsSource`` reads a prepared copy (``source_data_dir``), decodes each image once and
+stores it resized as uint8, with the source's splits and class names. Nothing is
+downloaded unless ``download=True`` is passed: ``imagenet2012`` is prepared from the
+ILSVRC tar files in ``source_manual_dir``; the others must already be prepared (e.g. with
+``tfds build food101 --data_dir=...`` on a connected machine, then copied here).
+"""
+import dataclasses
+import os
+
+import tensorflow_datasets as tfds
+
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
+                                           missing_error)
+
+SOURCES = ("food101", "imagenet2012", "places365_small")
+# Labelled splits kept: "validation" is Food-101's official test set and the ImageNet /
+# Places365 validation set (Places365's "test" split has no labels).
+SOURCE_SPLITS = ("train", "validation")
+IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+
+
+@dataclasses.dataclass(eq=False)
+class TfdsSourceConfig(ResizeConfig):
+    """``source``: the tfds dataset name."""
+    source: str = "food101"
+
+
+def tfds_source_config(source, resize=256, keep_aspect=False):
+    """The config named like ``food101_square256``."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
+    return TfdsSourceConfig(name=f"{source}_{config_suffix(resize, keep_aspect)}",
+                            version="1.0.0", resize=resize, keep_aspect=keep_aspect,
+                            source=source)
+
+
+def _instructions(builder):
+    if builder.name == "imagenet2012":
+        return ("  source_manual_dir with " + " and ".join(IMAGENET_TARS) +
+                " (from https://image-net.org), or a prepared tfds imagenet2012 in "
+                f"{builder.data_dir}.")
+    return (f"  a prepared tfds {builder.name} in {builder.data_dir} (dataset_info.json and "
+            f"its record files), made with `tfds build {builder.name} --data_dir=...` on a "
+            "machine with internet; or pass download=True to let tfds download it.")
+
+
+def prepare_source(name, data_dir, manual_dir=None, download=False):
+    """The tfds builder of ``name``, prepared from local files; raises if impossible."""
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return builder
+    has_tars = manual_dir and all(os.path.exists(os.path.join(manual_dir, t))
+                                  for t in IMAGENET_TARS)
+    if name == "imagenet2012" and has_tars:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    elif download:
+        builder.download_and_prepare()
+    else:
+        where = manual_dir if name == "imagenet2012" and manual_dir else builder.data_dir
+        raise missing_error(f"tfds {name}", where, _instructions(builder))
+    return builder
+
+
+class TfdsSource(ResizedImageBuilder):
+    """A tfds image-classification dataset re-stored resized (splits and classes kept)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [tfds_source_config(s, keep_aspect=k) for s in SOURCES
+                       for k in (False, True)]
+
+    def __init__(self, *, source_data_dir=None, source_manual_dir=None, download=False,
+                 **kwargs):
+        self._source_args = (source_data_dir, source_manual_dir, download)
+        super().__init__(manual_dir=source_data_dir or source_manual_dir, **kwargs)
+
+    def _class_names(self):
+        return tfds.builder(self.builder_config.source,
+                            data_dir=self._source_args[0]).info.features["label"].names
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # Sources are prepared locally by prepare_source.
+        source = prepare_source(self.builder_config.source, *self._source_args)
+        return self._items_split({split: _source_items(source, split)
+                                  for split in SOURCE_SPLITS})
+
+
+def _source_items(builder, split):
+    """Streams ``(key, filename, label, read_bytes)`` from a prepared tfds split."""
+    ds = builder.as_dataset(split, decoders={"image": tfds.decode.SkipDecoding()})
+    for i, ex in enumerate(ds.as_numpy_iterator()):
+        name = ex["file_name"].decode() if "file_name" in ex else f"{split}/{i}"
+        yield f"{split}/{i}", name, int(ex["label"]), (lambda data=ex["image"]: data)

@@ -1,0 +1,173 @@
+"""One call from a dataset name to training and test ``tf.data.Dataset``s.
+
+``load_datasets(name, data_dir, manual_dir=...)`` prepares the dataset once (decoded,
+resized, stored as uint8 by its tfds builder) when it is not prepared yet, then returns
+``Datasets(train, test, ...)``: train yields ``(float32 [B, crop, crop, 3], int64 [B])``
+with random crop / mirror / colour jitter and full batches only; test yields central
+crops ``[B, crop, crop, 3]`` or ten crops ``[B, 10, crop, crop, 3]`` (average their
+predictions with ``tftransfer.data.evaluation``). Inputs are mean-subtracted with the
+dataset's stored training mean (``mean="dataset"``, computed and stored on first use),
+ImageNet's (``mean="imagenet"``) or a given RGB triple. With ``seed`` set, file order,
+shuffling and augmentation are deterministic.
+
+Names: caltech256_30, caltech256_60, mit_indoor67, stanford_dogs120, food101,
+imagenet2012, places365_small, class_folders (a user dataset in class-per-folder layout).
+"""
+import dataclasses
+import os
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tftransfer.data import preprocessing, stats
+from tftransfer.data.builders.base import config_arg
+from tftransfer.data.builders.caltech256 import Caltech256, caltech256_config
+from tftransfer.data.builders.class_folders import ClassFolders, class_folders_config
+from tftransfer.data.builders.mit_indoor67 import MitIndoor67, mit_indoor67_config
+from tftransfer.data.builders.stanford_dogs120 import StanfordDogs120, stanford_dogs_config
+from tftransfer.data.builders.tfds_source import SOURCES, TfdsSource, tfds_source_config
+
+
+def _caltech(n):
+    def make(resize, keep_aspect, data_dir, manual_dir, split_seed=0):
+        config = caltech256_config(n, resize, keep_aspect, split_seed)
+        return Caltech256(config=config_arg(Caltech256, config), data_dir=data_dir,
+                          manual_dir=manual_dir)
+    return make
+
+
+def _indoor(resize, keep_aspect, data_dir, manual_dir):
+    config = mit_indoor67_config(resize, keep_aspect)
+    return MitIndoor67(config=config_arg(MitIndoor67, config), data_dir=data_dir,
+                       manual_dir=manual_dir)
+
+
+def _dogs(resize, keep_aspect, data_dir, manual_dir, test_set="imagenet_val",
+          imagenet_val_dir=None, imagenet_data_dir=None):
+    config = stanford_dogs_config(test_set, resize, keep_aspect)
+    return StanfordDogs120(config=config_arg(StanfordDogs120, config), data_dir=data_dir,
+                           manual_dir=manual_dir, imagenet_val_dir=imagenet_val_dir,
+                           imagenet_data_dir=imagenet_data_dir)
+
+
+def _folders(resize, keep_aspect, data_dir, manual_dir, dataset_name=None):
+    if not manual_dir:
+        raise ValueError("class_folders needs manual_dir=<root with train/<class>/ folders>.")
+    dataset_name = dataset_name or os.path.basename(os.path.normpath(manual_dir))
+    return ClassFolders(config=class_folders_config(dataset_name, resize, keep_aspect),
+                        data_dir=data_dir, manual_dir=manual_dir)
+
+
+def _source(name):
+    def make(resize, keep_aspect, data_dir, manual_dir, source_data_dir=None, download=False):
+        config = tfds_source_config(name, resize, keep_aspect)
+        return TfdsSource(config=config_arg(TfdsSource, config), data_dir=data_dir,
+                          source_data_dir=source_data_dir or data_dir,
+                          source_manual_dir=manual_dir, download=download)
+    return make
+
+
+# name -> (builder factory, train split, test split)
+DATASETS = {
+    "caltech256_30": (_caltech(30), "train", "test"),
+    "caltech256_60": (_caltech(60), "train", "test"),
+    "mit_indoor67": (_indoor, "train", "test"),
+    "stanford_dogs120": (_dogs, "train", "test"),
+    "class_folders": (_folders, "train", "test"),
+    **{s: (_source(s), "train", "validation") for s in SOURCES},
+}
+
+
+def default_manual_dir(data_dir, name):
+    """Where local files are looked for when no manual_dir is given."""
+    return os.path.join(data_dir, "manual", name)
+
+
+def get_builder(name, data_dir, manual_dir=None, resize=256, keep_aspect=False, **options):
+    """The (possibly unprepared) builder of ``name``; ``options`` go to its factory."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
+    data_dir = os.path.expanduser(data_dir)
+    if name != "class_folders":
+        manual_dir = manual_dir or default_manual_dir(data_dir, name)
+    return DATASETS[name][0](resize, keep_aspect, data_dir, manual_dir, **options)
+
+
+def prepare(name, data_dir, manual_dir=None, resize=256, keep_aspect=False, **options):
+    """Builds the stored (resized uint8) copy once; returns the prepared builder."""
+    builder = get_builder(name, data_dir, manual_dir, resize, keep_aspect, **options)
+    if not builder.is_prepared():
+        print(f"[tftransfer.data] preparing {name} ({builder.builder_config.name}) "
+              f"into {builder.data_dir}", flush=True)
+        builder.download_and_prepare()
+    return builder
+
+
+def resolve_mean(builder, mean, split="train"):
+    """``"dataset"`` (stored; computed and stored if missing), ``"imagenet"`` or an RGB triple."""
+    if mean == "imagenet":
+        return preprocessing.IMAGENET_MEAN
+    if mean == "dataset":
+        stored = stats.load_channel_mean(builder)
+        return stored if stored is not None else stats.store_channel_mean(builder, split)
+    if len(mean) != 3:
+        raise ValueError(f"mean must be 'dataset', 'imagenet' or 3 numbers, got {mean!r}.")
+    return tuple(float(m) for m in mean)
+
+
+def train_dataset(builder, split, batch_size, crop_size, mean, seed=None,
+                  jitter=preprocessing.JitterRanges(), color_jitter=True,
+                  shuffle_buffer=2048, repeat=False):
+    """Shuffled, augmented, batched (full batches) and prefetched training inputs."""
+    ds = builder.as_dataset(split, as_supervised=True, shuffle_files=True,
+                            read_config=tfds.ReadConfig(shuffle_seed=seed))
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return preprocessing.augment_batches(ds, batch_size, crop_size, mean, seed, jitter,
+                                         color_jitter)
+
+
+def test_dataset(builder, split, batch_size, crop_size, mean, crops="center"):
+    """Mean-subtracted central crops or ten crops, in stored order, batched and prefetched."""
+    ds = builder.as_dataset(split, as_supervised=True, shuffle_files=False)
+    ds = ds.map(lambda image, label: (preprocessing.test_transform(image, mean, crop_size,
+                                                                   crops), label),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass
+class Datasets:
+    """What ``load_datasets`` returns."""
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    num_classes: int
+    class_names: list
+    mean: tuple
+    num_train: int
+    num_test: int
+    builder: tfds.core.DatasetBuilder
+
+
+def load_datasets(name, data_dir, *, manual_dir=None, batch_size=64, crop_size=224,
+                  resize=256, keep_aspect=False, test_crops="center", mean="dataset",
+                  seed=None, jitter=preprocessing.JitterRanges(), color_jitter=True,
+                  shuffle_buffer=2048, repeat_train=False, test_batch_size=None, **options):
+    """Prepares ``name`` if needed and returns its train/test pipelines (module docstring)."""
+    if crop_size > resize:
+        raise ValueError(f"crop_size {crop_size} exceeds resize {resize}.")
+    builder = prepare(name, data_dir, manual_dir, resize, keep_aspect, **options)
+    train_split, test_split = DATASETS[name][1:]
+    mean = resolve_mean(builder, mean, train_split)
+    labels = builder.info.features["label"]
+    splits = builder.info.splits
+    return Datasets(
+        train=train_dataset(builder, train_split, batch_size, crop_size, mean, seed, jitter,
+                            color_jitter, shuffle_buffer, repeat_train),
+        test=(test_dataset(builder, test_split, test_batch_size or batch_size, crop_size,
+                           mean, test_crops) if test_split in splits else None),
+        num_classes=labels.num_classes, class_names=list(labels.names), mean=mean,
+        num_train=splits[train_split].num_examples,
+        num_test=splits[test_split].num_examples if test_split in splits else 0,
+        builder=builder)

@@ -1,0 +1,148 @@
+"""The paper's train and test transforms on stored (already resized) uint8 images.
+
+Train, per image, with stateless randomness from a per-example ``seed`` (shape [2]):
+1. random ``crop x crop`` window, offsets uniform in ``[0, H - crop] x [0, W - crop]``;
+2. horizontal mirror with probability 1/2;
+3. colour jitter ("blur" in the authors' code), in this order, on pixel values 0..255:
+   brightness ``x + d``, ``d ~ U[-brightness, brightness]``;
+   saturation ``g + s (x - g)``, ``g = 0.299 R + 0.587 G + 0.114 B``, ``s ~ U[saturation]``;
+   contrast ``m + c (x - m)``, ``m`` = per-channel mean of the crop, ``c ~ U[contrast]``;
+   then clipped to [0, 255];
+4. subtract the per-channel mean (of the target training set, or ImageNet's).
+Cropping first only saves work: mirror and crop commute in distribution, and only the
+contrast's reference mean ``m`` differs (crop instead of the whole image).
+
+Test: subtract the mean, then the central crop (offsets ``(H - crop) // 2``,
+``(W - crop) // 2``), or 10 crops: top-left, top-right, bottom-left, bottom-right,
+centre, then the same 5 mirrored, stacked as [10, crop, crop, 3].
+"""
+import dataclasses
+
+import tensorflow as tf
+
+# ILSVRC-2012 per-channel RGB mean on 0..255 pixels (the VGG / TF-slim constants).
+IMAGENET_MEAN = (123.68, 116.779, 103.939)
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclasses.dataclass(frozen=True)
+class JitterRanges:
+    """Colour-jitter ranges: brightness delta bound (pixel units), saturation/contrast factors."""
+    brightness: float = 32.0
+    saturation: tuple = (0.5, 1.5)
+    contrast: tuple = (0.5, 1.5)
+
+
+def sample_jitter(seed, ranges=JitterRanges()):
+    """Draws ``[delta, saturation, contrast]`` (float32 [3]) from the ranges; seed shape [2]."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    return tf.stack([
+        tf.random.stateless_uniform([], seeds[0], -ranges.brightness, ranges.brightness),
+        tf.random.stateless_uniform([], seeds[1], *ranges.saturation),
+        tf.random.stateless_uniform([], seeds[2], *ranges.contrast)])
+
+
+def apply_jitter(images, params):
+    """Brightness, saturation, contrast, clip (module docstring) on float [..., H, W, 3];
+    ``params[..., :]`` = (delta, saturation, contrast), one triple per image.
+
+    The three steps are affine in the pixel ``x``, so they run as one per-image map
+    ``c M x + c M d + (1 - c) M (mu + d)``, with ``M = s I + (1 - s) 1 luma^T`` and ``mu``
+    the per-channel mean of ``x``: the same values, several times faster.
+    """
+    delta, saturation, contrast = params[..., 0], params[..., 1], params[..., 2]
+    s = saturation[..., None, None]
+    matrix = s * tf.eye(3) + (1.0 - s) * tf.constant([_LUMA] * 3)  # rows: output channel
+    mu = tf.reduce_mean(images, axis=[-3, -2])
+    shifted = tf.einsum("...ck,...k->...c", matrix, mu + delta[..., None])
+    moved = tf.einsum("...ck,...k->...c", matrix, tf.ones_like(mu) * delta[..., None])
+    bias = contrast[..., None] * moved + (1.0 - contrast[..., None]) * shifted
+    images = tf.einsum("...hwk,...ck->...hwc", images, contrast[..., None, None] * matrix)
+    return tf.clip_by_value(images + bias[..., None, None, :], 0.0, 255.0)
+
+
+def random_crop_offsets(seed, height, width, crop):
+    """Offsets ``(top, left)`` uniform in ``[0, height - crop] x [0, width - crop]``."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    top = tf.random.stateless_uniform([], seeds[0], 0, height - crop + 1, dtype=tf.int32)
+    left = tf.random.stateless_uniform([], seeds[1], 0, width - crop + 1, dtype=tf.int32)
+    return top, left
+
+
+def random_crop_mirror(image, seed, crop):
+    """Steps 1-2 on one stored image: a random ``crop x crop`` window, mirrored w.p. 1/2."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    shape = tf.shape(image)
+    top, left = random_crop_offsets(seeds[0], shape[0], shape[1], crop)
+    image = image[top:top + crop, left:left + crop]
+    mirror = tf.random.stateless_uniform([], seeds[1]) < 0.5
+    image = tf.cond(mirror, lambda: tf.reverse(image, axis=[1]), lambda: image)
+    return tf.ensure_shape(image, [crop, crop, 3])
+
+
+def finish_batch(images, params, mean, jitter=True):
+    """Steps 3-4 on a batch (cheaper than per image): uint8 [B, h, w, 3] -> float32."""
+    images = tf.cast(images, tf.float32)
+    if jitter:
+        images = apply_jitter(images, params)
+    return images - tf.constant(mean, tf.float32)
+
+
+def train_transform(image, seed, mean, crop, ranges=JitterRanges(), jitter=True):
+    """All train steps on one stored uint8 image -> float32 [crop, crop, 3]."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    image = random_crop_mirror(image, seeds[0], crop)
+    return finish_batch(image[None], sample_jitter(seeds[1], ranges)[None], mean, jitter)[0]
+
+
+def augment_batches(dataset, batch_size, crop, mean, seed=None, ranges=JitterRanges(),
+                    jitter=True, deterministic=None):
+    """``(uint8 image, label)`` examples -> augmented float32 batches (full batches only).
+
+    Per example (parallel map): crop, mirror and the jitter draw from its own seed; per
+    batch: jitter and mean subtraction, vectorised. Same result as ``train_transform``.
+    """
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def per_example(example, example_seed):
+        image, label = example
+        split = tf.random.experimental.stateless_split(example_seed, 2)
+        return (random_crop_mirror(image, split[0], crop), sample_jitter(split[1], ranges),
+                label)
+
+    def per_batch(images, params, labels):
+        return finish_batch(images, params, mean, jitter), labels
+
+    deterministic = seed is not None if deterministic is None else deterministic
+    ds = tf.data.Dataset.zip((dataset, seeds)).map(
+        per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=deterministic).prefetch(tf.data.AUTOTUNE)
+
+
+def center_crop(image, crop):
+    """The central ``crop x crop`` window, offsets ``(H - crop) // 2, (W - crop) // 2``."""
+    shape = tf.shape(image)
+    top, left = (shape[0] - crop) // 2, (shape[1] - crop) // 2
+    return image[top:top + crop, left:left + crop]
+
+
+def ten_crops(image, crop):
+    """[10, crop, crop, C]: 4 corners and centre, then the same 5 mirrored."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    corners = [image[:crop, :crop], image[:crop, w - crop:], image[h - crop:, :crop],
+               image[h - crop:, w - crop:], center_crop(image, crop)]
+    five = tf.stack(corners)
+    return tf.concat([five, tf.reverse(five, axis=[2])], axis=0)
+
+
+def test_transform(image, mean, crop, crops="center"):
+    """Stored uint8 image -> float32 central crop [crop, crop, 3] or ten crops [10, ...]."""
+    image = tf.cast(image, tf.float32) - tf.constant(mean, tf.float32)
+    if crops == "center":
+        return tf.ensure_shape(center_crop(image, crop), [crop, crop, 3])
+    if crops == "ten":
+        return tf.ensure_shape(ten_crops(image, crop), [10, crop, crop, 3])
+    raise ValueError(f"crops must be 'center' or 'ten', got {crops!r}.")

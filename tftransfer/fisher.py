@@ -1,0 +1,157 @@
+"""Diagonal Fisher information of a classifier that outputs logits (RECIPE.md, L2-SP-Fisher).
+
+    F_j = 1/m * sum_i sum_k p_k(x_i) * (d/dw_j log p_k(x_i))**2,   p = softmax(model(x))
+
+the inner sum being the expectation over the model's *own* predictive distribution (labels
+of the data are ignored). ``mode="exact"`` sums over all K classes (K backward passes per
+batch, vectorised); ``mode="sampled"`` draws ``num_samples`` labels ``k ~ p(x_i)`` per
+example and averages their squared scores, an unbiased estimate costing one backward pass
+per sample. Per-example gradients are vectorised (:mod:`tftransfer.per_example`); batch
+norm runs in inference mode. Memory grows with ``batch_size * R`` (R = classes in exact
+mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large models. Optionally ``F <- min(F, clip) + epsilon``.
+
+The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's shape, the form
+``tftransfer.penalize(..., fisher=...)`` takes; :func:`save` / :func:`load` store it as .npz.
+"""
+import json
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.io_utils import atomic_path
+from tftransfer.per_example import SquaredGradients
+
+MODES = ("exact", "sampled")
+_METADATA_KEY = "__metadata__"
+
+
+def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_examples=None,
+             batch_size=32, epsilon=0.0, clip=None, seed=0, progress=False):
+    """Returns the diagonal Fisher ``{variable.path: np.ndarray}`` of ``model`` on ``dataset``.
+
+    Args:
+      model: functional or Sequential ``keras.Model`` mapping inputs to logits.
+      dataset: a ``tf.data.Dataset`` of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``
+        (``y``/``w`` ignored), or an array of inputs (or an ``(x, y)`` tuple of arrays),
+        cut into batches of ``batch_size``.
+      mode: ``"exact"`` (sum over classes) or ``"sampled"`` (labels drawn from the model).
+      num_samples: labels drawn per example in ``"sampled"`` mode.
+      paths: optional subset of ``variable.path`` s; default all trainable variables.
+      max_examples: stop after this many examples (m); default the whole dataset.
+      epsilon: added to every entry after clipping (keeps the penalty positive definite).
+      clip: optional upper bound applied to every entry.
+      seed: seed of the sampled labels (results are reproducible).
+      progress: show a progress bar (``keras.utils.Progbar``).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    if int(num_samples) < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+    if epsilon < 0 or (clip is not None and clip <= 0):
+        raise ValueError(f"epsilon must be >= 0 and clip > 0 (or None); got epsilon={epsilon}, "
+                         f"clip={clip}.")
+    variables = _select(model, paths)
+    engine = SquaredGradients(model, variables)
+    batch_sums = tf.function(
+        lambda x, seed_pair: _batch_sums(engine, model, x, mode, int(num_samples), seed_pair),
+        reduce_retracing=True, autograph=False)
+    totals = [np.zeros(v.shape, np.float64) for v in variables]
+    seen = 0
+    bar = keras.utils.Progbar(_expected_examples(dataset, max_examples),
+                              unit_name="example") if progress else None
+    for step, x in enumerate(_input_batches(dataset, batch_size)):
+        if max_examples is not None:
+            if seen >= max_examples:
+                break
+            x = x[:max_examples - seen]
+        sums = batch_sums(x, tf.constant([seed, step], tf.int32))
+        for total, s in zip(totals, sums):
+            total += s.numpy()
+        seen += int(x.shape[0])
+        if bar is not None:
+            bar.update(seen)
+    if seen == 0:
+        raise ValueError("the dataset yielded no examples; the Fisher needs at least one.")
+    result = {}
+    for v, total in zip(variables, totals):
+        f = total / seen
+        if clip is not None:
+            f = np.minimum(f, clip)
+        result[v.path] = (f + epsilon).astype(np.float32)
+    return result
+
+
+def _batch_sums(engine, model, x, mode, num_samples, seed_pair):
+    """Sums over the batch of the weighted squared scores, one tensor per variable.
+
+    Every example is repeated R times (R = classes for "exact", ``num_samples`` for
+    "sampled"), each copy with its own label ``k`` and weight (``p_k(x)`` or ``1/R``).
+    """
+    logits = model(x, training=False)
+    if mode == "exact":
+        rows = tf.shape(logits)[-1]
+        labels = tf.tile(tf.range(rows)[None], [tf.shape(logits)[0], 1])
+        weights = tf.nn.softmax(logits, axis=-1)
+    else:
+        rows = num_samples
+        labels = tf.random.stateless_categorical(logits, rows, seed=seed_pair, dtype=tf.int32)
+        weights = tf.fill(tf.shape(labels), tf.constant(1.0 / rows, logits.dtype))
+    return engine(tf.repeat(x, rows, axis=0), tf.reshape(labels, [-1]),
+                  tf.reshape(weights, [-1]))
+
+
+def _expected_examples(dataset, max_examples):
+    """How many examples the loop will see, when known (for the progress bar)."""
+    if isinstance(dataset, tf.data.Dataset):
+        return max_examples
+    size = len(dataset[0] if isinstance(dataset, (tuple, list)) else dataset)
+    return size if max_examples is None else min(size, max_examples)
+
+
+def _select(model, paths):
+    variables = list(model.trainable_variables)
+    if paths is None:
+        return variables
+    by_path = {v.path: v for v in variables}
+    unknown = [p for p in paths if p not in by_path]
+    if unknown:
+        raise ValueError(f"unknown variable paths {unknown}; trainable paths of the model: "
+                         f"{sorted(by_path)}.")
+    return [by_path[p] for p in paths]
+
+
+def _input_batches(dataset, batch_size):
+    """Yields input tensors from a tf.data.Dataset of batches or from an input array."""
+    if isinstance(dataset, tf.data.Dataset):
+        for element in dataset:
+            yield element[0] if isinstance(element, (tuple, list)) else element
+        return
+    if isinstance(dataset, (tuple, list)):
+        dataset = dataset[0]  # (x, y): labels are not used
+    if isinstance(dataset, dict):
+        raise TypeError("pass the input array, an (x, y) tuple or a tf.data.Dataset of batches; "
+                        "got a dict.")
+    array = np.asarray(dataset)
+    for start in range(0, len(array), batch_size):
+        yield tf.convert_to_tensor(array[start:start + batch_size])
+
+
+def save(path, fisher, metadata=None):
+    """Writes ``fisher`` ({path: array}) and optional JSON ``metadata`` to ``path`` (.npz)."""
+    arrays = {key: np.asarray(value) for key, value in fisher.items()}
+    if _METADATA_KEY in arrays:
+        raise ValueError(f"{_METADATA_KEY!r} is reserved; rename that variable path.")
+    arrays[_METADATA_KEY] = np.array(json.dumps(metadata or {}, sort_keys=True))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return path
+
+
+def load(path, with_metadata=False):
+    """Reads a file written by :func:`save`: ``{path: array}`` (and the metadata dict)."""
+    with np.load(path, allow_pickle=False) as data:
+        fisher = {key: data[key] for key in data.files if key != _METADATA_KEY}
+        metadata = json.loads(str(data[_METADATA_KEY])) if _METADATA_KEY in data.files else {}
+    return (fisher, metadata) if with_metadata else fisher

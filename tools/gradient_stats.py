@@ -1,0 +1,49 @@
+"""Gradient statistics while training from a starting point (papers/000 Figures 6, 7, 11):
+per-layer gradient-norm distributions and the loss variation along the gradient, PNG + CSV.
+
+    python tools/gradient_stats.py --model start.keras --data target_train.npz \
+        --out_dir outputs/gradients [--init pretrained|random] [--epochs 3] \
+        [--every_n_batches 10] [--probe_size 128]
+
+``--init random`` re-initialises every layer of the model (same architecture) to compare
+a pretrained start with a random one.
+"""
+import argparse
+import os
+
+import keras
+
+from tftransfer.analysis import gradients
+from tftransfer.analysis._io import load_arrays, load_model, train
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, help=".npz with 'x' and 'y'")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--init", choices=("pretrained", "random"), default="pretrained")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--learning_rate", type=float, default=0.01)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--every_n_batches", type=int, default=10)
+    parser.add_argument("--probe_size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    model = load_model(args.model)
+    if args.init == "random":
+        keras.utils.set_random_seed(args.seed)
+        model = keras.models.clone_model(model)
+    x, y = load_arrays(args.data)
+    prefix = os.path.join(args.out_dir, f"gradients_{args.init}")
+    callback = gradients.GradientStatistics((x[:args.probe_size], y[:args.probe_size]), prefix,
+                                            every_n_batches=args.every_n_batches)
+    train(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
+    outputs = [f"{prefix}_{kind}.{ext}" for kind in ("grad_norms", "loss_variation")
+               for ext in ("png", "csv")]
+    print("wrote " + ", ".join(outputs))
+    return outputs
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Layer-wise R^2 of fine-tuned vs pretrained activations (paper Figure 4), PNG plus CSV.
+
+    python tools/layer_r2.py --pretrained source.keras \
+        --finetuned L2=ft_l2.keras --finetuned L2-SP=ft_l2sp.keras \
+        --data target_test.npz --out_dir outputs/r2 [--layers stem_relu,stage1_block1_out]
+"""
+import argparse
+import os
+
+from tftransfer.analysis import r2
+from tftransfer.analysis._io import load_arrays, load_model, parse_named
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pretrained", required=True, help=".keras starting point")
+    parser.add_argument("--finetuned", action="append", required=True,
+                        help="NAME=model.keras, repeatable")
+    parser.add_argument("--data", required=True, help=".npz with inputs 'x'")
+    parser.add_argument("--layers", default=None, help="comma-separated layer names")
+    parser.add_argument("--max_examples", type=int, default=1000)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--out_dir", required=True)
+    args = parser.parse_args(argv)
+    pretrained = load_model(args.pretrained)
+    x, _ = load_arrays(args.data)
+    x = x[:args.max_examples]
+    layers = args.layers.split(",") if args.layers else None
+    results = {}
+    for name, path in parse_named(args.finetuned).items():
+        print(f"R^2 of {name} ({path}) on {len(x)} examples")
+        results[name] = r2.layer_r2(pretrained, load_model(path), x, layers, args.batch_size)
+    png = os.path.join(args.out_dir, "layer_r2.png")
+    csv = os.path.join(args.out_dir, "layer_r2.csv")
+    r2.plot_r2(r2.r2_frame(results), png, csv)
+    print(f"wrote {png} and {csv}")
+    return png, csv
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""1-D and 2-D loss landscapes around a model's weights along filter-normalised random
+directions (Li et al. 2018; papers/000 Figures 3, 5, 10, 12, 13), PNG plus CSV.
+
+    python tools/loss_landscape.py --model start_or_solution.keras --data target.npz \
+        --out_dir outputs/landscape [--radius 1.0] [--points 21] [--grid 11] \
+        [--paths stage3_block1_2_conv/kernel] [--max_examples 512]
+
+The landscape is centred at the weights stored in ``--model`` (the starting point or the
+solution); ``--paths`` restricts the perturbation to some variables (one layer).
+"""
+import argparse
+import os
+
+import numpy as np
+
+from tftransfer.analysis import landscape
+from tftransfer.analysis._io import load_arrays, load_model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, help=".npz with 'x' and 'y'")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--radius", type=float, default=1.0)
+    parser.add_argument("--points", type=int, default=21, help="points of the 1-D slice")
+    parser.add_argument("--grid", type=int, default=11, help="points per axis, 2-D (0: skip)")
+    parser.add_argument("--paths", default=None, help="comma-separated variable paths")
+    parser.add_argument("--max_examples", type=int, default=512)
+    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    model = load_model(args.model)
+    x, y = load_arrays(args.data)
+    data = (x[:args.max_examples], y[:args.max_examples])
+    paths = args.paths.split(",") if args.paths else None
+    outputs = []
+    alphas = np.linspace(-args.radius, args.radius, args.points)
+    print(f"1-D slice: {args.points} points")
+    frame = landscape.slice_1d(model, data, alphas, paths, args.seed, args.batch_size,
+                               progress=True)
+    outputs += [os.path.join(args.out_dir, "landscape_1d." + ext) for ext in ("png", "csv")]
+    landscape.plot_1d(frame, *outputs[-2:])
+    if args.grid:
+        grid = np.linspace(-args.radius, args.radius, args.grid)
+        print(f"2-D slice: {args.grid}x{args.grid} points")
+        frame = landscape.slice_2d(model, data, grid, grid, paths, args.seed,
+                                   args.batch_size, progress=True)
+        outputs += [os.path.join(args.out_dir, "landscape_2d." + ext) for ext in ("png", "csv")]
+        landscape.plot_2d(frame, *outputs[-2:])
+    print("wrote " + ", ".join(outputs))
+    return outputs
+
+
+if __name__ == "__main__":
+    main()

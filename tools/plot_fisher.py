@@ -1,0 +1,29 @@
+"""Log-scale boxplots of a Fisher file per layer (paper Figure 5), PNG plus CSV summary.
+
+    python tools/plot_fisher.py --fisher fisher.npz --out_dir outputs/fisher [--all]
+"""
+import argparse
+import os
+
+from tftransfer import fisher
+from tftransfer.analysis import fisher_plot
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fisher", required=True, help=".npz written by compute_fisher.py")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--all", action="store_true",
+                        help="every variable, not only kernels")
+    args = parser.parse_args(argv)
+    values = fisher.load(args.fisher)
+    paths = list(values) if args.all else None
+    png = os.path.join(args.out_dir, "fisher_boxplots.png")
+    csv = os.path.join(args.out_dir, "fisher_boxplots.csv")
+    fisher_plot.plot_fisher(values, png, csv, paths=paths)
+    print(f"wrote {png} and {csv}")
+    return png, csv
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Prepares a dataset once (decoded, resized, stored as uint8) and stores its training mean.
+
+    python tools/prepare_dataset.py --dataset caltech256_30 --data_dir ~/tfds \\
+        --manual_dir ~/downloads/caltech256 [--keep_aspect] [--resize 256]
+    python tools/prepare_dataset.py --dataset stanford_dogs120 --data_dir ~/tfds \\
+        --manual_dir ~/downloads/dogs --imagenet_val_dir ~/ILSVRC2012_val
+    python tools/prepare_dataset.py --dataset class_folders --data_dir ~/tfds \\
+        --manual_dir ~/my_dataset
+
+What to put in each manual_dir: docs/data.md (and the error message when it is missing).
+"""
+import argparse
+
+from tftransfer.data import pipeline, stats
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASETS))
+    parser.add_argument("--data_dir", required=True, help="where prepared data is written")
+    parser.add_argument("--manual_dir", help="the local original files "
+                        "(default <data_dir>/manual/<dataset>)")
+    parser.add_argument("--resize", type=int, default=256)
+    parser.add_argument("--keep_aspect", action="store_true",
+                        help="shorter side = resize (the starred variant) instead of square")
+    parser.add_argument("--split_seed", type=int, default=0, help="Caltech split seed")
+    parser.add_argument("--test_set", default="imagenet_val", choices=("imagenet_val", "official"),
+                        help="Stanford Dogs test set")
+    parser.add_argument("--imagenet_val_dir", help="ILSVRC-2012 validation JPEGs (Dogs test)")
+    parser.add_argument("--imagenet_data_dir", help="tfds dir with imagenet2012 (Dogs test)")
+    parser.add_argument("--source_data_dir", help="tfds dir of food101/imagenet2012/places365")
+    parser.add_argument("--download", action="store_true",
+                        help="allow tfds to download food101 / places365_small")
+    args = parser.parse_args(argv)
+
+    options = {
+        "caltech256_30": {"split_seed": args.split_seed},
+        "caltech256_60": {"split_seed": args.split_seed},
+        "stanford_dogs120": {"test_set": args.test_set, "imagenet_val_dir": args.imagenet_val_dir,
+                             "imagenet_data_dir": args.imagenet_data_dir},
+        **{s: {"source_data_dir": args.source_data_dir, "download": args.download}
+           for s in ("food101", "imagenet2012", "places365_small")},
+    }.get(args.dataset, {})
+    builder = pipeline.prepare(args.dataset, args.data_dir, args.manual_dir, args.resize,
+                               args.keep_aspect, **options)
+    for split, info in builder.info.splits.items():
+        print(f"{split}: {info.num_examples} images")
+    train_split = pipeline.DATASETS[args.dataset][1]
+    mean = stats.load_channel_mean(builder) or stats.store_channel_mean(builder, train_split)
+    print(f"training mean (RGB): {mean}, stored in {stats.mean_path(builder)}")
+    print(f"prepared in {builder.data_dir}")
+
+
+if __name__ == "__main__":
+    main()

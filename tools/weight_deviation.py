@@ -1,0 +1,39 @@
+"""Trains a model from its starting point and plots ``||W - W0||_F / sqrt(n)`` per layer
+(papers/000 Figure 2), PNG plus CSV.
+
+    python tools/weight_deviation.py --model start.keras --data target_train.npz \
+        --out_dir outputs/deviation [--epochs 5] [--learning_rate 0.01] [--every_n_batches 10]
+
+In your own training, add ``tftransfer.analysis.deviation.WeightDeviation(csv, png)`` to
+``model.fit(..., callbacks=[...])`` instead.
+"""
+import argparse
+import os
+
+from tftransfer.analysis import deviation
+from tftransfer.analysis._io import load_arrays, load_model, train
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help=".keras starting point (logits)")
+    parser.add_argument("--data", required=True, help=".npz with 'x' and 'y'")
+    parser.add_argument("--out_dir", required=True)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--learning_rate", type=float, default=0.01)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--every_n_batches", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    model = load_model(args.model)
+    x, y = load_arrays(args.data)
+    png = os.path.join(args.out_dir, "weight_deviation.png")
+    csv = os.path.join(args.out_dir, "weight_deviation.csv")
+    callback = deviation.WeightDeviation(csv, png, every_n_batches=args.every_n_batches)
+    train(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
+    print(f"wrote {png} and {csv}")
+    return png, csv
+
+
+if __name__ == "__main__":
+    main()
