@@ -22,6 +22,7 @@ setup(
         "absl-py",
         "pandas",
         "matplotlib",
+        "tensorboard",  # the driver's TensorBoard scalars
         "pillow",  # image decoding of the prepared datasets
         "scipy",  # Stanford Dogs' .mat split lists
         "importlib_resources",  # tfds needs it to run custom builders

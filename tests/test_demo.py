@@ -1,13 +1,16 @@
-"""The demo end to end on a tiny fake Fashion-MNIST: table printed, results written, cache reused."""
+"""The demo end to end on a tiny fake Fashion-MNIST: table printed, results written, cache
+reused. Runs in-process (the demo's runs are driver runs, and its flags its own)."""
+import contextlib
+import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 from tests.test_idx import write_idx
+from tftransfer import demo
 
 
 def write_tiny_fashion(directory, per_class_train=12, per_class_test=4):
@@ -25,13 +28,15 @@ def write_tiny_fashion(directory, per_class_train=12, per_class_test=4):
 class DemoTest(tf.test.TestCase):
 
     def run_demo(self, data_dir, output_dir, *extra):
-        command = [sys.executable, "-m", "tftransfer.demo", f"--data_dir={data_dir}",
-                   f"--output_dir={output_dir}", "--examples_per_class=8", "--seeds=2",
-                   "--alpha_grid=0.01", "--finetune_steps=4", "--batch_size=8",
-                   "--pretrain_epochs=1", *extra]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
-        return result.stdout
+        argv = ["demo", f"--data_dir={data_dir}", f"--output_dir={output_dir}",
+                "--examples_per_class=8", "--seeds=2", "--alpha_grid=0.01",
+                "--finetune_steps=4", "--batch_size=8", "--pretrain_epochs=1", *extra]
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(argv)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            demo.main(argv)
+        return out.getvalue()
 
     def test_demo_prints_the_table_and_reuses_the_source_model(self):
         data_dir = os.path.join(self.get_temp_dir(), "fashion")
@@ -46,6 +51,13 @@ class DemoTest(tf.test.TestCase):
         self.assertLen(results["runs"], 8)
         self.assertEqual([(r["method"], r["alpha"]) for r in results["selection"]],
                          [("l2", 0.01), ("l2_sp", 0.01)])
+        # Every run is a driver run with its own record; the test set is classes 5-9.
+        record_path = os.path.join(output_dir, "final", "l2_sp_alpha0.01", "seed1",
+                                   "results.json")
+        with open(record_path) as f:
+            record = json.load(f)
+        self.assertEqual((record["num_eval"], record["flags"]["classes"]), (20, [5, 6, 7, 8, 9]))
+        self.assertEqual(record["flags"]["scheme"], "l2_sp")
         rerun = self.run_demo(data_dir, output_dir, "--methods=none", "--seeds=1")
         self.assertIn("loading cached weights", rerun)
         self.assertNotIn("pretraining", rerun)

@@ -9,30 +9,35 @@ from the target training images (never on the test set); the chosen setting is t
 on all labelled images with several seeds and evaluated on the 5000 test images of
 classes 5-9.
 
+Every run is a run of the driver (:func:`tftransfer.training.run.run`, the package's only
+training loop) configured by the flagfiles ``flags/demo_*.cfg``, which also run on their
+own with ``python -m tftransfer.train`` (docs/driver.md); this module only sets the
+demo's sizes, picks alpha and prints the table. Each run keeps its directory under
+``--output_dir``: a finished run is not retrained, so a second demo reuses the source model
+and every finished run.
+
     python -m tftransfer.demo [--data_dir DIR] [--output_dir DIR] [--examples_per_class 20]
 """
-import json
+import dataclasses
 import os
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
-from absl import app, flags
+from absl import app, flags, logging
 
-import tftransfer
-from tftransfer.data import fashion_mnist
 from tftransfer.io_utils import atomic_write_json, atomic_write_text
-from tftransfer.models.small_resnet import small_resnet
+from tftransfer.training import flags as driver_flags
+from tftransfer.training.model import ModelCache
+from tftransfer.training.run import run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files "
                     "(default: Keras cache, then /usr/share/datasets/fashion-mnist).")
 flags.DEFINE_string("output_dir", os.path.join("runs", "demo"),
-                    "Where the cached source model and the results go.")
+                    "Where the cached source model, every run and the results go.")
 flags.DEFINE_integer("examples_per_class", 20, "Labelled target training images per class.")
 flags.DEFINE_integer("seeds", 3, "Seeds of the final runs (mean +- std over them).")
-flags.DEFINE_list("alpha_grid", ["1e-4", "1e-3", "1e-2", "0.1", "1"],
+flags.DEFINE_list("alpha_grid", ["1e-4", "1e-3", "1e-2", "0.1"],
                   "Strengths alpha tried for l2 and l2_sp on the validation split (includes "
                   "the authors' defaults: 1e-4 for l2, 0.1 for l2_sp).")
 flags.DEFINE_float("beta", 0.01, "Strength of L2 on the new head (the paper's value).")
@@ -47,135 +52,85 @@ flags.DEFINE_multi_enum("methods", ["scratch", "none", "l2", "l2_sp"],
 
 SOURCE_CLASSES, TARGET_CLASSES = tuple(range(5)), tuple(range(5, 10))
 TUNED = ("l2", "l2_sp")
-HEAD = "predictions"
+PRETRAIN_BATCH = 128
+CACHE = ModelCache()  # one compiled model per (method, alpha), reset between runs
+FLAGFILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
 
 
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def to_float(images):
-    """uint8 [N, 28, 28] -> float32 [N, 28, 28, 1] in [0, 1]."""
-    return (images.astype(np.float32) / 255.0)[..., None]
+def driver_config(*names, **overrides):
+    """The driver's RunConfig read from ``flags/<name>.cfg`` files, then ``overrides``."""
+    values = flags.FlagValues()
+    driver_flags.define_flags(values)
+    paths = [os.path.join(FLAGFILES, f"{name}.cfg") for name in names]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"Demo flagfile(s) {missing} not found: run the demo from a "
+                                "checkout of tftransfer (they live in its flags/ directory).")
+    values(["demo"] + [f"--flagfile={p}" for p in paths])
+    config = driver_flags.config_from_flags(values, validate=False)
+    return dataclasses.replace(config, verbose=0, **overrides)
 
 
-def sgd(learning_rate, steps):
-    """SGD, momentum 0.9, learning rate divided by 10 after 2/3 of the steps (RECIPE.md)."""
-    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-        [int(steps * 2 / 3)], [learning_rate, learning_rate / 10])
-    return keras.optimizers.SGD(schedule, momentum=0.9)
+def count_source_images():
+    from tftransfer.data import fashion_mnist
+
+    _, labels = fashion_mnist.load(FLAGS.data_dir)["train"]
+    return int(np.isin(labels, SOURCE_CLASSES).sum())
 
 
-def compile_classifier(model, optimizer):
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
-    return model
+def pretrain_source():
+    """Path of the source weights: the driver's run of flags/demo_source.cfg, sized by
+    --pretrain_epochs (a finished run is reused)."""
+    n = count_source_images()
+    steps = FLAGS.pretrain_epochs * -(-n // PRETRAIN_BATCH)
+    output_dir = os.path.join(FLAGS.output_dir, f"source-e{FLAGS.pretrain_epochs}")
+    weights = os.path.join(output_dir, "model.weights.h5")
+    config = driver_config("demo_source", data_dir=FLAGS.data_dir, output_dir=output_dir,
+                           train_steps=steps, lr_boundaries=[b for b in [steps * 2 // 3]
+                                                             if 0 < b < steps])
+    config = dataclasses.replace(config, verbose=1)  # progress lines of the long run
+    if os.path.exists(os.path.join(output_dir, "results.json")):
+        log(f"source model: loading cached weights {weights}")
+    else:
+        log(f"source model: pretraining on {n} images of classes 0-4, "
+            f"{FLAGS.pretrain_epochs} epochs ({steps} steps)")
+    record = run(config)
+    log(f"source model: test accuracy on classes 0-4 = {record['accuracy']:.4f}")
+    return weights
 
 
-def pretrain_source(data, output_dir):
-    """The source model's weights, trained on classes 0-4 or loaded from the cache."""
-    path = os.path.join(output_dir, f"source-e{FLAGS.pretrain_epochs}.weights.h5")
-    model = small_resnet(num_classes=len(SOURCE_CLASSES), name="source")
-    if os.path.exists(path):
-        log(f"source model: loading cached weights {path}")
-        model.load_weights(path)
-        return model
-    x, y = fashion_mnist.select_classes(*data["train"], SOURCE_CLASSES)
-    steps = FLAGS.pretrain_epochs * -(-len(x) // 128)
-    log(f"source model: pretraining on {len(x)} images of classes 0-4, "
-        f"{FLAGS.pretrain_epochs} epochs ({steps} steps)")
-    keras.utils.set_random_seed(0)
-    compile_classifier(model, sgd(0.05, steps))
-    model.fit(to_float(x), y, batch_size=128, epochs=FLAGS.pretrain_epochs, verbose=2)
-    xt, yt = fashion_mnist.select_classes(*data["test"], SOURCE_CLASSES)
-    _, accuracy = model.evaluate(to_float(xt), yt, batch_size=500, verbose=0)
-    log(f"source model: test accuracy on classes 0-4 = {accuracy:.4f}; caching to {path}")
-    os.makedirs(output_dir, exist_ok=True)
-    model.save_weights(path)
-    return model
+def target_config(method, alpha, seed, weights, select):
+    """The driver's configuration of one target run."""
+    steps = FLAGS.finetune_steps
+    phase = "select" if select else "final"
+    names = ["demo_target", f"demo_{method}"] + (["demo_select"] if select else [])
+    overrides = dict(data_dir=FLAGS.data_dir, examples_per_class=FLAGS.examples_per_class,
+                     train_steps=steps,
+                     lr_boundaries=[b for b in [int(steps * 2 / 3)] if 0 < b < steps],
+                     batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+                     beta=FLAGS.beta, alpha=alpha, seed=seed,
+                     output_dir=os.path.join(FLAGS.output_dir, phase,
+                                             f"{method}_alpha{alpha:g}", f"seed{seed}"))
+    if select:
+        overrides["validation_fraction"] = FLAGS.val_fraction
+    if method != "scratch":
+        overrides["weights"] = weights
+    return driver_config(*names, **overrides)
 
 
-def target_splits(data, seed=0):
-    """Labelled target images (per-class subsample), a validation split of them, the test set."""
-    x, y = fashion_mnist.select_classes(*data["train"], TARGET_CLASSES)
-    rng = np.random.default_rng(seed)
-    n_val = int(round(FLAGS.examples_per_class * FLAGS.val_fraction))
-    if not 0 < n_val < FLAGS.examples_per_class:
-        raise app.UsageError(f"--val_fraction={FLAGS.val_fraction} leaves no training or no "
-                             f"validation image out of {FLAGS.examples_per_class} per class.")
-    train_idx, val_idx = [], []
-    for c in range(len(TARGET_CLASSES)):
-        chosen = rng.choice(np.flatnonzero(y == c), FLAGS.examples_per_class, replace=False)
-        val_idx.extend(chosen[:n_val])
-        train_idx.extend(chosen[n_val:])
-    xt, yt = fashion_mnist.select_classes(*data["test"], TARGET_CLASSES)
-    labelled = np.concatenate([train_idx, val_idx])
-    return {"fit": (to_float(x[train_idx]), y[train_idx]),
-            "val": (to_float(x[val_idx]), y[val_idx]),
-            "all": (to_float(x[labelled]), y[labelled]),
-            "test": (to_float(xt), yt)}
-
-
-class Runner:
-    """Fine-tunes one compiled model per (method, alpha), reset between runs, never rebuilt."""
-
-    def __init__(self, source):
-        self.source_weights = {layer.name: layer.get_weights() for layer in source.layers
-                               if layer.name != HEAD}
-        self.models = {}
-
-    def model_for(self, method, alpha):
-        key = (method, alpha)
-        if key not in self.models:
-            model = small_resnet(num_classes=len(TARGET_CLASSES), name=f"{method}_{alpha}")
-            if method != "scratch":
-                self.load_source(model)
-            tftransfer.penalize(model, "none" if method == "scratch" else method,
-                                alpha=alpha, beta=FLAGS.beta, new_layers=[HEAD])
-            compile_classifier(model, sgd(FLAGS.learning_rate, FLAGS.finetune_steps))
-            self.models[key] = (model, [w.copy() for w in model.get_weights()])
-        return self.models[key]
-
-    def load_source(self, model):
-        for layer in model.layers:
-            if layer.name in self.source_weights:
-                layer.set_weights(self.source_weights[layer.name])
-
-    def reset(self, method, model, initial, seed):
-        """Back to the starting point; a fresh random head (all layers for scratch)."""
-        keras.utils.set_random_seed(seed)
-        if method == "scratch":
-            model.set_weights(small_resnet(num_classes=len(TARGET_CLASSES)).get_weights())
-        else:
-            model.set_weights(initial)
-            head = model.get_layer(HEAD)
-            head.kernel.assign(head.kernel_initializer(head.kernel.shape))
-            head.bias.assign(tf.zeros_like(head.bias))
-        for variable in model.optimizer.variables:
-            variable.assign(tf.zeros_like(variable))
-
-    def run(self, method, alpha, train, evaluate, seed):
-        """Trains on ``train`` and returns the accuracy on ``evaluate``."""
-        model, initial = self.model_for(method, alpha)
-        self.reset(method, model, initial, seed)
-        x, y = train
-        dataset = (tf.data.Dataset.from_tensor_slices((x, y))
-                   .shuffle(len(x), seed=seed, reshuffle_each_iteration=True).repeat()
-                   .batch(FLAGS.batch_size, drop_remainder=True))
-        model.fit(dataset, steps_per_epoch=FLAGS.finetune_steps, epochs=1, verbose=0)
-        _, accuracy = model.evaluate(*evaluate, batch_size=500, verbose=0)
-        return float(accuracy)
-
-
-def choose_alphas(runner, splits):
+def choose_alphas(weights):
     """alpha per tuned method, chosen by accuracy on the validation split."""
     alphas = [float(a) for a in FLAGS.alpha_grid]
     chosen, grid = {}, []
     for method in (m for m in TUNED if m in FLAGS.methods):
         scores = {}
         for alpha in alphas:
-            scores[alpha] = runner.run(method, alpha, splits["fit"], splits["val"], seed=0)
+            config = target_config(method, alpha, 0, weights, True)
+            scores[alpha] = run(config, cache=CACHE)["accuracy"]
             grid.append({"method": method, "alpha": alpha, "val_accuracy": scores[alpha]})
             log(f"  selection {method:6s} alpha={alpha:<7g} val accuracy {scores[alpha]:.3f}")
         chosen[method] = max(alphas, key=lambda a: (scores[a], -a))  # ties: the weaker penalty
@@ -198,23 +153,25 @@ def results_table(rows, chosen, n_test):
 
 def main(argv):
     del argv
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter off by default
     started = time.time()
-    data = fashion_mnist.load(FLAGS.data_dir)
-    source = pretrain_source(data, FLAGS.output_dir)
-    splits = target_splits(data)
-    runner = Runner(source)
-    log(f"choosing alpha on {len(splits['val'][1])} validation images "
-        f"({len(splits['fit'][1])} for training), grid {FLAGS.alpha_grid}")
-    chosen, grid = choose_alphas(runner, splits)
-    rows = []
+    weights = pretrain_source()
+    n_val = int(round(FLAGS.examples_per_class * FLAGS.val_fraction))
+    log(f"choosing alpha on {n_val * len(TARGET_CLASSES)} validation images "
+        f"({(FLAGS.examples_per_class - n_val) * len(TARGET_CLASSES)} for training), "
+        f"grid {FLAGS.alpha_grid}")
+    chosen, grid = choose_alphas(weights)
+    rows, n_test = [], 0
     for method in FLAGS.methods:
         alpha = chosen.get(method, 0.0)
         for seed in range(1, FLAGS.seeds + 1):
-            accuracy = runner.run(method, alpha, splits["all"], splits["test"], seed)
+            record = run(target_config(method, alpha, seed, weights, False), cache=CACHE)
+            n_test = record["num_eval"]
             rows.append({"method": method, "alpha": alpha, "seed": seed,
-                         "test_accuracy": accuracy})
-            log(f"  final {method:7s} seed {seed}: test accuracy {accuracy:.4f}")
-    table = results_table(rows, chosen, len(splits["test"][1]))
+                         "test_accuracy": record["accuracy"]})
+            log(f"  final {method:7s} seed {seed}: test accuracy {record['accuracy']:.4f}")
+    table = results_table(rows, chosen, n_test)
     print("\n" + table + "\n", flush=True)
     atomic_write_json(os.path.join(FLAGS.output_dir, "results.json"),
                       {"flags": FLAGS.flag_values_dict(), "selection": grid, "runs": rows,

@@ -1,0 +1,35 @@
+"""The driver: one command per experiment (one cell of a table of the paper).
+
+    python -m tftransfer.train --flagfile=flags/table2_dogs_l2_sp.cfg [--seed=1 ...]
+
+Every flag is defined in :mod:`tftransfer.training.flags` (``--helpfull`` lists them with
+their help); invalid combinations stop before any work with a message saying what to fix.
+Restarting the same command after a crash resumes from the last checkpoint; restarting a
+finished run prints its result without training. See docs/driver.md.
+"""
+import sys
+
+from absl import app, flags, logging
+
+from tftransfer.training import config as config_lib
+from tftransfer.training import flags as flags_lib
+from tftransfer.training.run import run
+
+flags_lib.define_flags()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter off by default
+    try:
+        config = flags_lib.config_from_flags()
+    except config_lib.ConfigError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
+    run(config)
+
+
+if __name__ == "__main__":
+    app.run(main)

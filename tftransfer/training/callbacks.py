@@ -1,0 +1,145 @@
+"""Callbacks of the driver's ``model.fit``: periodic checkpoints and progress.
+
+:class:`Progress` logs, every ``--log_every`` steps, one line ``step, loss, penalty,
+accuracy, learning rate, images/s, time left`` and the same values as TensorBoard scalars
+and rows of ``train_log.csv``, with the deviation ``||W - W0||_F / sqrt(n)`` of a few
+kernels (:func:`tftransfer.analysis.deviation.deviation`). ``loss`` (cross-entropy plus
+penalty, as minimised) and ``accuracy`` are means over the steps since the previous line,
+recovered exactly from Keras' running means: ``(k m_k - j m_j) / (k - j)``. The learning
+rate is the optimizer's, read just before the logged update.
+"""
+import csv
+import importlib.util
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.analysis.deviation import deviation
+
+LOG_COLUMNS = ["step", "loss", "penalty", "accuracy", "learning_rate", "images_per_s"]
+
+
+def log(message):
+    print(f"[tftransfer.train {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _tensorboard_installed():
+    """tf.summary.scalar needs the tensorboard package; without it only the CSV is written."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        return True
+    log("tensorboard is not installed (pip install tensorboard): no TensorBoard scalars, "
+        "train_log.csv has the same values")
+    return False
+
+
+class FinalCheckpoint(keras.callbacks.Callback):
+    """Saves when training ends. Defines no per-batch hook, so Keras keeps dispatching the
+    steps asynchronously (a per-batch callback makes every step wait for its logs)."""
+
+    def __init__(self, checkpointer, start_step, verbose=True):
+        super().__init__()
+        self.checkpointer, self.verbose = checkpointer, verbose
+        self.step, self.last_saved = start_step, None
+
+    def _save(self):
+        if self.step is None:
+            self.step = int(self.checkpointer.step.numpy())
+        path = self.checkpointer.save()
+        self.last_saved = self.step
+        if self.verbose and self.checkpointer.chief:
+            log(f"checkpoint: saved step {self.step} ({path})")
+
+    def on_train_end(self, logs=None):
+        if self.last_saved is None or self.last_saved != self.step:
+            self._save()
+
+
+class PeriodicCheckpoint(FinalCheckpoint):
+    """Also saves every ``every`` global steps, counted from ``start_step`` (reading the
+    optimizer's counter would wait for each step)."""
+
+    def __init__(self, checkpointer, every, start_step, verbose=True):
+        super().__init__(checkpointer, start_step, verbose)
+        self.every = every
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.step % self.every == 0:
+            self._save()
+
+
+class Progress(keras.callbacks.Callback):
+    """Log lines, TensorBoard scalars and ``train_log.csv`` (module docstring)."""
+
+    def __init__(self, config, start_step, deviation_variables, reference, csv_path,
+                 tensorboard_dir, write, verbose=True):
+        super().__init__()
+        self.config, self.start_step = config, start_step
+        self.variables, self.reference = deviation_variables, reference
+        self.csv_path, self.write, self.verbose = csv_path, write, verbose
+        self.writer = None
+        if write and _tensorboard_installed():
+            self.writer = tf.summary.create_file_writer(tensorboard_dir)
+        self.columns = LOG_COLUMNS + [f"deviation:{v.path}" for v in self.variables]
+
+    def on_train_begin(self, logs=None):
+        self._batches = 0
+        self._last = (0, 0.0, 0.0, time.time())
+        if self.write:
+            self._truncate_log()
+
+    def _truncate_log(self):
+        """Keeps the rows up to the resumed step (a crash may have logged further)."""
+        rows = []
+        if os.path.exists(self.csv_path):
+            with open(self.csv_path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.start_step]
+        with open(self.csv_path, "w", newline="") as f:
+            out = csv.DictWriter(f, self.columns)
+            out.writeheader()
+            out.writerows(rows)
+
+    def _is_log_step(self, step):
+        return step % self.config.log_every == 0 or step == self.config.train_steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._is_log_step(self.start_step + self._batches + 1):
+            # The optimizer's rate now (iterations = step - 1) is the one of this update.
+            self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        step = self.start_step + self._batches
+        if not self._is_log_step(step):
+            return
+        logs = logs or {}
+        k = self._batches
+        j, loss_j, acc_j, then = self._last
+        loss_k, acc_k = float(logs.get("loss", np.nan)), float(logs.get("accuracy", np.nan))
+        now = time.time()
+        loss = (k * loss_k - j * loss_j) / (k - j)
+        accuracy = (k * acc_k - j * acc_j) / (k - j)
+        self._last = (k, loss_k, acc_k, now)
+        penalty = float(sum(float(l) for l in self.model.losses)) if self.model.losses else 0.0
+        rate = (k - j) * self.config.batch_size / max(now - then, 1e-9)
+        row = {"step": step, "loss": loss, "penalty": penalty, "accuracy": accuracy,
+               "learning_rate": self._rate, "images_per_s": rate}
+        for path, value in deviation(self.variables, self.reference).items():
+            row[f"deviation:{path}"] = value
+        if self.verbose:
+            left = (self.config.train_steps - step) * self.config.batch_size / max(rate, 1e-9)
+            log(f"step {step}/{self.config.train_steps}  loss {loss:.4f}  penalty "
+                f"{penalty:.4f}  accuracy {accuracy:.3f}  lr {row['learning_rate']:.3g}  "
+                f"{rate:.0f} images/s  {left / 60:.1f} min left")
+        if self.write:
+            with open(self.csv_path, "a", newline="") as f:
+                csv.DictWriter(f, self.columns).writerow(row)
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                for name, value in row.items():
+                    if name != "step":
+                        tf.summary.scalar(name.replace(":", "/"), value)
+            self.writer.flush()

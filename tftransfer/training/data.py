@@ -1,0 +1,235 @@
+"""The driver's inputs: training batches (repeated, global batch size) and test batches.
+
+Every image reaches the network as ``preprocess(x, mode, mean)`` of
+:mod:`tftransfer.models.preprocessing`, ``x`` the (augmented) RGB or grey pixels in
+[0, 255], ``mode`` the preprocessing of the source weights and ``mean`` the target training
+set's per-channel mean (``--mean=dataset``, RECIPE.md), ImageNet's, or the mode's own
+(``--mean=none``). Datasets:
+
+- the paper's datasets and ``class_folders`` through :func:`tftransfer.data.pipeline.
+  load_datasets` (stored uint8 images; random crop, mirror and colour jitter; 1 or 10 test
+  crops);
+- ``synthetic``: random images whose class sets a colour and a stripe pattern (tests), 3
+  channels at ``--resize``, the same crop/mirror/jitter and test crops;
+- ``fashion_mnist``: the IDX files (grey 28x28, no augmentation), ``--classes`` kept.
+
+For the in-memory datasets, ``--examples_per_class`` subsamples the training set and
+``--validation_fraction`` holds out part of it as the evaluation split, both drawn per class
+with ``numpy.random.default_rng(--split_seed)``.
+"""
+import dataclasses
+import functools
+
+import numpy as np
+import tensorflow as tf
+
+from tftransfer.data import preprocessing as data_preprocessing
+from tftransfer.models import preprocessing as model_preprocessing
+
+SYNTHETIC_TEST_PER_CLASS = 8
+SYNTHETIC_TRAIN_PER_CLASS = 16
+
+
+@dataclasses.dataclass
+class InputData:
+    """``train``: infinite ``(pixels, labels)`` batches of the global batch size;
+    ``test``: evaluation batches (``[B, 10, h, w, c]`` pixels for ten crops); ``mean``: the
+    mean to subtract (None: the preprocessing mode's own). :func:`network_inputs` maps
+    them to the network's input."""
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    num_classes: int
+    num_train: int
+    num_test: int
+    input_shape: tuple
+    mean: object
+    eval_split: str
+
+
+def synthetic_images(num_classes, per_class, size, seed):
+    """uint8 images ``[num_classes * per_class, size, size, 3]`` and int64 labels: class
+    ``c`` has its own colour and stripe orientation, plus pixel noise (std 25)."""
+    rng = np.random.default_rng([seed, num_classes])
+    colours = rng.uniform(60, 195, (num_classes, 3))
+    angles = np.pi * np.arange(num_classes) / num_classes
+    yy, xx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    labels = np.repeat(np.arange(num_classes), per_class)
+    noise_rng = np.random.default_rng([seed, num_classes, per_class])
+    stripes = np.sin((np.cos(angles)[:, None, None] * xx + np.sin(angles)[:, None, None] * yy)
+                     * 2 * np.pi / 4)
+    images = (colours[labels][:, None, None, :] + 40 * stripes[labels][..., None]
+              + noise_rng.normal(0, 25, (len(labels), size, size, 3)))
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def subsample(images, labels, per_class, validation_fraction, seed):
+    """``(train, validation)`` pairs: ``per_class`` images per class (0 = all) drawn with
+    ``seed``, the first ``round(n * validation_fraction)`` of each class held out."""
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n = per_class or len(members)
+        if n > len(members):
+            raise ValueError(f"--examples_per_class={n} but class {c} has only "
+                             f"{len(members)} training images.")
+        chosen = rng.choice(members, n, replace=False)
+        n_val = int(round(n * validation_fraction))
+        if validation_fraction and not 0 < n_val < n:
+            raise ValueError(f"--validation_fraction={validation_fraction} leaves no training "
+                             f"or no validation image out of {n} per class.")
+        val_idx.extend(chosen[:n_val])
+        train_idx.extend(chosen[n_val:])
+    train_idx, val_idx = np.array(train_idx, int), np.array(val_idx, int)
+    return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+
+@functools.lru_cache(maxsize=2)
+def _fashion_arrays(data_dir):
+    from tftransfer.data import fashion_mnist
+
+    return fashion_mnist.load(data_dir)
+
+
+def _fashion(config):
+    from tftransfer.data import fashion_mnist
+
+    data = _fashion_arrays(config.data_dir)
+    classes = config.classes or list(range(10))
+    train = fashion_mnist.select_classes(*data["train"], classes)
+    test = fashion_mnist.select_classes(*data["test"], classes)
+    return (train[0][..., None], train[1]), (test[0][..., None], test[1]), len(classes)
+
+
+def _synthetic(config):
+    num_classes = config.synthetic_classes
+    per_class = max(config.examples_per_class, SYNTHETIC_TRAIN_PER_CLASS)
+    x, y = synthetic_images(num_classes, per_class + SYNTHETIC_TEST_PER_CLASS, config.resize,
+                            config.split_seed)
+    first = np.tile(np.arange(per_class + SYNTHETIC_TEST_PER_CLASS) < per_class, num_classes)
+    return (x[first], y[first]), (x[~first], y[~first]), num_classes
+
+
+def _mean(config, images):
+    if config.mean == "none":
+        return None
+    if config.mean == "imagenet":
+        return data_preprocessing.IMAGENET_MEAN
+    return model_preprocessing.channel_mean(images)
+
+
+def network_inputs(dataset, mode, mean):
+    """Maps ``(pixels, labels)`` batches to ``(preprocess(pixels, mode, mean), labels)``."""
+    return dataset.map(lambda x, y: (model_preprocessing.preprocess(x, mode, mean), y),
+                       num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _test_pixels(config, images):
+    if images.shape[-1] != 3:
+        return tf.cast(images, tf.float32)
+    crops = "ten" if config.eval_crops == 10 else "center"
+    return data_preprocessing.test_transform(images, (0.0, 0.0, 0.0), config.crop_size, crops)
+
+
+def stateless_batches(images, labels, batch_size, seed, crop, jitter):
+    """Infinite training batches of in-memory ``images``, a pure function of ``seed``.
+
+    Epoch ``e`` visits the images in the order ``stateless_shuffle(range(n), [seed, e])``;
+    the example at stream position ``p`` is augmented (3-channel images: random crop,
+    mirror and colour jitter of :mod:`tftransfer.data.preprocessing`) with the seed
+    ``[seed, p]``. No random state lives in the pipeline, so a restarted run that skips
+    the consumed batches, and every replica of a distributed run, see the same stream.
+    """
+    n = len(labels)
+    images, labels = tf.constant(images), tf.constant(labels)
+
+    def epoch(e):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    ds = tf.data.Dataset.range(2 ** 62).flat_map(epoch).enumerate()
+    if images.shape[-1] != 3:  # no augmentation: gather whole batches
+        return ds.batch(batch_size, drop_remainder=True).map(
+            lambda position, index: (tf.cast(tf.gather(images, index), tf.float32),
+                                     tf.gather(labels, index)))
+
+    def example(position, index):
+        image = tf.gather(images, index)
+        split = tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), position]), 2)
+        return (data_preprocessing.random_crop_mirror(image, split[0], crop),
+                data_preprocessing.sample_jitter(split[1]), tf.gather(labels, index))
+
+    def batch(x, params, y):
+        return data_preprocessing.finish_batch(x, params, (0.0, 0.0, 0.0), jitter), y
+
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).map(batch)
+
+
+def in_memory(config):
+    """InputData of ``synthetic`` or ``fashion_mnist`` (module docstring)."""
+    train, test, num_classes = _fashion(config) if config.dataset == "fashion_mnist" else (
+        _synthetic(config))
+    train, validation = subsample(*train, config.examples_per_class,
+                                  config.validation_fraction, config.split_seed)
+    if config.validation_fraction:
+        test, eval_split = validation, "validation"
+    else:
+        eval_split = "test"
+    mean = _mean(config, train[0])
+    ds = stateless_batches(*train, config.batch_size, config.seed, config.crop_size,
+                           config.color_jitter)
+    test_ds = tf.data.Dataset.from_tensor_slices(test).map(
+        lambda x, y: (_test_pixels(config, x), y)).batch(config.eval_batch_size)
+    channels = train[0].shape[-1]
+    return InputData(ds, test_ds, num_classes,
+                     len(train[1]), len(test[1]),
+                     (config.crop_size, config.crop_size, channels), mean, eval_split)
+
+
+def from_pipeline(config):
+    """InputData of a dataset of :mod:`tftransfer.data.pipeline`."""
+    from tftransfer.data import pipeline
+
+    options = {}
+    if config.dataset == "stanford_dogs120":
+        options = {"test_set": config.dogs_test_set,
+                   "imagenet_val_dir": config.imagenet_val_dir}
+    data = pipeline.load_datasets(
+        config.dataset, config.data_dir, manual_dir=config.manual_dir,
+        batch_size=config.batch_size, crop_size=config.crop_size, resize=config.resize,
+        keep_aspect=config.keep_aspect,
+        test_crops="ten" if config.eval_crops == 10 else "center", mean=(0.0, 0.0, 0.0),
+        seed=config.seed, color_jitter=config.color_jitter, repeat_train=True,
+        test_batch_size=config.eval_batch_size, **options)
+    mean = None if config.mean == "none" else pipeline.resolve_mean(data.builder, config.mean)
+    return InputData(data.train, data.test,
+                     data.num_classes, data.num_train, data.num_test,
+                     (config.crop_size, config.crop_size, 3), mean, "test")
+
+
+def load(config):
+    """InputData for ``config``."""
+    if config.dataset in ("synthetic", "fashion_mnist"):
+        return in_memory(config)
+    if not config.data_dir:
+        raise ValueError(f"--dataset={config.dataset} needs --data_dir (the tfds data "
+                         "directory where it is, or will be, prepared).")
+    return from_pipeline(config)
+
+
+def source_eval_data(config, mode, num_classes):
+    """Test batches of the source task (``--source_eval_dataset``), at most
+    ``--source_eval_examples`` images, preprocessed like the target inputs."""
+    source_config = dataclasses.replace(config, dataset=config.source_eval_dataset,
+                               data_dir=config.source_eval_data_dir or config.data_dir,
+                               manual_dir=None, examples_per_class=0, validation_fraction=0.0,
+                               classes=[], synthetic_classes=num_classes)
+    data = load(source_config)
+    test = network_inputs(data.test, mode, data.mean)
+    if config.source_eval_examples:
+        batches = -(-config.source_eval_examples // config.eval_batch_size)
+        test = test.take(batches)
+    return test

@@ -1,0 +1,150 @@
+"""The driver's model: built, frozen, penalised and compiled inside the strategy's scope.
+
+Order (each step needs the previous): dtype policy (``--precision``) -> ``build`` (source
+weights loaded, new head) -> freezing (``--freeze_units``, ``--freeze_batch_norm``) ->
+``penalize`` (the starting point is the loaded weights) -> optimizer -> ``compile``.
+
+Learning rate: ``lr * factor**i`` for update ``t`` (1-based) in ``(b_i, b_{i+1}]``, with
+``b_0 = 0`` and ``b_i`` the ``--lr_boundaries``: "divided by 10 after 6000 iterations" means
+updates 1..6000 use ``lr`` and update 6001 on uses ``lr / 10``. Keras' schedule sees the
+optimizer's iteration count ``t - 1``, hence the boundaries ``b_i - 1`` passed to it.
+"""
+import dataclasses
+
+import keras
+
+from tftransfer.models import freezing, lr_multipliers
+from tftransfer.models.build import HEAD_INITS, build
+from tftransfer.training.config import parse_multiplier
+
+
+@dataclasses.dataclass
+class Compiled:
+    """The compiled target model with what the run needs besides it."""
+    transfer: object          # tftransfer.models.build.TransferModel
+    model: keras.Model
+    plan: object              # tftransfer.penalty.PenaltyPlan
+    frozen_units: list
+
+
+def learning_rate_schedule(config):
+    """The piecewise-constant schedule of the module docstring."""
+    values = [config.learning_rate * config.lr_decay_factor ** i
+              for i in range(len(config.lr_boundaries) + 1)]
+    if not config.lr_boundaries:
+        return config.learning_rate
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [b - 1 for b in config.lr_boundaries], values)
+
+
+def multiplier_table(config, transfer):
+    """``{variable.path: multiplier}`` from ``--lr_multipliers``."""
+    groups = []
+    for entry in config.lr_multipliers:
+        member, multiplier = parse_multiplier(entry)
+        if isinstance(member, int):
+            if member > len(transfer.units):
+                raise ValueError(f"--lr_multipliers {entry!r}: the model has only "
+                                 f"{len(transfer.units)} units.")
+            member = transfer.units[:member]
+        groups.append((member, multiplier))
+    return lr_multipliers.group_multipliers(transfer.model, groups)
+
+
+def _arch_kwargs(config):
+    if config.arch == "small_resnet" and config.model_widths:
+        return {"widths": tuple(config.model_widths)}
+    return None
+
+
+def build_transfer(config, num_classes, input_shape):
+    """The uncompiled :class:`TransferModel` of ``config`` (source weights, seeded head)."""
+    return build(config.arch, num_classes, config.source, weights=config.weights,
+                 input_shape=input_shape, head_init=config.head_init, layout=config.layout,
+                 source_classes=config.source_classes, seed=config.seed,
+                 arch_kwargs=_arch_kwargs(config))
+
+
+def build_compiled(config, strategy, num_classes, input_shape):
+    """Builds and compiles the target model of ``config`` under ``strategy``."""
+    keras.mixed_precision.set_dtype_policy(config.precision)
+    fisher = None
+    if config.fisher_file:
+        from tftransfer import fisher as fisher_lib  # only the Fisher schemes need it
+        fisher = fisher_lib.load(config.fisher_file)
+    with strategy.scope():
+        transfer = build_transfer(config, num_classes, input_shape)
+        model = transfer.model
+        frozen = freezing.freeze_units(model, config.freeze_units) if config.freeze_units else []
+        if config.freeze_batch_norm:
+            freezing.freeze_batch_norm(model)
+        plan = transfer.penalize(config.scheme, config.alpha, config.beta, fisher=fisher,
+                                 epsilon=config.epsilon,
+                                 penalize_all_trainable=config.penalize_all_trainable)
+        optimizer = keras.optimizers.SGD(learning_rate_schedule(config),
+                                         momentum=config.momentum)
+        if config.lr_multipliers:
+            optimizer = lr_multipliers.with_lr_multipliers(
+                optimizer, multiplier_table(config, transfer))
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                      jit_compile=config.xla, auto_scale_loss=True)
+        model.optimizer.build(model.trainable_variables)
+    return Compiled(transfer, model, plan, frozen)
+
+
+
+class ModelCache:
+    """Compiled models kept between the runs of one process (many short runs, as in the
+    demo): tracing the train step costs seconds, a short run not much more.
+
+    A run whose configuration differs from a cached one only in fields that leave the
+    compiled model unchanged (:data:`RUN_ONLY_FIELDS`: seed, data subset, outputs, logging)
+    reuses it. Its weights are set to those of a fresh ``build`` with the run's seed (the
+    loaded source weights and a new head drawn from ``head_init(seed)``; every weight drawn
+    anew, after the same ``keras.utils.set_random_seed``, for ``source="none"``) and its
+    optimizer state (momentum, iteration count) is zeroed, so the run trains exactly as a
+    freshly built model would. The -SP starting point stays valid: the source weights are
+    the same file.
+    """
+
+    RUN_ONLY_FIELDS = ("seed", "output_dir", "data_dir", "examples_per_class",
+                       "validation_fraction", "split_seed", "verbose", "log_every",
+                       "checkpoint_every", "export", "save_weights", "deviation_layers",
+                       "eval_batch_size", "source_eval_dataset", "source_eval_data_dir",
+                       "source_eval_examples")
+
+    def __init__(self):
+        self._models = {}
+
+    def _key(self, config, num_classes, input_shape):
+        fixed = {k: v for k, v in dataclasses.asdict(config).items()
+                 if k not in self.RUN_ONLY_FIELDS}
+        return repr((sorted(fixed.items()), num_classes, tuple(input_shape)))
+
+    def get(self, config, strategy, num_classes, input_shape):
+        """A compiled model for ``config``: a reset cached one or a new one."""
+        if config.precision != "float32":
+            raise ValueError("ModelCache supports --precision=float32 only (resetting a loss "
+                             "scale is not implemented); run without the cache.")
+        key = self._key(config, num_classes, input_shape)
+        if key not in self._models:
+            compiled = build_compiled(config, strategy, num_classes, input_shape)
+            self._models[key] = (compiled, compiled.model.get_weights())
+            return compiled
+        compiled, loaded = self._models[key]
+        model = compiled.model
+        if config.source == "none":  # every weight is drawn: draw them as a fresh build
+            model.set_weights(build_transfer(config, num_classes, input_shape).model
+                              .get_weights())
+        else:  # the source weights as loaded, and the new head drawn with this seed
+            model.set_weights(loaded)
+            for name in compiled.transfer.new_layers:
+                layer = model.get_layer(name)
+                layer.kernel.assign(HEAD_INITS[config.head_init](seed=config.seed)(
+                    layer.kernel.shape))
+                layer.bias.assign(keras.ops.zeros_like(layer.bias))
+        for variable in model.optimizer.variables:
+            variable.assign(keras.ops.zeros_like(variable))
+        return compiled

@@ -1,0 +1,197 @@
+"""One run of the driver, start to finish: :func:`run`.
+
+1. validate the configuration (nothing happens on invalid flags); return the record at once
+   when ``results.json`` exists (a finished run is never retrained);
+2. seeds (``keras.utils.set_random_seed(--seed)``), op determinism if asked, strategy;
+3. inputs, then the compiled model (:mod:`tftransfer.training.model`);
+4. restore the latest checkpoint if any (the resumed run finishes the same schedule);
+5. ``model.fit`` on the training stream for the remaining steps, with periodic checkpoints
+   and progress (:mod:`tftransfer.training.callbacks`): penalties are ``model.losses``, the
+   step is the optimizer's iteration count (``multi_worker`` only: the equivalent loop of
+   :mod:`tftransfer.training.loop`, for a Keras bug);
+6. evaluation with 1 or 10 crops, source-task accuracy with the source head put back
+   (Table 5), SavedModel export reloaded and compared, ``results.json``.
+"""
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from tftransfer.analysis.deviation import select_variables
+from tftransfer.data.evaluation import crop_accuracy
+from tftransfer.io_utils import atomic_path, atomic_write_json
+from tftransfer.training import callbacks as callbacks_lib
+from tftransfer.training import config as config_lib
+from tftransfer.training import data as data_lib
+from tftransfer.training import export as export_lib
+from tftransfer.training import results as results_lib
+from tftransfer.training import strategy as strategy_lib
+from tftransfer.training.checkpoint import Checkpointer
+from tftransfer.training.loop import fit
+from tftransfer.training.model import build_compiled
+
+log = callbacks_lib.log
+IGNORED_FOR_IDENTITY = ("verbose", "log_every", "checkpoint_every")  # result unchanged
+
+
+class Snapshot(tf.Module):
+    """Frozen copies ``W0`` of a few variables (the deviation's reference), by path."""
+
+    def __init__(self, variables):
+        super().__init__(name="deviation_reference")
+        self.values = {v.path: tf.Variable(tf.identity(tf.convert_to_tensor(v)),
+                                           trainable=False, name=f"w0_{i}")
+                       for i, v in enumerate(variables)}
+
+
+def deviation_variables(config, compiled):
+    """``--deviation_layers`` or the first, middle and last inherited kernel (all kernels
+    when nothing is inherited)."""
+    model = compiled.model
+    if config.deviation_layers:
+        return select_variables(model, config.deviation_layers)
+    new = set(compiled.transfer.new_layers)
+    kernels = [v for v in select_variables(model)
+               if v.path.split("/")[0] not in new or len(new) > 1]
+    if not kernels:
+        return []
+    picked = [kernels[0], kernels[len(kernels) // 2], kernels[-1]]
+    return list({v.path: v for v in picked}.values())
+
+
+def _check_same_run(config, record):
+    mine, theirs = config_lib.to_dict(config), dict(record.get("flags", {}))
+    differ = sorted(k for k in mine if k not in IGNORED_FOR_IDENTITY and
+                    json.loads(json.dumps(mine[k])) != theirs.get(k))
+    if differ:
+        raise config_lib.ConfigError(
+            f"{results_lib.path(config.output_dir)} records a finished run with other flags "
+            f"({', '.join(differ)}). Use another --output_dir, or delete that directory to "
+            "rerun.")
+
+
+def _source_accuracy_before(config, compiled, source_test):
+    """Accuracy of the starting point on the source task, computed once and stored (a
+    resumed run reads it back: its weights have moved)."""
+    stored = os.path.join(config.output_dir, "source_eval_before.json")
+    if os.path.exists(stored):
+        with open(stored) as f:
+            return json.load(f)["accuracy"]
+    accuracy = crop_accuracy(compiled.transfer.source_model(), source_test)
+    if strategy_lib.is_chief():
+        atomic_write_json(stored, {"accuracy": accuracy})
+    return accuracy
+
+
+def _first_batch(test):
+    images, _ = next(iter(test))
+    return images[:, 0] if images.shape.rank == 5 else images
+
+
+def run(config, strategy=None, cache=None):
+    """Runs ``config`` (a :class:`RunConfig`) to the end; returns the results record
+    (``None`` on non-chief tasks, which write none). ``cache``: an optional
+    :class:`tftransfer.training.model.ModelCache` reused across the runs of a process."""
+    config = config_lib.validate(config)
+    finished = results_lib.load(config.output_dir)
+    if finished is not None:
+        _check_same_run(config, finished)
+        log(f"already finished: {results_lib.path(config.output_dir)} (accuracy "
+            f"{finished['accuracy']:.4f}); delete it to train again")
+        return finished
+    started = time.time()
+    chief = strategy_lib.is_chief()
+    say = log if config.verbose and chief else (lambda message: None)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+    strategy = strategy or strategy_lib.make_strategy(config)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise config_lib.ConfigError(f"--batch_size={config.batch_size} is the global batch; "
+                                     f"it must be divisible by the {replicas} replicas.")
+    os.makedirs(config.output_dir, exist_ok=True)
+    data = data_lib.load(config)
+    compiled = (cache.get if cache is not None else build_compiled)(
+        config, strategy, data.num_classes, data.input_shape)
+    model, mode = compiled.model, compiled.transfer.preprocessing
+    train = data_lib.network_inputs(data.train, mode, data.mean)
+    test = data_lib.network_inputs(data.test, mode, data.mean)
+    say(f"{config.arch} from {config.source} on {config.dataset} ({data.num_train} training "
+        f"images, {data.num_classes} classes), {config.scheme} alpha={config.alpha:g} "
+        f"beta={config.beta:g}, {replicas} replica(s), global batch {config.batch_size}")
+
+    watched = deviation_variables(config, compiled)
+    with strategy.scope():
+        reference = Snapshot(watched)
+    extra = {"deviation_reference": reference}
+    if compiled.plan.starting_point is not None:
+        extra["starting_point"] = compiled.plan.starting_point
+    checkpointer = Checkpointer(config.output_dir, model, extra)
+    start_step = checkpointer.restore()
+    if start_step:
+        say(f"resumed from step {start_step} ({checkpointer.chief_directory})")
+
+    source_test = source_before = None
+    if config.source_eval_dataset:
+        source_test = data_lib.source_eval_data(config, mode,
+                                                compiled.transfer.source_head.units)
+        source_before = _source_accuracy_before(config, compiled, source_test)
+
+    remaining = config.train_steps - start_step
+    hooks = []
+    if config.log_every:
+        hooks.append(callbacks_lib.Progress(
+            config, start_step, watched,
+            {p: v.numpy() for p, v in reference.values.items()},
+            os.path.join(config.output_dir, "train_log.csv"),
+            os.path.join(config.output_dir, "tensorboard"), write=chief,
+            verbose=config.verbose > 0 and chief))
+    if config.checkpoint_every:
+        hooks.append(callbacks_lib.PeriodicCheckpoint(checkpointer, config.checkpoint_every,
+                                                      start_step, config.verbose > 0))
+    else:
+        hooks.append(callbacks_lib.FinalCheckpoint(checkpointer, None, config.verbose > 0))
+    train_started = time.time()
+    if remaining > 0:
+        fit(model, train.skip(start_step), remaining, hooks, progress_bar=config.verbose == 2)
+    train_time = time.time() - train_started
+
+    accuracy = crop_accuracy(model, test)
+    say(f"{data.eval_split} accuracy ({config.eval_crops} crop(s)): {accuracy:.4f}")
+    fields = {"accuracy": accuracy, "eval_split": data.eval_split,
+              "eval_crops": config.eval_crops, "num_eval": data.num_test,
+              "num_train": data.num_train, "num_classes": data.num_classes,
+              "steps": int(model.optimizer.iterations.numpy()),
+              "resumed_from_step": start_step, "replicas": replicas,
+              "optimizer": type(model.optimizer).__name__,
+              "dtype_policy": model.dtype_policy.name,
+              "train_time_s": train_time,
+              "images_per_s": remaining * config.batch_size / max(train_time, 1e-9),
+              "frozen_units": compiled.frozen_units}
+    if source_test is not None:
+        after = crop_accuracy(compiled.transfer.source_model(), source_test)
+        fields.update(source_accuracy_before=source_before, source_accuracy_after=after,
+                      source_drop=100.0 * (source_before - after))
+        say(f"source task: {source_before:.4f} before, {after:.4f} after fine-tuning")
+    if config.export:
+        diff = export_lib.export_and_check(model, os.path.join(config.output_dir,
+                                                               "saved_model"),
+                                           _first_batch(test), chief)
+        say(f"exported {config.output_dir}/saved_model; reloaded, max |logit difference| "
+            f"{diff:.3g}")
+        fields["export_max_abs_diff"] = diff
+    if config.save_weights and chief:
+        with atomic_path(os.path.join(config.output_dir, "model.weights.h5")) as tmp:
+            os.remove(tmp)
+            model.save_weights(tmp + ".weights.h5")
+            os.replace(tmp + ".weights.h5", tmp)
+    checkpointer.cleanup()
+    if not chief:
+        return None
+    fields["wall_time_s"] = time.time() - started
+    record = results_lib.write(config.output_dir, config_lib.to_dict(config), **fields)
+    say(f"results: {results_lib.path(config.output_dir)} ({record['wall_time_s']:.0f} s)")
+    return record
