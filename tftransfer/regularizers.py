@@ -61,7 +61,7 @@ class L2(keras.regularizers.Regularizer):
         self.alpha = check_strength(alpha)
 
     def __call__(self, x):
-        return self.alpha * 0.5 * tf.reduce_sum(tf.square(tf.convert_to_tensor(x)))
+        return self.alpha * tf.nn.l2_loss(x)  # l2_loss(v) = sum(v**2) / 2, one fused kernel
 
     def get_config(self):
         return {"alpha": self.alpha}
@@ -138,7 +138,7 @@ class L2SP(AnchoredRegularizer):
         super().__init__(alpha, reference)
 
     def __call__(self, x):
-        return self.alpha * 0.5 * tf.reduce_sum(self._squared_deviation(x))
+        return self.alpha * tf.nn.l2_loss(self._deviation(x))
 
 
 @_serializable
