@@ -88,3 +88,35 @@ class LandscapeTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class InterpolationTest(tf.test.TestCase):
+
+    def test_loss_along_the_path_matches_numpy(self):
+        rng = np.random.default_rng(1)
+        x = rng.normal(size=(40, 3)).astype("float32")
+        y = rng.integers(0, 4, size=40)
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+        start = [rng.normal(size=w.shape).astype("float32") for w in model.get_weights()]
+        end = [rng.normal(size=w.shape).astype("float32") for w in model.get_weights()]
+        current = [w.copy() for w in model.get_weights()]
+        ts = [-0.5, 0.0, 0.3, 1.0, 1.5]
+        frame = landscape.interpolation(model, start, end, (x, y), ts, batch_size=16)
+        for t, loss, accuracy in zip(frame["t"], frame["loss"], frame["accuracy"]):
+            kernel = (1 - t) * start[0] + t * end[0]
+            bias = (1 - t) * start[1] + t * end[1]
+            logits = x.astype(np.float64) @ kernel + bias
+            logits -= logits.max(axis=1, keepdims=True)
+            log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+            self.assertAllClose(loss, -log_p[np.arange(len(y)), y].mean(), rtol=1e-4)
+            self.assertAllClose(accuracy, np.mean(logits.argmax(axis=1) == y))
+        for w, saved in zip(model.get_weights(), current):
+            self.assertAllEqual(w, saved)  # restored
+
+    def test_mismatched_weight_lists_are_rejected(self):
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+        weights = model.get_weights()
+        with self.assertRaisesRegex(ValueError, "same model"):
+            landscape.interpolation(model, weights, weights[:1], np.zeros((2, 3)))

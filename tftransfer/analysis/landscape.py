@@ -5,6 +5,11 @@ Around the model's current weights w (load the starting point or the solution fi
     1-D:  L(w + a d1)           for a in alphas
     2-D:  L(w + a d1 + b d2)    for a in alphas, b in betas
 
+Between two weight sets (the linear path of Goodfellow et al. 2015), e.g. the starting
+point w0 and the fine-tuned solution w1:
+
+    path: L((1 - t) w0 + t w1)  for t in ts (every weight, batch-norm statistics included)
+
 ``d`` is Gaussian, then *filter-normalised*: for every filter (the slice ``[..., o]`` of a
 kernel along its last axis, i.e. one output channel of an HWIO convolution or one output
 unit of a dense kernel) ``d[..., o] <- d[..., o] / ||d[..., o]|| * ||w[..., o]||``. One-
@@ -102,6 +107,28 @@ def slice_2d(model, data, alphas=np.linspace(-1, 1, 11), betas=np.linspace(-1, 1
     points = [(float(a), float(b)) for a, b in itertools.product(alphas, betas)]
     rows = _scan(model, data, points, [seed, seed + 1], paths, batch_size, progress)
     return pd.DataFrame(rows, columns=["alpha", "beta", "loss", "accuracy"])
+
+
+def interpolation(model, start, end, data, ts=np.linspace(0, 1, 11), batch_size=256):
+    """Table (t, loss, accuracy) of ``L((1 - t) start + t end)``; ``start`` and ``end`` are
+    lists of arrays in the order of ``model.get_weights()``. The weights are restored
+    afterwards, even on error."""
+    if len(start) != len(end) or any(np.shape(a) != np.shape(b) for a, b in zip(start, end)):
+        raise ValueError("start and end must be weight lists of the same model "
+                         "(model.get_weights()).")
+    saved = model.get_weights()
+    if len(saved) != len(start):
+        raise ValueError(f"the model has {len(saved)} weight arrays, start has {len(start)}.")
+    evaluate = _Evaluator(model, data, batch_size)
+    rows = []
+    try:
+        for t in ts:
+            model.set_weights([(1.0 - t) * np.asarray(a) + t * np.asarray(b)
+                               for a, b in zip(start, end)])
+            rows.append((float(t), *evaluate()))
+    finally:
+        model.set_weights(saved)
+    return pd.DataFrame(rows, columns=["t", "loss", "accuracy"])
 
 
 def plot_1d(frames, png_path, csv_path=None):

@@ -77,7 +77,7 @@ def random_crop_mirror(image, seed, crop):
     image = image[top:top + crop, left:left + crop]
     mirror = tf.random.stateless_uniform([], seeds[1]) < 0.5
     image = tf.cond(mirror, lambda: tf.reverse(image, axis=[1]), lambda: image)
-    return tf.ensure_shape(image, [crop, crop, 3])
+    return tf.ensure_shape(image, [crop, crop, image.shape[-1]])
 
 
 def finish_batch(images, params, mean, jitter=True):

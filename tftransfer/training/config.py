@@ -70,7 +70,14 @@ class RunConfig:
                                         "selection). In-memory datasets only.")
     split_seed: int = _field(0, "Seed of the per-class subsample and validation split.")
     resize: int = _field(256, "Stored image size: the side of the square resize, or the "
-                         "shorter side with --keep_aspect.")
+                         "shorter side with --keep_aspect (fashion_mnist: the 28x28 images "
+                         "are upscaled, bilinear, to this side).")
+    grey_to_rgb: bool = _field(False, "fashion_mnist: repeat the grey channel three times "
+                               "(for networks pretrained on RGB images).")
+    pad: int = _field(0, "In-memory datasets: zero-pad each training image by this many "
+                      "pixels per side before the random crop back to --crop_size, then "
+                      "mirror w.p. 1/2 (CIFAR-style augmentation; grey images are only "
+                      "augmented when --pad > 0).")
     keep_aspect: bool = _field(False, "Resize keeping the aspect ratio, shorter side "
                                "--resize (the paper's starred variant).")
     crop_size: int = _field(224, "Training and test crop size (the network's input size).")
@@ -125,6 +132,9 @@ class RunConfig:
                                                 "after fine-tuning.", DATASETS)
     source_eval_data_dir: Optional[str] = _field(None, "data_dir of --source_eval_dataset "
                                                  "(default --data_dir).", kind=str)
+    source_eval_classes: List[int] = _field([], "fashion_mnist: the source task's classes, "
+                                            "relabelled 0..n-1 in this order (default all "
+                                            "10).", kind=int)
     source_eval_examples: int = _field(0, "Evaluate the source task on at most this many "
                                        "images (0 = all).")
     eval_batch_size: int = _field(64, "Batch size of the evaluations.")
@@ -162,7 +172,7 @@ def _problems(c):
         if choices and value is not None and value not in choices:
             out.append(f"--{name}={value!r} is unknown; choose one of {list(choices)}.")
     for name in ("alpha", "beta", "epsilon", "learning_rate", "momentum", "lr_decay_factor",
-                 "validation_fraction", "freeze_units", "checkpoint_every", "log_every",
+                 "validation_fraction", "freeze_units", "checkpoint_every", "log_every", "pad",
                  "source_eval_examples", "examples_per_class"):
         if getattr(c, name) < 0:
             out.append(f"--{name}={getattr(c, name)} is negative; it must be >= 0.")
@@ -196,8 +206,15 @@ def _problems(c):
         out.append(f"--eval_crops=10 needs images larger than the crop: --resize={c.resize} "
                    f"<= --crop_size={c.crop_size} makes the corner crops equal the centre "
                    "one; raise --resize or use --eval_crops=1.")
-    if c.dataset == "fashion_mnist" and (c.resize, c.crop_size) != (28, 28):
-        out.append("--dataset=fashion_mnist has 28x28 images: set --resize=28 --crop_size=28.")
+    if c.dataset == "fashion_mnist" and c.resize != c.crop_size:
+        out.append("--dataset=fashion_mnist is stored at --resize (28: as is; larger: "
+                   "upscaled) and cropped at the same size: set --crop_size=--resize (use "
+                   "--pad for random crops).")
+    if c.grey_to_rgb and c.dataset != "fashion_mnist":
+        out.append("--grey_to_rgb applies to --dataset=fashion_mnist only.")
+    if c.pad and c.dataset not in IN_MEMORY_DATASETS:
+        out.append(f"--pad applies to the in-memory datasets {list(IN_MEMORY_DATASETS)}; the "
+                   "others crop from larger stored images (--resize > --crop_size).")
     if c.dataset == "fashion_mnist" and c.eval_crops != 1:
         out.append("--dataset=fashion_mnist supports --eval_crops=1 only.")
     if c.validation_fraction and c.dataset not in IN_MEMORY_DATASETS:

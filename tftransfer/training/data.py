@@ -11,7 +11,13 @@ set's per-channel mean (``--mean=dataset``, RECIPE.md), ImageNet's, or the mode'
   crops);
 - ``synthetic``: random images whose class sets a colour and a stripe pattern (tests), 3
   channels at ``--resize``, the same crop/mirror/jitter and test crops;
-- ``fashion_mnist``: the IDX files (grey 28x28, no augmentation), ``--classes`` kept.
+- ``fashion_mnist``: the IDX files (grey 28x28), ``--classes`` kept; ``--resize`` above 28
+  upscales them (bilinear) and ``--grey_to_rgb`` repeats the grey channel, for networks
+  pretrained on RGB images.
+
+In-memory training images are augmented only by random crop and mirror, after zero padding
+of ``--pad`` pixels per side (grey images: only when ``--pad > 0``; 3-channel images also get
+the colour jitter of ``--color_jitter``).
 
 For the in-memory datasets, ``--examples_per_class`` subsamples the training set and
 ``--validation_fraction`` holds out part of it as the evaluation split, both drawn per class
@@ -101,6 +107,17 @@ def _fashion(config):
     return (train[0][..., None], train[1]), (test[0][..., None], test[1]), len(classes)
 
 
+def resize_grey(images, size, rgb, batch=1000):
+    """uint8 ``[n, h, w, 1]`` -> uint8 ``[n, size, size, 3 if rgb else 1]``: bilinear resize
+    (skipped when already ``size``), rounded, and the channel repeated for ``rgb``."""
+    if images.shape[1:3] != (size, size):
+        images = np.concatenate([
+            np.clip(np.round(tf.image.resize(tf.cast(images[i:i + batch], tf.float32),
+                                             (size, size)).numpy()), 0, 255).astype(np.uint8)
+            for i in range(0, len(images), batch)] or [np.zeros((0, size, size, 1), np.uint8)])
+    return np.repeat(images, 3, axis=-1) if rgb else images
+
+
 def _synthetic(config):
     num_classes = config.synthetic_classes
     per_class = max(config.examples_per_class, SYNTHETIC_TRAIN_PER_CLASS)
@@ -131,16 +148,21 @@ def _test_pixels(config, images):
     return data_preprocessing.test_transform(images, (0.0, 0.0, 0.0), config.crop_size, crops)
 
 
-def stateless_batches(images, labels, batch_size, seed, crop, jitter):
+def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0):
     """Infinite training batches of in-memory ``images``, a pure function of ``seed``.
 
     Epoch ``e`` visits the images in the order ``stateless_shuffle(range(n), [seed, e])``;
-    the example at stream position ``p`` is augmented (3-channel images: random crop,
-    mirror and colour jitter of :mod:`tftransfer.data.preprocessing`) with the seed
-    ``[seed, p]``. No random state lives in the pipeline, so a restarted run that skips
-    the consumed batches, and every replica of a distributed run, see the same stream.
+    the example at stream position ``p`` is augmented (images zero-padded by ``pad`` pixels
+    per side, then the random crop and mirror of :mod:`tftransfer.data.preprocessing`, and
+    for 3-channel images its colour jitter; grey images without padding are not
+    augmented) with the seed ``[seed, p]``. No random state lives in the pipeline, so a
+    restarted run that skips the consumed batches, and every replica of a distributed
+    run, see the same stream.
     """
     n = len(labels)
+    if pad:
+        images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    grey = images.shape[-1] != 3
     images, labels = tf.constant(images), tf.constant(labels)
 
     def epoch(e):
@@ -149,7 +171,7 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter):
         return tf.data.Dataset.from_tensor_slices(order)
 
     ds = tf.data.Dataset.range(2 ** 62).flat_map(epoch).enumerate()
-    if images.shape[-1] != 3:  # no augmentation: gather whole batches
+    if grey and not pad:  # no augmentation: gather whole batches
         return ds.batch(batch_size, drop_remainder=True).map(
             lambda position, index: (tf.cast(tf.gather(images, index), tf.float32),
                                      tf.gather(labels, index)))
@@ -162,6 +184,8 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter):
                 data_preprocessing.sample_jitter(split[1]), tf.gather(labels, index))
 
     def batch(x, params, y):
+        if grey:
+            return tf.cast(x, tf.float32), y
         return data_preprocessing.finish_batch(x, params, (0.0, 0.0, 0.0), jitter), y
 
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -174,13 +198,16 @@ def in_memory(config):
         _synthetic(config))
     train, validation = subsample(*train, config.examples_per_class,
                                   config.validation_fraction, config.split_seed)
+    if config.dataset == "fashion_mnist":
+        train, validation, test = [(resize_grey(x, config.resize, config.grey_to_rgb), y)
+                                   for x, y in (train, validation, test)]
     if config.validation_fraction:
         test, eval_split = validation, "validation"
     else:
         eval_split = "test"
     mean = _mean(config, train[0])
     ds = stateless_batches(*train, config.batch_size, config.seed, config.crop_size,
-                           config.color_jitter)
+                           config.color_jitter, config.pad)
     test_ds = tf.data.Dataset.from_tensor_slices(test).map(
         lambda x, y: (_test_pixels(config, x), y)).batch(config.eval_batch_size)
     channels = train[0].shape[-1]
@@ -226,7 +253,8 @@ def source_eval_data(config, mode, num_classes):
     source_config = dataclasses.replace(config, dataset=config.source_eval_dataset,
                                data_dir=config.source_eval_data_dir or config.data_dir,
                                manual_dir=None, examples_per_class=0, validation_fraction=0.0,
-                               classes=[], synthetic_classes=num_classes)
+                               classes=list(config.source_eval_classes),
+                               synthetic_classes=num_classes)
     data = load(source_config)
     test = network_inputs(data.test, mode, data.mean)
     if config.source_eval_examples:

@@ -113,7 +113,7 @@ class ModelCache:
                        "validation_fraction", "split_seed", "verbose", "log_every",
                        "checkpoint_every", "export", "save_weights", "deviation_layers",
                        "eval_batch_size", "source_eval_dataset", "source_eval_data_dir",
-                       "source_eval_examples")
+                       "source_eval_examples", "source_eval_classes", "pad")
 
     def __init__(self):
         self._models = {}

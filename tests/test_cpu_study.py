@@ -1,0 +1,214 @@
+"""The CPU study (tools/cpu_study.py): selection only on validation accuracy, the protocol's
+run configurations, a report whose numbers come from its CSV files, and the --quick study
+end to end on the real Fashion-MNIST files."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tests.test_demo import write_tiny_fashion
+from tftransfer.study import experiments, pool as pool_lib, protocol, report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _record(accuracy, alpha, split="validation"):
+    return {"accuracy": accuracy, "eval_split": split, "flags": {"alpha": alpha},
+            "output_dir": f"run_{alpha}"}
+
+
+class ChooseTest(tf.test.TestCase):
+
+    def test_best_validation_accuracy_smaller_alpha_on_ties(self):
+        records = [_record(0.8, 0.1), _record(0.9, 0.01), _record(0.9, 0.001)]
+        self.assertEqual(experiments.choose(records), 0.001)
+        self.assertEqual(experiments.choose(records[:2]), 0.01)
+
+    def test_refuses_any_record_not_evaluated_on_validation(self):
+        records = [_record(0.8, 0.1), _record(0.99, 0.01, split="test")]
+        with self.assertRaisesRegex(ValueError, "only validation accuracies"):
+            experiments.choose(records)
+
+
+class PoolTest(tf.test.TestCase):
+
+    def test_results_in_input_order_with_progress(self):
+        for workers in (1, 2):
+            seen = []
+            pool = pool_lib.Pool(workers)
+            try:
+                out = pool.map(abs, [-3, 1, -2], lambda i, r: seen.append((i, r)))
+            finally:
+                pool.close()
+            self.assertEqual(out, [3, 1, 2])
+            self.assertCountEqual(seen, [(0, 3), (1, 1), (2, 2)])
+
+
+class ProtocolTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.target = protocol.Target(protocol.SPLITS["near"], protocol.SMALL, 20, 300,
+                                      "source.weights.h5", "fisher.npz")
+
+    def config(self, method, select=False, alpha=0.1, **kwargs):
+        return protocol.target_config(self.target, method, alpha, 3, "root", None, select,
+                                      **kwargs)
+
+    def test_selection_runs_hold_out_validation_and_finals_use_all_images(self):
+        select, final = self.config("l2_sp", select=True), self.config("l2_sp")
+        self.assertGreater(select.validation_fraction, 0)
+        self.assertEqual(final.validation_fraction, 0.0)
+        self.assertNotEqual(select.output_dir, final.output_dir)
+        self.assertEqual(final.classes, [1, 3, 4, 6, 9])
+        self.assertEqual(final.source_classes, 5)
+        self.assertEqual(final.lr_boundaries, [200])
+        self.assertEqual(final.pad, 2)
+
+    def test_method_fields(self):
+        scratch = self.config("scratch")
+        self.assertEqual((scratch.source, scratch.weights, scratch.scheme), ("none", None, "none"))
+        probe = self.config("linear_probe")
+        self.assertEqual(probe.freeze_units, len(protocol.SMALL.units))
+        self.assertTrue(probe.freeze_batch_norm)
+        self.assertEqual((probe.scheme, probe.alpha, probe.beta), ("l2", 0.0, protocol.BETA))
+        frozen = self.config("freeze2_l2_sp")
+        self.assertEqual((frozen.scheme, frozen.freeze_units, frozen.alpha), ("l2_sp", 2, 0.1))
+        fisher = self.config("group_lasso_sp_fisher")
+        self.assertEqual(fisher.fisher_file, "fisher.npz")
+        self.assertIsNone(self.config("l2_sp").fisher_file)
+        self.assertEqual(self.config("lr_mult").lr_multipliers,
+                         ["stem=0.01", "stage1_block1=0.01", "stage2_block1=0.1",
+                          "stage3_block1=0.1"])
+
+    def test_source_eval_only_when_asked(self):
+        self.assertIsNone(self.config("l2").source_eval_dataset)
+        asked = self.config("l2", source_eval=True)
+        self.assertEqual(asked.source_eval_dataset, "fashion_mnist")
+        self.assertEqual(asked.source_eval_classes, [0, 2, 5, 7, 8])
+
+
+def _fake_tables(directory):
+    """Small hand-made CSV tables and study.json, as a study would write them."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for split in ("far", "near"):
+        for method, alpha in (("scratch", 0.0), ("none", 0.0), ("l2", 0.01), ("l2_sp", 0.1)):
+            for seed in (1, 2, 3):
+                rows.append(dict(experiment="main", arm="small_resnet", split=split,
+                                 examples_per_class=20, steps=300, method=method, alpha=alpha,
+                                 beta=0.01, freeze_units=0, seed=seed,
+                                 test_accuracy=rng.uniform(0.7, 0.9), num_test=5000,
+                                 source_accuracy_before=0.9, source_accuracy_after=0.5,
+                                 source_drop=rng.uniform(10, 40), distance=rng.uniform(0, 0.1),
+                                 train_time_s=1.0))
+    pd.DataFrame(rows).to_csv(os.path.join(directory, "runs.csv"), index=False)
+    pd.DataFrame([dict(split=s, source_classes="0 1", target_classes="5 6",
+                       train_images=100, steps=10, source_test_accuracy=0.9,
+                       train_time_s=1.0) for s in ("far", "near")]).to_csv(
+        os.path.join(directory, "sources.csv"), index=False)
+    settings = dict(vars(experiments.Settings()))
+    settings.update(splits=["far", "near"], methods=["scratch", "none", "l2", "l2_sp"],
+                    seeds=3)
+    with open(os.path.join(directory, "study.json"), "w") as f:
+        json.dump({"command": "python tools/cpu_study.py", "settings": settings,
+                   "wall_time_s": 60.0, "phase_seconds": {"main": 60.0},
+                   "runs_trained": 24, "runs_reused": 0, "run_seconds": 100.0,
+                   "cpu_count": 2}, f)
+    return pd.DataFrame(rows)
+
+
+def main_table(text):
+    """``{(method label, column index): cell}`` of the README's main table."""
+    section = text.split("## Main results")[1].split("\n\n")[2]
+    cells = {}
+    for line in section.splitlines()[2:]:
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        for i, cell in enumerate(parts[1:]):
+            cells[(parts[0], i)] = cell
+    return cells
+
+
+class ReportTest(tf.test.TestCase):
+
+    def test_numbers_and_comparisons_come_from_the_csv(self):
+        directory = self.get_temp_dir()
+        runs = _fake_tables(directory)
+        text = open(report.write_report(directory)).read()
+        cells = main_table(text)
+        for (split, method), group in runs.groupby(["split", "method"]):
+            values = 100 * group["test_accuracy"].to_numpy()
+            expected = f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+            column = ["far", "near"].index(split)
+            self.assertTrue(cells[(report.label(method), column)].startswith(expected),
+                            (split, method, cells[(report.label(method), column)], expected))
+        for split in ("far", "near"):
+            sub = runs[runs["split"] == split]
+            diff = 100 * (sub[sub["method"] == "l2_sp"]["test_accuracy"].mean()
+                          - sub[sub["method"] == "l2"]["test_accuracy"].mean())
+            self.assertIn(f"{split} {diff:+.2f}", text.split("L2-SP beats L2")[1].split("\n")[0])
+        self.assertTrue(os.path.exists(os.path.join(directory, "main_accuracy.png")))
+        again = open(report.write_report(directory)).read()
+        self.assertEqual(text, again)
+
+    def test_claim_words_follow_the_two_standard_error_rule(self):
+        self.assertEqual(report.compare((80.0, 1.0, 5), (70.0, 1.0, 5))[2], "higher")
+        self.assertEqual(report.compare((70.0, 1.0, 5), (80.0, 1.0, 5))[2], "lower")
+        self.assertEqual(report.compare((80.0, 5.0, 2), (79.0, 5.0, 2))[2],
+                         "no clear difference")
+
+
+class QuickStudyTest(tf.test.TestCase):
+    """``tools/cpu_study.py --quick`` end to end on a tiny fake Fashion-MNIST (30 training
+    and 8 test images per class), four methods, without the ImageNet arm (the EfficientNet
+    driver path has its own tests)."""
+
+    def test_quick_study_writes_a_report_that_matches_its_csv(self):
+        directory = tempfile.mkdtemp(dir=self.get_temp_dir())
+        data_dir, report_dir = os.path.join(directory, "fashion"), os.path.join(directory,
+                                                                                 "report")
+        write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
+        command = [sys.executable, os.path.join(ROOT, "tools", "cpu_study.py"), "--quick",
+                   "--methods=scratch,none,l2_sp,l2_sp_fisher", "--noimagenet",
+                   f"--data_dir={data_dir}", f"--output_dir={directory}",
+                   f"--report_dir={report_dir}"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                                timeout=900)
+        self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
+        text = open(os.path.join(report_dir, "README.md")).read()
+        runs = pd.read_csv(os.path.join(report_dir, "runs.csv"))
+        selection = pd.read_csv(os.path.join(report_dir, "selection.csv"))
+        # Selection is scored on the 30% validation images (6 of 20 per class, 5 classes),
+        # never on the 40 test images; finals are scored on the test images.
+        self.assertEqual(set(selection["num_val"]), {30})
+        self.assertEqual(set(runs["num_test"]), {40})
+        main = runs[runs["experiment"] == "main"]
+        self.assertEqual(sorted(set(main["method"])), ["l2_sp", "l2_sp_fisher", "none",
+                                                       "scratch"])
+        self.assertEqual(len(main), 8)  # 4 methods x 2 seeds
+        cells = main_table(text)
+        for method, group in main.groupby("method"):
+            values = 100 * group["test_accuracy"].to_numpy()
+            expected = f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+            self.assertTrue(cells[(report.label(method), 0)].startswith(expected))
+        chosen = main[main["method"] == "l2_sp"]["alpha"].iloc[0]
+        scores = selection[(selection["method"] == "l2_sp") & (selection["beta"] == 0.01)]
+        best = scores.sort_values(["val_accuracy", "alpha"], ascending=[False, True]).iloc[0]
+        self.assertEqual(chosen, best["alpha"])
+        for name in ("main_accuracy.png", "fisher.png", "r2_far.png", "landscape_far.png",
+                     "length.png", "freeze.png", "figure1_alpha_beta.png"):
+            self.assertTrue(os.path.exists(os.path.join(report_dir, name)), name)
+        self.assertIn("--quick", text)
+        redraw = subprocess.run(command + ["--report_only"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=300)
+        self.assertEqual(redraw.returncode, 0, redraw.stderr[-3000:])
+        self.assertEqual(open(os.path.join(report_dir, "README.md")).read(), text)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,98 @@
+"""In-memory inputs of the driver: padding + random crop + mirror for grey images, upscaled
+RGB Fashion-MNIST, the source task's classes, and the flags' checks."""
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tests.test_demo import write_tiny_fashion
+from tftransfer.training import config as config_lib
+from tftransfer.training import data as data_lib
+
+
+def _windows(padded, crop):
+    """Every crop x crop window of ``padded`` [H, W, C] and its mirror."""
+    out = []
+    for top in range(padded.shape[0] - crop + 1):
+        for left in range(padded.shape[1] - crop + 1):
+            window = padded[top:top + crop, left:left + crop]
+            out += [window, window[:, ::-1]]
+    return out
+
+
+class GreyAugmentationTest(tf.test.TestCase):
+
+    def test_padded_crops_are_windows_of_the_zero_padded_image(self):
+        rng = np.random.default_rng(0)
+        images = rng.integers(1, 255, (6, 8, 8, 1)).astype(np.uint8)
+        labels = np.arange(6)
+        stream = data_lib.stateless_batches(images, labels, 3, seed=5, crop=8, jitter=False,
+                                            pad=2)
+        shifted = 0
+        for x, y in stream.take(6):
+            self.assertEqual(x.shape, (3, 8, 8, 1))
+            for image, label in zip(x.numpy(), y.numpy()):
+                padded = np.pad(images[label], ((2, 2), (2, 2), (0, 0))).astype(np.float32)
+                matches = [w for w in _windows(padded, 8) if np.array_equal(w, image)]
+                self.assertTrue(matches, "an output is not a window of the padded image")
+                shifted += not np.array_equal(image, images[label])
+        self.assertGreater(shifted, 0)  # the augmentation does something
+
+    def test_without_padding_grey_images_pass_unchanged(self):
+        images = np.arange(4 * 5 * 5).reshape(4, 5, 5, 1).astype(np.uint8)
+        x, y = next(iter(data_lib.stateless_batches(images, np.arange(4), 4, 0, 5, False)))
+        for image, label in zip(x.numpy(), y.numpy()):
+            self.assertAllEqual(image, images[label])
+
+
+class FashionInputsTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.data_dir = os.path.join(self.get_temp_dir(), "fashion")
+        write_tiny_fashion(self.data_dir, per_class_train=6, per_class_test=3)
+        self.config = config_lib.RunConfig(
+            dataset="fashion_mnist", data_dir=self.data_dir, classes=[5, 6], arch="small_resnet",
+            source="none", scheme="none", resize=28, crop_size=28, mean="none",
+            batch_size=4, eval_batch_size=4)
+
+    def test_resize_grey_upscales_and_repeats_the_channel(self):
+        images = np.full((2, 28, 28, 1), 77, np.uint8)
+        images[1, :14] = 200
+        out = data_lib.resize_grey(images, 56, rgb=True)
+        self.assertEqual(out.shape, (2, 56, 56, 3))
+        self.assertAllEqual(out[0], np.full((56, 56, 3), 77))  # constant stays constant
+        self.assertAllEqual(out[..., 0], out[..., 2])
+        self.assertAllEqual(out[1, :20, :, 0], np.full((20, 56), 200))
+        self.assertAllEqual(data_lib.resize_grey(images, 28, rgb=False), images)
+
+    def test_rgb_upscaled_fashion_inputs(self):
+        config = dataclasses.replace(self.config, resize=40, crop_size=40, grey_to_rgb=True,
+                                     pad=3)
+        data = data_lib.load(config_lib.validate(config))
+        self.assertEqual(data.input_shape, (40, 40, 3))
+        x, _ = next(iter(data.train))
+        self.assertEqual(x.shape, (4, 40, 40, 3))
+        test_x, test_y = next(iter(data.test))
+        self.assertEqual(test_x.shape[1:], (40, 40, 3))
+        self.assertEqual(data.num_test, 6)
+
+    def test_source_eval_classes(self):
+        config = dataclasses.replace(self.config, source_eval_dataset="fashion_mnist",
+                                     source_eval_classes=[0, 1, 2])
+        test = data_lib.source_eval_data(config, "unit", 3)
+        labels = np.concatenate([y.numpy() for _, y in test])
+        self.assertEqual(sorted(set(labels.tolist())), [0, 1, 2])
+        self.assertLen(labels, 9)
+
+    def test_invalid_combinations(self):
+        cases = {"set --crop_size=--resize": dict(resize=40, crop_size=32),
+                 "--grey_to_rgb applies to --dataset=fashion_mnist": dict(
+                     dataset="synthetic", grey_to_rgb=True, resize=28, crop_size=28),
+                 "--pad applies to the in-memory datasets": dict(dataset="caltech256_30",
+                                                                  pad=2),
+                 "--pad=-1 is negative": dict(pad=-1)}
+        for message, change in cases.items():
+            with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
+                config_lib.validate(dataclasses.replace(self.config, **change))

@@ -1,0 +1,68 @@
+"""The paper's experimental section at CPU scale, on Fashion-MNIST: one command, one report.
+
+    python tools/cpu_study.py            # full study, about 90 minutes on 2 cores
+    python tools/cpu_study.py --quick    # reduced version (one split, size and few steps)
+
+Runs every experiment of :mod:`tftransfer.study.experiments` through the driver
+(``tftransfer.training.run.run``), keeps each run under ``--output_dir`` (a finished run is
+reused, so an interrupted study resumes where it stopped), writes the tables as CSV and
+``study.json`` to ``--report_dir``, then the report ``README.md`` and its figures, generated
+from those CSV files only (:mod:`tftransfer.study.report`). ``--report_only`` redraws the
+report from existing CSV files.
+"""
+import os
+import shlex
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_bool("quick", False, "Reduced study: one split (far), 20 images per class, two "
+                  "seeds, 40-80 iterations, a two-value alpha grid; a few minutes.")
+flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files (default: "
+                    "Keras cache, then /usr/share/datasets/fashion-mnist).")
+flags.DEFINE_string("output_dir", None, "Where every run goes (default runs/cpu_study, or "
+                    "runs/cpu_study_quick with --quick).")
+flags.DEFINE_string("report_dir", None, "Where README.md, the CSV files and figures go "
+                    "(default docs/cpu_study, or runs/cpu_study_quick/report with --quick).")
+flags.DEFINE_integer("workers", 2, "Worker processes (each with cores/workers threads).")
+flags.DEFINE_bool("imagenet", True, "Include the ImageNet EfficientNet-Lite0 arm.")
+flags.DEFINE_list("methods", None, "Only these methods (default: all of "
+                  "tftransfer.study.protocol.ALL_METHODS).")
+flags.DEFINE_bool("report_only", False, "Only regenerate the report from the CSV files.")
+
+
+def main(argv):
+    del argv
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    from tftransfer.study import experiments, protocol, report
+
+    quick = FLAGS.quick
+    output_dir = FLAGS.output_dir or os.path.join("runs", "cpu_study_quick" if quick
+                                                  else "cpu_study")
+    report_dir = FLAGS.report_dir or (os.path.join(output_dir, "report") if quick
+                                      else os.path.join("docs", "cpu_study"))
+    if not FLAGS.report_only:
+        from tftransfer.data import fashion_mnist
+
+        fashion_mnist.find(FLAGS.data_dir)  # fails early, with instructions, without data
+        settings = experiments.Settings(**(experiments.QUICK if quick else {}))
+        settings.workers, settings.imagenet = FLAGS.workers, FLAGS.imagenet
+        if FLAGS.methods:
+            unknown = sorted(set(FLAGS.methods) - set(protocol.ALL_METHODS))
+            if unknown:
+                raise app.UsageError(f"--methods: unknown {unknown}; choose from "
+                                     f"{list(protocol.ALL_METHODS)}.")
+            settings.methods = tuple(m for m in protocol.ALL_METHODS if m in FLAGS.methods)
+        command = "python tools/cpu_study.py" + "".join(
+            f" {shlex.quote(a)}" for a in sys.argv[1:])
+        experiments.Study(settings, output_dir, FLAGS.data_dir, report_dir, command).run()
+    started = time.time()
+    path = report.write_report(report_dir)
+    print(f"report: {path} ({time.time() - started:.0f} s to draw)", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
