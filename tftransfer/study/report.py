@@ -25,8 +25,6 @@ LABELS = {"scratch": "from scratch", "none": "fine-tuning, no penalty", "l2": "L
           "group_lasso_sp": "GL-SP", "group_lasso_sp_fisher": "GL-SP-Fisher",
           "linear_probe": "linear probe (frozen features)",
           "lr_mult": "fine-tuning, LR x0.01 / x0.1 on lower / upper units"}
-SPLIT_WORDS = {"far": "far", "near": "near", "contained": "contained",
-               "imagenet": "ImageNet -> 5-9"}
 
 
 def label(method):
@@ -246,7 +244,7 @@ def _protocol(t):
     return lines
 
 
-def _main_section(t, out, figures):
+def _main_section(t, out):
     runs, s = t["runs"], t["study"]["settings"]
     main = select(runs, experiment="main")
     if main.empty:
@@ -260,7 +258,7 @@ def _main_section(t, out, figures):
             sub = select(main, split=split, method=m)
             row.append(f"{fmt(stats(sub))} ({chosen_alpha(main, split=split, method=m)})")
         rows.append(row)
-    figures["main"] = _bars(main, splits, methods, os.path.join(out, "main_accuracy.png"))
+    _bars(main, splits, methods, os.path.join(out, "main_accuracy.png"))
     n = int(main.groupby(["split", "method"]).size().min())
     lines = ["## Main results (Table 2 analog)", "",
              f"Test accuracy (%), mean ± std over {n} seeds, {s['main_examples']} labelled "
@@ -318,7 +316,16 @@ def _source_drop_section(t):
     return lines
 
 
-def _axis_section(t, out, figures):
+def _gaps(frame):
+    """'L2-SP - none +x.xx[, L2-SP - L2 +y.yy]': differences of mean test accuracy (points)
+    between the methods present in ``frame``."""
+    mean = {m: stats(select(frame, method=m))[0] for m in ("l2_sp", "none", "l2")
+            if m in set(frame["method"])}
+    return ", ".join(f"L2-SP - {label(b) if b == 'l2' else b} {mean['l2_sp'] - mean[b]:+.2f}"
+                     for b in ("none", "l2") if b in mean and "l2_sp" in mean)
+
+
+def _axis_section(t, out):
     runs, s = t["runs"], t["study"]["settings"]
     lines = []
     main, sizes = select(runs, experiment="main"), select(runs, experiment="sizes")
@@ -337,12 +344,9 @@ def _axis_section(t, out, figures):
                     summary.append(dict(panel=x, method=m, n=n, acc=st[0], acc_std=st[1]))
                 rows.append(row)
             for n in ns:
-                a = stats(select(axis, split=x, method="l2_sp", examples_per_class=n))
-                b = stats(select(axis, split=x, method="none", examples_per_class=n))
-                c = stats(select(axis, split=x, method="l2", examples_per_class=n))
-                gaps.append(f"{x}, {n}/class: L2-SP - none {a[0] - b[0]:+.2f}, "
-                            f"L2-SP - L2 {a[0] - c[0]:+.2f}")
-        figures["sizes"] = _lines(pd.DataFrame(summary), "n", "acc", "method",
+                gaps.append(f"{x}, {n}/class: " + _gaps(select(axis, split=x,
+                                                                 examples_per_class=n)))
+        _lines(pd.DataFrame(summary), "n", "acc", "method",
                                   os.path.join(out, "accuracy_vs_size.png"), "accuracy",
                                   "labelled images per class", "test accuracy (%)",
                                   logx=True, panels=splits)
@@ -372,11 +376,9 @@ def _axis_section(t, out, figures):
                                     value=dist[0], value_std=dist[1]))
             rows.append(row)
         for n in steps:
-            a, b, c = (stats(select(axis, method=m, steps=n)) for m in ("l2_sp", "none", "l2"))
-            gaps.append(f"{n} iterations: L2-SP - none {a[0] - b[0]:+.2f}, L2-SP - L2 "
-                        f"{a[0] - c[0]:+.2f}")
+            gaps.append(f"{n} iterations: " + _gaps(select(axis, steps=n)))
         frame = pd.DataFrame(summary)
-        figures["lengths"] = _lines(frame, "steps", "value", "method",
+        _lines(frame, "steps", "value", "method",
                                     os.path.join(out, "length.png"), "", "iterations", "",
                                     logx=True, panels=["accuracy (%)", "RMS distance from w0"])
         lines += ["## Training length", "",
@@ -390,7 +392,7 @@ def _axis_section(t, out, figures):
     return lines
 
 
-def _deviation_section(t, out, figures):
+def _deviation_section(t, out):
     dev = t["deviation"]
     if dev.empty:
         return []
@@ -400,7 +402,7 @@ def _deviation_section(t, out, figures):
     main = select(curves, experiment="main")
     panels = [x for x in s["splits"] if x in set(main["split"])]
     frame = main.assign(panel=main["split"])
-    figures["deviation"] = _lines(frame, "step", "distance", "method",
+    _lines(frame, "step", "distance", "method",
                                   os.path.join(out, "deviation_main.png"),
                                   "distance from w0", "iteration", "RMS ||w - w0||",
                                   panels=panels)
@@ -411,7 +413,7 @@ def _deviation_section(t, out, figures):
              "", "![deviation](deviation_main.png)", ""]
     if not longest.empty:
         top = longest[longest["steps"] == longest["steps"].max()]
-        figures["deviation_long"] = _lines(top.assign(panel=f"{int(top['steps'].max())} "
+        _lines(top.assign(panel=f"{int(top['steps'].max())} "
                                                        "iterations"),
                                            "step", "distance", "method",
                                            os.path.join(out, "deviation_long.png"),
@@ -427,14 +429,14 @@ def _deviation_section(t, out, figures):
     return lines
 
 
-def _figure1_section(t, out, figures):
+def _figure1_section(t, out):
     s = t["study"]["settings"]
     sel = select(t["selection"], arm="small_resnet", split=s["figure1_split"], method="l2_sp",
                  examples_per_class=s["main_examples"], steps=s["main_steps"]) \
         if not t["selection"].empty else t["selection"]
     if sel.empty or sel["beta"].nunique() < 2:
         return []
-    figures["figure1"] = _heatmap(sel, os.path.join(out, "figure1_alpha_beta.png"))
+    _heatmap(sel, os.path.join(out, "figure1_alpha_beta.png"))
     best = sel.sort_values(["val_accuracy", "alpha", "beta"],
                            ascending=[False, True, True]).iloc[0]
     by_beta = sel.groupby("beta")["val_accuracy"].mean()
@@ -450,7 +452,7 @@ def _figure1_section(t, out, figures):
             f"{100 / int(sel['num_val'].iloc[0]):.1f} points.", ""]
 
 
-def _freeze_section(t, out, figures):
+def _freeze_section(t, out):
     s, runs = t["study"]["settings"], t["runs"]
     frozen = select(runs, experiment="freeze")
     if frozen.empty:
@@ -468,7 +470,7 @@ def _freeze_section(t, out, figures):
             summary.append(dict(method=base, k=k, acc=st[0], acc_std=st[1]))
         rows.append(row)
     frame = pd.DataFrame(summary)
-    figures["freeze"] = _lines(frame, "k", "acc", "method", os.path.join(out, "freeze.png"),
+    _lines(frame, "k", "acc", "method", os.path.join(out, "freeze.png"),
                                "first k units frozen", "k", "test accuracy (%)")
     best = {b: frame[frame["method"] == b].sort_values("acc").iloc[-1] for b in ("l2", "l2_sp")}
     return ["## Freezing the first k units (Figure 3 analog)", "",
@@ -483,7 +485,7 @@ def _freeze_section(t, out, figures):
             "frozen variant of both.", ""]
 
 
-def _r2_section(t, out, figures):
+def _r2_section(t, out):
     r2 = t["r2"]
     if r2.empty:
         return []
@@ -494,7 +496,7 @@ def _r2_section(t, out, figures):
     for split in dict.fromkeys(r2["split"]):
         sub = r2[r2["split"] == split].rename(columns={"method": "model"})
         name = f"r2_{split}.png"
-        figures[f"r2_{split}"] = plot_r2(sub, os.path.join(out, name),
+        plot_r2(sub, os.path.join(out, name),
                                          title=f"R^2 vs starting point, {split} split")
         med = sub.groupby(["model", "layer"], sort=False)["r2"].median().unstack(0)
         layers = list(dict.fromkeys(sub["layer"]))
@@ -511,11 +513,11 @@ def _r2_section(t, out, figures):
     return lines
 
 
-def _fisher_section(t, out, figures):
+def _fisher_section(t, out):
     fisher = t["fisher"]
     if fisher.empty:
         return []
-    figures["fisher"] = _fisher_boxes(fisher, os.path.join(out, "fisher.png"))
+    _fisher_boxes(fisher, os.path.join(out, "fisher.png"))
     spans = []
     for split, sub in fisher.groupby("split", sort=False):
         low, high = sub["q05"].min(), sub["q95"].max()
@@ -526,7 +528,7 @@ def _fisher_section(t, out, figures):
             "![fisher](fisher.png)", "", "- " + "; ".join(spans) + ".", ""]
 
 
-def _landscape_section(t, out, figures):
+def _landscape_section(t, out):
     land = t["landscape"]
     if land.empty:
         return []
@@ -538,7 +540,7 @@ def _landscape_section(t, out, figures):
         sub = land[land["split"] == split]
         frame = sub.assign(panel=sub["kind"])
         name = f"landscape_{split}.png"
-        figures[f"landscape_{split}"] = _lines(
+        _lines(
             frame, "t", "loss", "method", os.path.join(out, name), f"{split}", "t",
             "cross-entropy", panels=["interpolation", "around_solution", "around_start"])
         path = sub[sub["kind"] == "interpolation"]
@@ -664,7 +666,7 @@ def _verdict(t):
 def write_report(report_dir):
     """Draws the figures and writes ``README.md`` in ``report_dir`` from its CSV files."""
     t = load_tables(report_dir)
-    study, figures = t["study"], {}
+    study = t["study"]
     minutes = study["wall_time_s"] / 60
     head = ["# CPU-scale study: the paper's experiments on Fashion-MNIST", "",
             "Generated by `tftransfer/study/report.py` from the CSV files in this directory "
@@ -676,6 +678,9 @@ def write_report(report_dir):
             f"{study.get('runs_reused', 0)} finished runs reused from an earlier invocation; "
             f"the runs' own wall times sum to {study.get('run_seconds', 0) / 60:.1f} min "
             f"over {study['settings']['workers']} worker processes).",
+            *(["- This invocation resumed a study whose earlier invocation had finished "
+                f"{study['runs_reused']} runs, so its wall time understates the cost; the runs' "
+                "own wall times are the better measure."] if study.get("runs_reused") else []),
             "- Per phase (s): " + ", ".join(f"{k} {v:.0f}"
                                            for k, v in study["phase_seconds"].items()) + ".",
             "- Nondeterminism: every run is seeded (split, head initialisation, batch order, "
@@ -683,12 +688,12 @@ def write_report(report_dir):
             "in the last digits of the weights, which can move an accuracy by an image or "
             "two (0.02-0.04 points on 5000 test images) and, rarely, flip a tie in model "
             "selection.", ""]
-    body = (_verdict(t) + _protocol(t) + _main_section(t, report_dir, figures)
-            + _source_drop_section(t) + _axis_section(t, report_dir, figures)
-            + _deviation_section(t, report_dir, figures)
-            + _figure1_section(t, report_dir, figures) + _freeze_section(t, report_dir, figures)
-            + _r2_section(t, report_dir, figures) + _fisher_section(t, report_dir, figures)
-            + _landscape_section(t, report_dir, figures) + _imagenet_section(t))
+    body = (_verdict(t) + _protocol(t) + _main_section(t, report_dir)
+            + _source_drop_section(t) + _axis_section(t, report_dir)
+            + _deviation_section(t, report_dir)
+            + _figure1_section(t, report_dir) + _freeze_section(t, report_dir)
+            + _r2_section(t, report_dir) + _fisher_section(t, report_dir)
+            + _landscape_section(t, report_dir) + _imagenet_section(t))
     files = ["## Files", "",
              "`runs.csv` (every final run), `selection.csv` (every validation run), "
              "`sources.csv`, `deviation.csv`, `r2.csv`, `landscape.csv`, `fisher.csv`, "
