@@ -18,8 +18,9 @@ import time
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_bool("quick", False, "Reduced study: one split (far), 20 images per class, two "
-                  "seeds, 40-80 iterations, a two-value alpha grid; a few minutes.")
+flags.DEFINE_bool("quick", False, "Reduced study, a smoke run of every step: one split (far), "
+                  "20 images per class, two seeds, 30-60 iterations, alpha = 0.1 only; "
+                  "under 5 minutes.")
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files (default: "
                     "Keras cache, then /usr/share/datasets/fashion-mnist).")
 flags.DEFINE_string("output_dir", None, "Where every run goes (default runs/cpu_study, or "

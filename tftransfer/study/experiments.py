@@ -55,7 +55,7 @@ class Settings:
     fisher_examples: int = 2000
     imagenet: bool = True
     imagenet_size: int = 64
-    imagenet_steps: int = 100
+    imagenet_steps: int = 60
     imagenet_examples: int = 20
     imagenet_alphas: tuple = (1e-3, 1e-2, 0.1)
     imagenet_methods: tuple = ("none", "l2", "l2_sp", "linear_probe")
@@ -64,7 +64,7 @@ class Settings:
 
 
 QUICK = dict(splits=("far",), sizes=(20,), main_steps=30, lengths=(30, 60), seeds=2,
-             axis_seeds=1, alpha_grid=(1e-3, 0.1), figure1_alphas=(1e-3, 0.1),
+             axis_seeds=1, alpha_grid=(0.1,), figure1_alphas=(0.1,),
              figure1_betas=(1e-2, 0.1), figure1_split="far", length_split="far",
              freeze_split="far", freeze_units=(2,), fisher_examples=200,
              pretrain_epochs=0.25, imagenet_size=32, imagenet_steps=5,
