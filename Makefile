@@ -44,7 +44,7 @@ fashion-mnist:
 demo: $(VENV)/.installed fashion-mnist
 	$(PY) -m tftransfer.demo $(DEMO_ARGS)
 
-# The CPU-scale study (about 1.5-2 hours on 2 cores; STUDY_ARGS=--quick for a few minutes).
+# The CPU-scale study (under 2 hours on 2 cores; STUDY_ARGS=--quick for about 4 minutes).
 study: $(VENV)/.installed-pretrained fashion-mnist
 	$(PY) tools/cpu_study.py $(STUDY_ARGS)
 

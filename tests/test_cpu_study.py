@@ -48,6 +48,17 @@ class PoolTest(tf.test.TestCase):
             self.assertEqual(out, [3, 1, 2])
             self.assertCountEqual(seen, [(0, 3), (1, 1), (2, 2)])
 
+    def test_runs_sharing_a_model_are_grouped_costliest_first(self):
+        target = protocol.Target(protocol.SPLITS["far"], protocol.SMALL, 20, 300, "w.h5")
+        longer = protocol.Target(protocol.SPLITS["far"], protocol.SMALL, 20, 900, "w.h5")
+        configs = [protocol.target_config(target, "l2_sp", 0.1, seed, "root", None, False,
+                                          save_weights=seed == 1)
+                   for seed in (1, 2, 3)]
+        configs.append(protocol.target_config(target, "l2_sp", 0.01, 1, "root", None, False))
+        configs.append(protocol.target_config(longer, "none", 0.0, 1, "root", None, False))
+        # Seeds and outputs differ within a group; alpha and length are model fields.
+        self.assertEqual(pool_lib.by_model(configs), [[0, 1, 2], [4], [3]])
+
 
 class ProtocolTest(tf.test.TestCase):
 

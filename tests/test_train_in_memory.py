@@ -78,6 +78,17 @@ class FashionInputsTest(tf.test.TestCase):
         self.assertEqual(test_x.shape[1:], (40, 40, 3))
         self.assertEqual(data.num_test, 6)
 
+    def test_test_examples_per_class_keeps_the_first_of_each_class(self):
+        full = data_lib.load(config_lib.validate(self.config))
+        cut = data_lib.load(config_lib.validate(dataclasses.replace(
+            self.config, test_examples_per_class=1)))
+        full_x, full_y = [np.concatenate([b[i].numpy() for b in full.test]) for i in (0, 1)]
+        cut_x, cut_y = [np.concatenate([b[i].numpy() for b in cut.test]) for i in (0, 1)]
+        firsts = [np.flatnonzero(full_y == c)[0] for c in np.unique(full_y)]
+        self.assertEqual(cut.num_test, len(firsts))
+        self.assertAllEqual(cut_y, full_y[sorted(firsts)])
+        self.assertAllEqual(cut_x, full_x[sorted(firsts)])
+
     def test_source_eval_classes(self):
         config = dataclasses.replace(self.config, source_eval_dataset="fashion_mnist",
                                      source_eval_classes=[0, 1, 2])
@@ -92,7 +103,9 @@ class FashionInputsTest(tf.test.TestCase):
                      dataset="synthetic", grey_to_rgb=True, resize=28, crop_size=28),
                  "--pad applies to the in-memory datasets": dict(dataset="caltech256_30",
                                                                   pad=2),
-                 "--pad=-1 is negative": dict(pad=-1)}
+                 "--pad=-1 is negative": dict(pad=-1),
+                 "--test_examples_per_class is supported for": dict(
+                     dataset="caltech256_30", test_examples_per_class=5)}
         for message, change in cases.items():
             with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
                 config_lib.validate(dataclasses.replace(self.config, **change))

@@ -46,10 +46,13 @@ def write_csv(frame, path):
     return path
 
 
-def new_figure(width=7.0, height=4.5):
-    """A matplotlib Figure with one Axes, independent of pyplot (Agg canvas)."""
+def new_figure(width=7.0, height=4.5, panels=None):
+    """A matplotlib Figure independent of pyplot (Agg canvas) and its Axes: one Axes, or a
+    list of ``panels`` side by side when ``panels`` is given."""
     fig = Figure(figsize=(width, height))
-    return fig, fig.add_subplot(1, 1, 1)
+    if panels is None:
+        return fig, fig.add_subplot(1, 1, 1)
+    return fig, [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
 
 
 def save_figure(fig, path, dpi=120):

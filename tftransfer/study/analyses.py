@@ -14,21 +14,20 @@ from tftransfer.training import data as data_lib
 from tftransfer.training.model import build_transfer
 
 
-def _network_batches(config, max_examples, source=False):
-    """``[(x, y)]`` preprocessed batches of the evaluation split of ``config`` (``source``:
-    of its source classes' training images instead)."""
+def _network_batches(config, max_examples, mode, source=False):
+    """``(x, y)``: at most ``max_examples`` images of the evaluation split of ``config``
+    (``source``: of its source classes' training images, in the stored order instead),
+    preprocessed for a network of preprocessing ``mode``."""
     if source:
         config = dataclasses.replace(config, classes=list(config.source_eval_classes),
                                      examples_per_class=0, validation_fraction=0.0)
     data = data_lib.load(config)
-    transfer_mode = build_transfer(config, data.num_classes, data.input_shape).preprocessing
-    if source:  # the source training images, in the stored order
+    if source:
         images = data.train.take(-(-max_examples // config.batch_size))
-        stream = data_lib.network_inputs(images, transfer_mode, data.mean)
     else:
-        stream = data_lib.network_inputs(data.test, transfer_mode, data.mean)
+        images = data.test
     out, seen = [], 0
-    for x, y in stream:
+    for x, y in data_lib.network_inputs(images, mode, data.mean):
         out.append((x.numpy(), y.numpy()))
         seen += len(y)
         if seen >= max_examples:
@@ -37,16 +36,21 @@ def _network_batches(config, max_examples, source=False):
     return x[:max_examples], y[:max_examples]
 
 
+def _start(config):
+    """The transfer model of ``config`` at its starting point."""
+    data = data_lib.load(config)
+    return build_transfer(config, data.num_classes, data.input_shape)
+
+
 def source_fisher(config, path, max_examples):
     """Exact diagonal Fisher of the source network (the target model's backbone with the
     source head put back, at the starting point) on ``max_examples`` source training images
     of ``config`` (a target RunConfig with ``source_eval_classes``); saved to ``path``."""
     if os.path.exists(path):
         return path
-    x, _ = _network_batches(dataclasses.replace(config, pad=0), max_examples, source=True)
-    probe = dataclasses.replace(config, pad=0)
-    data = data_lib.load(probe)
-    transfer = build_transfer(probe, data.num_classes, data.input_shape)
+    config = dataclasses.replace(config, pad=0)
+    transfer = _start(config)
+    x, _ = _network_batches(config, max_examples, transfer.preprocessing, source=True)
     values = fisher_lib.diagonal(transfer.source_model(), x, mode="exact", batch_size=64)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fisher_lib.save(path, values, {"weights": config.weights, "examples": int(len(x)),
@@ -57,9 +61,7 @@ def source_fisher(config, path, max_examples):
 
 def _models(config):
     """(start, finetuned) Keras models of a finished run that saved its weights."""
-    data = data_lib.load(config)
-    start = build_transfer(config, data.num_classes, data.input_shape)
-    tuned = build_transfer(config, data.num_classes, data.input_shape)
+    start, tuned = _start(config), _start(config)
     tuned.model.load_weights(os.path.join(config.output_dir, "model.weights.h5"))
     return start, tuned
 
@@ -70,8 +72,8 @@ def layer_r2_frame(configs, max_examples=1000):
     ``configs``: ``{method: RunConfig}`` of finished runs with saved weights."""
     frames = []
     for method, config in configs.items():
-        x, _ = _network_batches(config, max_examples)
         start, tuned = _models(config)
+        x, _ = _network_batches(config, max_examples, start.preprocessing)
         per_layer = r2.layer_r2(start.model, tuned.model, x)
         frames.append(r2.r2_frame({method: per_layer}).rename(columns={"model": "method"}))
     return pd.concat(frames, ignore_index=True)
@@ -85,8 +87,8 @@ def landscape_frame(configs, max_examples=1000, points=13, seed=0):
     random direction ``d``, ``t`` in [-1, 1]."""
     rows = []
     for method, config in configs.items():
-        data = _network_batches(config, max_examples)
         start, tuned = _models(config)
+        data = _network_batches(config, max_examples, start.preprocessing)
         w0, w = start.model.get_weights(), tuned.model.get_weights()
         frame = landscape.interpolation(tuned.model, w0, w, data,
                                         np.linspace(-0.25, 1.25, points))

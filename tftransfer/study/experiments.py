@@ -5,7 +5,8 @@
 3. ``main`` (Table 2 analog): every method on every split at ``main_examples`` images per
    class and ``main_steps`` iterations; alpha chosen on the validation split, then
    ``seeds`` runs on all labelled images, tested on every test image.
-4. ``sizes``: the same for the other target sizes, with ``axis_methods``.
+4. ``sizes``: the same for the other target sizes, with ``axis_methods``, on
+   ``size_splits``.
 5. ``lengths``: ``axis_methods`` on ``length_split`` trained for each of ``lengths``
    iterations, alpha as chosen at ``main_steps`` (selection at every length did not fit
    the budget), deviation logged through training.
@@ -34,14 +35,15 @@ from tftransfer.study.protocol import SMALL, SPLITS, Target
 
 @dataclasses.dataclass
 class Settings:
-    """Sizes of the study (the full defaults fit 2 cores in under 2 hours)."""
+    """Sizes of the study (the full defaults are sized for 2 cores in under 2 hours)."""
     splits: tuple = ("far", "near", "contained")
     methods: tuple = protocol.ALL_METHODS
     pretrain_epochs: float = 2
     main_examples: int = 20
     sizes: tuple = (10, 20, 100)
+    size_splits: tuple = ("far", "near")
     main_steps: int = 300
-    lengths: tuple = (300, 1000, 3000)
+    lengths: tuple = (300, 1000, 2000)
     seeds: int = 5
     axis_seeds: int = 2
     axis_methods: tuple = ("none", "l2_sp")
@@ -51,7 +53,7 @@ class Settings:
     figure1_split: str = "contained"
     length_split: str = "near"
     freeze_split: str = "contained"
-    freeze_units: tuple = (1, 2, 3, 4)
+    freeze_units: tuple = (1, 2, 3)       # 4 (all): L2 and L2-SP train identically
     fisher_examples: int = 2000
     imagenet: bool = True
     imagenet_size: int = 64
@@ -60,6 +62,8 @@ class Settings:
     imagenet_alphas: tuple = (1e-3, 1e-2, 0.1)
     imagenet_methods: tuple = ("none", "l2", "l2_sp", "linear_probe")
     analysis_examples: int = 1000
+    test_examples_per_class: int = 0     # 0: every test image of the target classes
+    source_eval_examples: int = 1000
     workers: int = 2
 
 
@@ -69,7 +73,7 @@ QUICK = dict(splits=("far",), sizes=(20,), main_steps=30, lengths=(30, 60), seed
              freeze_split="far", freeze_units=(2,), fisher_examples=200,
              pretrain_epochs=0.25, imagenet_size=32, imagenet_steps=5,
              imagenet_alphas=(0.01,), imagenet_methods=("none", "l2_sp"),
-             analysis_examples=200)
+             analysis_examples=200, test_examples_per_class=200, source_eval_examples=200)
 
 
 def log(message):
@@ -106,15 +110,22 @@ class Study:
 
     # ----------------------------------------------------------------- helpers
     def _run_all(self, configs, label):
-        """Runs ``configs`` on the pool with a progress line per finished run."""
-        started, done = time.time(), [0]
+        """Runs ``configs`` on the pool, those sharing a compiled model in one worker
+        (:func:`pool.by_model`), with a progress line per tenth of the runs; returns their
+        records in the order of ``configs``."""
+        started, done, groups = time.time(), [0], pool_lib.by_model(configs)
 
-        def progress(i, record):
-            done[0] += 1
-            if done[0] % max(1, len(configs) // 10) == 0 or done[0] == len(configs):
+        def progress(i, group_records):
+            before, done[0] = done[0], done[0] + len(group_records)
+            if done[0] * 10 // len(configs) > before * 10 // len(configs):
                 log(f"  {label}: {done[0]}/{len(configs)} runs, {time.time() - started:.0f} s")
 
-        records = self.pool.map(pool_lib.run_config, configs, progress) if configs else []
+        results = self.pool.map(pool_lib.run_configs,
+                                [[configs[i] for i in group] for group in groups], progress)
+        records = [None] * len(configs)
+        for group, group_records in zip(groups, results):
+            for i, record in zip(group, group_records):
+                records[i] = record
         for config, record in zip(configs, records):
             path = os.path.join(config.output_dir, "results.json")
             if os.path.getmtime(path) >= self.started:
@@ -126,7 +137,8 @@ class Study:
 
     def _target(self, split, n, steps):
         return Target(SPLITS[split], SMALL, n, steps, self.weights[split],
-                      self.fisher_files.get(split))
+                      self.fisher_files.get(split), self.s.test_examples_per_class,
+                      self.s.source_eval_examples)
 
     def _methods(self, methods):
         return [m for m in methods if m in self.s.methods]
@@ -176,17 +188,9 @@ class Study:
         records = self._run_all([j[2] for j in jobs], experiment)
         for (cell, method, config), record in zip(jobs, records):
             curve = analyses.distance_curve(config.output_dir, self.kernel_sizes)
-            self.rows["runs"].append(dict(
-                experiment=experiment, arm=config.arch, split=cell[0],
-                examples_per_class=cell[1], steps=cell[2], method=method,
-                alpha=config.alpha, beta=config.beta, freeze_units=config.freeze_units,
-                seed=config.seed, test_accuracy=record["accuracy"],
-                num_test=record["num_eval"],
-                source_accuracy_before=record.get("source_accuracy_before", np.nan),
-                source_accuracy_after=record.get("source_accuracy_after", np.nan),
-                source_drop=record.get("source_drop", np.nan),
-                distance=float(curve["distance"].iloc[-1]) if curve is not None else np.nan,
-                train_time_s=record["train_time_s"], output_dir=config.output_dir))
+            distance = float(curve["distance"].iloc[-1]) if curve is not None else np.nan
+            self.rows["runs"].append(_run_row(experiment, cell[0], method, config, record,
+                                              distance))
             if curve is not None:
                 for step, distance in zip(curve["step"], curve["distance"]):
                     self.rows["deviation"].append(dict(
@@ -253,6 +257,7 @@ class Study:
 
     def sizes(self):
         cells = [(split, n, self.s.main_steps) for split in self.s.splits
+                 if split in self.s.size_splits
                  for n in self.s.sizes if n != self.s.main_examples]
         tuned = [m for m in self._methods(self.s.axis_methods) if protocol.is_tuned(m)]
         self._select(cells, tuned, self.s.alpha_grid)
@@ -284,7 +289,8 @@ class Study:
         arm = protocol.Arm("efficientnet_lite0", self.s.imagenet_size, True,
                            tuple(_efficientnet_units(self.s.imagenet_size)))
         target = Target(protocol.IMAGENET_ARM, arm, self.s.imagenet_examples,
-                        self.s.imagenet_steps)
+                        self.s.imagenet_steps,
+                        test_examples_per_class=self.s.test_examples_per_class)
         tuned = [m for m in self.s.imagenet_methods if protocol.is_tuned(m)]
         jobs = [(m, a, protocol.target_config(target, m, a, 0, self.root, self.data_dir,
                                               select=True))
@@ -303,15 +309,7 @@ class Study:
                   for m in self.s.imagenet_methods for seed in range(1, self.s.axis_seeds + 1)]
         records = self._run_all([f[1] for f in finals], "imagenet")
         for (method, config), record in zip(finals, records):
-            self.rows["runs"].append(dict(
-                experiment="imagenet", arm=arm.arch, split="imagenet",
-                examples_per_class=target.examples_per_class, steps=target.steps,
-                method=method, alpha=config.alpha, beta=config.beta,
-                freeze_units=config.freeze_units, seed=config.seed,
-                test_accuracy=record["accuracy"], num_test=record["num_eval"],
-                source_accuracy_before=np.nan, source_accuracy_after=np.nan,
-                source_drop=np.nan, distance=np.nan, train_time_s=record["train_time_s"],
-                output_dir=config.output_dir))
+            self.rows["runs"].append(_run_row("imagenet", "imagenet", method, config, record))
 
     def analyses(self):
         methods = [m for m in ("none", "l2", "l2_sp", "l2_sp_fisher") if m in self.s.methods]
@@ -359,6 +357,20 @@ class Study:
             "wall_time_s": time.time() - self.started, "phase_seconds": self.phase_seconds,
             "runs_trained": self.trained, "runs_reused": self.reused,
             "run_seconds": self.run_seconds, "cpu_count": os.cpu_count()})
+
+
+def _run_row(experiment, split, method, config, record, distance=np.nan):
+    """One row of the ``runs`` table: a final run's configuration and results."""
+    return dict(
+        experiment=experiment, arm=config.arch, split=split,
+        examples_per_class=config.examples_per_class, steps=config.train_steps,
+        method=method, alpha=config.alpha, beta=config.beta,
+        freeze_units=config.freeze_units, seed=config.seed,
+        test_accuracy=record["accuracy"], num_test=record["num_eval"],
+        source_accuracy_before=record.get("source_accuracy_before", np.nan),
+        source_accuracy_after=record.get("source_accuracy_after", np.nan),
+        source_drop=record.get("source_drop", np.nan), distance=distance,
+        train_time_s=record["train_time_s"], output_dir=config.output_dir)
 
 
 def _fisher_job(job):

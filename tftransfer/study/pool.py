@@ -37,6 +37,29 @@ def run_config(config):
     return run(config, cache=_cache())
 
 
+def run_configs(configs):
+    """The driver runs of ``configs``, in order, in one worker (one compiled model when
+    they differ only in run-only fields such as the seed)."""
+    return [run_config(config) for config in configs]
+
+
+def by_model(configs):
+    """Indices of ``configs`` grouped by compiled model (:meth:`ModelCache.config_key`),
+    costliest group first (cost: runs x steps x batch x pixels), so that a pool runs each
+    group in one worker with one compile and the long groups start first."""
+    from tftransfer.training.model import ModelCache
+
+    groups = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(ModelCache.config_key(config), []).append(i)
+
+    def cost(indices):
+        return sum(configs[i].train_steps * configs[i].batch_size * configs[i].crop_size ** 2
+                   for i in indices)
+
+    return sorted(groups.values(), key=cost, reverse=True)
+
+
 class Pool:
     """``map(function, items, on_result)``: results in the order of ``items``; ``on_result(i,
     result)`` is called as each finishes (progress)."""

@@ -116,6 +116,8 @@ class Target:
     steps: int
     weights: str = None          # source weights file (None: the arm's download)
     fisher_file: str = None      # source Fisher of the split (Fisher methods only)
+    test_examples_per_class: int = 0   # final runs: test images per class (0: all)
+    source_eval_examples: int = 1000   # source images of the Table 5 analog
 
 
 def method_fields(method, alpha, beta, arm, fisher_file):
@@ -139,14 +141,14 @@ def method_fields(method, alpha, beta, arm, fisher_file):
 
 def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA,
                   validation_fraction=0.3, log_every=0, save_weights=False,
-                  deviation_layers=(), source_eval=False, source_eval_examples=1000):
+                  deviation_layers=(), source_eval=False):
     """The driver configuration of one target run.
 
     ``select``: train on part of the labelled images and evaluate on the held-out
     ``validation_fraction`` of them (model selection; ``results.json`` then says
     ``eval_split: validation``); otherwise train on all of them and evaluate on every test
-    image of the target classes.
-    """
+    image of the target classes (the first ``target.test_examples_per_class`` of each class
+    when set: ``--quick``)."""
     arm, steps = target.arm, target.steps
     phase = "select" if select else "final"
     name = f"{method}_a{alpha:g}_b{beta:g}_s{seed}"
@@ -162,6 +164,7 @@ def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA
         resize=arm.size, crop_size=arm.size, grey_to_rgb=arm.rgb, mean="none",
         pad=max(1, round(PAD * arm.size / 28)), batch_size=32, train_steps=steps,
         lr_boundaries=[b for b in [steps * 2 // 3] if 0 < b < steps], learning_rate=0.01,
+        test_examples_per_class=0 if select else target.test_examples_per_class,
         seed=seed, export=False, checkpoint_every=0, log_every=log_every, verbose=0,
         save_weights=save_weights, eval_batch_size=500, output_dir=output_dir)
     fields.update(method_fields(method, alpha, beta, arm, target.fisher_file))
@@ -171,5 +174,5 @@ def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA
     if source_eval and fields["source"] == "custom":
         fields.update(source_eval_dataset="fashion_mnist",
                       source_eval_classes=list(target.split.source_classes),
-                      source_eval_examples=source_eval_examples)
+                      source_eval_examples=target.source_eval_examples)
     return RunConfig(**fields)

@@ -119,10 +119,8 @@ def _bars(runs, splits, methods, path):
 
 def _lines(frame, x, y, group, path, title, xlabel, ylabel, logx=False, panels=None):
     panels = panels or [None]
-    fig, axes = new_figure(4.2 * len(panels), 3.8)
-    fig.clf()
-    for i, panel in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
+    fig, axes = new_figure(4.2 * len(panels), 3.8, panels=len(panels))
+    for ax, panel in zip(axes, panels):
         sub = frame if panel is None else frame[frame["panel"] == panel]
         for j, (name, g) in enumerate(sub.groupby(group, sort=False)):
             g = g.sort_values(x)
@@ -207,8 +205,8 @@ def _protocol(t):
                               "source test accuracy (%)"], rows), ""]
     lines += [
         f"- **Targets**: {', '.join(map(str, s['sizes']))} labelled images per class drawn "
-        "from the target classes' training images (split seed 0), tested on all 5000 test "
-        "images of the five target classes. Fine-tuning: batch 32, SGD momentum 0.9, "
+        "from the target classes' training images (split seed 0), tested on "
+        f"{_test_images(s)} of the five target classes. Fine-tuning: batch 32, SGD momentum 0.9, "
         "learning rate 0.01 divided by 10 after 2/3 of the iterations, random 28x28 crops "
         "of the image zero-padded by 2 pixels and horizontal mirrors (the recipe's "
         "augmentation analog), batch-norm statistics updated; L2 with beta = 0.01 on the "
@@ -237,11 +235,25 @@ def _protocol(t):
         "each training length (the length experiment reuses the alpha chosen at "
         f"{s['main_steps']} iterations); the size, length and freezing experiments run "
         f"{', '.join(s['axis_methods'])} only (freezing: L2 and L2-SP) with "
-        f"{s['axis_seeds']} seeds; the alpha x beta grid (Figure 1) is run on the "
-        f"{s['figure1_split']} split only, the freezing sweep on the {s['freeze_split']} "
-        f"split only, the length sweep on the {s['length_split']} split only; the ImageNet "
-        "arm trains briefly at low resolution.", ""]
+        f"{s['axis_seeds']} seeds; {_size_cut(s)}the alpha x beta grid (Figure 1) is run "
+        f"on the {s['figure1_split']} split only, the freezing sweep on the "
+        f"{s['freeze_split']} split only, the length sweep on the {s['length_split']} split "
+        f"only and up to {max(s['lengths'])} iterations (the paper trains 9000); the "
+        "ImageNet arm trains briefly at low resolution.", ""]
     return lines
+
+
+def _test_images(s):
+    n = s.get("test_examples_per_class", 0)
+    return f"the first {n} test images of each" if n else "all 5000 test images"
+
+
+def _size_cut(s):
+    """The clause of the protocol saying on which splits the size experiment ran."""
+    splits = [x for x in s["splits"] if x in s["size_splits"]]
+    if len(s["sizes"]) < 2 or splits == list(s["splits"]):
+        return ""
+    return f"the size experiment runs on the {' and '.join(splits)} split(s) only; "
 
 
 def _main_section(t, out):
@@ -360,7 +372,7 @@ def _axis_section(t, out):
     axis = pd.concat([main[main["method"].isin(s["axis_methods"])], sizes])
     if not sizes.empty:
         rows, gaps = [], []
-        splits = [x for x in s["splits"] if x in set(axis["split"])]
+        splits = [x for x in s["splits"] if x in set(sizes["split"])]
         ns = sorted(set(axis["examples_per_class"]))
         summary = []
         for x in splits:
@@ -506,7 +518,9 @@ def _freeze_section(t, out):
     best = {b: frame[frame["method"] == b].sort_values("acc").iloc[-1] for b in ("l2", "l2_sp")}
     return ["## Freezing the first k units (Figure 3 analog)", "",
             f"{s['freeze_split']} split; units: stem, then one residual block per stage "
-            "(k = 4 freezes the whole backbone, batch-norm statistics still updated); k = 0 "
+            "(k = 4 would freeze the whole backbone: L2 and L2-SP then penalise only frozen "
+            "weights and train identically, so it is not run; the linear probe of the main "
+            "table is that case with batch-norm statistics frozen too); k = 0 "
             f"is the main experiment ({s['seeds']} seeds), k > 0 {s['axis_seeds']} seeds.", "",
             markdown_table(["method"] + [f"k = {k}" for k in ks], rows), "",
             "![freeze](freeze.png)", "",
@@ -656,7 +670,7 @@ def _verdict(t):
     ns = sorted(set(sizes["examples_per_class"]))
     if len(ns) > 1 and "l2_sp" in set(sizes["method"]):
         gaps = []
-        for x in splits:
+        for x in [x for x in splits if x in set(select(runs, experiment="sizes")["split"])]:
             g = [stats(select(sizes, split=x, method="l2_sp", examples_per_class=n))[0]
                  - stats(select(sizes, split=x, method="none", examples_per_class=n))[0]
                  for n in ns]

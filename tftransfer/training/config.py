@@ -69,6 +69,9 @@ class RunConfig:
                                         "validation split instead of the test set (model "
                                         "selection). In-memory datasets only.")
     split_seed: int = _field(0, "Seed of the per-class subsample and validation split.")
+    test_examples_per_class: int = _field(0, "Evaluate on the first N test images of each "
+                                          "class in stored order (0 = all; for smoke runs). "
+                                          "In-memory datasets only.")
     resize: int = _field(256, "Stored image size: the side of the square resize, or the "
                          "shorter side with --keep_aspect (fashion_mnist: the 28x28 images "
                          "are upscaled, bilinear, to this side).")
@@ -173,7 +176,7 @@ def _problems(c):
             out.append(f"--{name}={value!r} is unknown; choose one of {list(choices)}.")
     for name in ("alpha", "beta", "epsilon", "learning_rate", "momentum", "lr_decay_factor",
                  "validation_fraction", "freeze_units", "checkpoint_every", "log_every", "pad",
-                 "source_eval_examples", "examples_per_class"):
+                 "source_eval_examples", "examples_per_class", "test_examples_per_class"):
         if getattr(c, name) < 0:
             out.append(f"--{name}={getattr(c, name)} is negative; it must be >= 0.")
     for name in ("batch_size", "train_steps", "crop_size", "resize", "eval_batch_size",
@@ -220,6 +223,9 @@ def _problems(c):
     if c.validation_fraction and c.dataset not in IN_MEMORY_DATASETS:
         out.append(f"--validation_fraction is supported for {list(IN_MEMORY_DATASETS)}; "
                    "for other datasets carve the validation split with the data tools.")
+    if c.test_examples_per_class and c.dataset not in IN_MEMORY_DATASETS:
+        out.append(f"--test_examples_per_class is supported for {list(IN_MEMORY_DATASETS)}; "
+                   "drop it to evaluate on the whole test set.")
     if not c.validation_fraction < 1:
         out.append(f"--validation_fraction={c.validation_fraction} must be < 1.")
     bounds = list(c.lr_boundaries)

@@ -21,7 +21,8 @@ the colour jitter of ``--color_jitter``).
 
 For the in-memory datasets, ``--examples_per_class`` subsamples the training set and
 ``--validation_fraction`` holds out part of it as the evaluation split, both drawn per class
-with ``numpy.random.default_rng(--split_seed)``.
+with ``numpy.random.default_rng(--split_seed)``; ``--test_examples_per_class`` keeps the first
+N test images of each class (smoke runs).
 """
 import dataclasses
 import functools
@@ -66,6 +67,15 @@ def synthetic_images(num_classes, per_class, size, seed):
     images = (colours[labels][:, None, None, :] + 40 * stripes[labels][..., None]
               + noise_rng.normal(0, 25, (len(labels), size, size, 3)))
     return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def first_per_class(images, labels, per_class):
+    """The first ``per_class`` images of each class, in stored order (0 = all)."""
+    if not per_class:
+        return images, labels
+    keep = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
+    keep.sort()
+    return images[keep], labels[keep]
 
 
 def subsample(images, labels, per_class, validation_fraction, seed):
@@ -198,6 +208,7 @@ def in_memory(config):
         _synthetic(config))
     train, validation = subsample(*train, config.examples_per_class,
                                   config.validation_fraction, config.split_seed)
+    test = first_per_class(*test, config.test_examples_per_class)
     if config.dataset == "fashion_mnist":
         train, validation, test = [(resize_grey(x, config.resize, config.grey_to_rgb), y)
                                    for x, y in (train, validation, test)]

@@ -113,15 +113,21 @@ class ModelCache:
                        "validation_fraction", "split_seed", "verbose", "log_every",
                        "checkpoint_every", "export", "save_weights", "deviation_layers",
                        "eval_batch_size", "source_eval_dataset", "source_eval_data_dir",
-                       "source_eval_examples", "source_eval_classes", "pad")
+                       "source_eval_examples", "source_eval_classes", "pad",
+                       "test_examples_per_class")
 
     def __init__(self):
         self._models = {}
 
-    def _key(self, config, num_classes, input_shape):
+    @classmethod
+    def config_key(cls, config):
+        """Equal for configurations that differ only in :data:`RUN_ONLY_FIELDS`."""
         fixed = {k: v for k, v in dataclasses.asdict(config).items()
-                 if k not in self.RUN_ONLY_FIELDS}
-        return repr((sorted(fixed.items()), num_classes, tuple(input_shape)))
+                 if k not in cls.RUN_ONLY_FIELDS}
+        return repr(sorted(fixed.items()))
+
+    def _key(self, config, num_classes, input_shape):
+        return repr((self.config_key(config), num_classes, tuple(input_shape)))
 
     def get(self, config, strategy, num_classes, input_shape):
         """A compiled model for ``config``: a reset cached one or a new one."""
