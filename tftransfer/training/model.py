@@ -95,6 +95,13 @@ def build_compiled(config, strategy, num_classes, input_shape):
 
 
 
+def seed_states(model):
+    """The states of ``model``'s random seed generators (dropout): in ``model.variables``,
+    not in ``model.weights``."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
 class ModelCache:
     """Compiled models kept between the runs of one process (many short runs, as in the
     demo): tracing the train step costs seconds, a short run not much more.
@@ -104,8 +111,9 @@ class ModelCache:
     reuses it. Its weights are set to those of a fresh ``build`` with the run's seed (the
     loaded source weights and a new head drawn from ``head_init(seed)``; every weight drawn
     anew, after the same ``keras.utils.set_random_seed``, for ``source="none"``) and its
-    optimizer state (momentum, iteration count) is zeroed, so the run trains exactly as a
-    freshly built model would. The -SP starting point stays valid: the source weights are
+    optimizer state (momentum, iteration count) is zeroed and its random seed generators
+    (dropout) take the states of a fresh build, so the run trains exactly as a freshly built
+    model would. The -SP starting point stays valid: the source weights are
     the same file.
     """
 
@@ -141,9 +149,13 @@ class ModelCache:
             return compiled
         compiled, loaded = self._models[key]
         model = compiled.model
+        seeds = seed_states(model)
+        fresh = (build_transfer(config, num_classes, input_shape).model
+                 if config.source == "none" or seeds else None)
+        for state, new in zip(seeds, seed_states(fresh) if seeds else ()):
+            state.assign(new)  # dropout draws as in a fresh build with this seed
         if config.source == "none":  # every weight is drawn: draw them as a fresh build
-            model.set_weights(build_transfer(config, num_classes, input_shape).model
-                              .get_weights())
+            model.set_weights(fresh.get_weights())
         else:  # the source weights as loaded, and the new head drawn with this seed
             model.set_weights(loaded)
             for name in compiled.transfer.new_layers:
