@@ -150,10 +150,10 @@ class ModelCache:
         compiled, loaded = self._models[key]
         model = compiled.model
         seeds = seed_states(model)
-        fresh = (build_transfer(config, num_classes, input_shape).model
-                 if config.source == "none" or seeds else None)
-        for state, new in zip(seeds, seed_states(fresh) if seeds else ()):
-            state.assign(new)  # dropout draws as in a fresh build with this seed
+        if config.source == "none" or seeds:
+            fresh = build_transfer(config, num_classes, input_shape).model
+            for state, new in zip(seeds, seed_states(fresh)):
+                state.assign(new)  # dropout draws as in a fresh build with this seed
         if config.source == "none":  # every weight is drawn: draw them as a fresh build
             model.set_weights(fresh.get_weights())
         else:  # the source weights as loaded, and the new head drawn with this seed
