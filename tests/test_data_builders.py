@@ -1,7 +1,5 @@
 """Every builder, built from tiny fake datasets written here (odd sizes, grey, CMYK,
 PNG named .jpg, a corrupt file): split sizes, labels, seeds, Dogs mapping, skip reports."""
-import contextlib
-import io
 import os
 import tempfile
 
@@ -29,12 +27,11 @@ def write_special_images(directory, rng):
     return ["grey.jpg", "cmyk.jpg", "png.jpg", "corrupt.jpg"]
 
 
-def build(builder):
-    """download_and_prepare, returning what was printed."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+def build(test_case, builder):
+    """download_and_prepare, returning what was logged (absl, INFO and above)."""
+    with test_case.assertLogs("absl", "INFO") as logs:
         builder.download_and_prepare()
-    return out.getvalue()
+    return "\n".join(logs.output)
 
 
 def split_arrays(builder, split):
@@ -67,9 +64,9 @@ class CaltechTest(tf.test.TestCase):
 
     def test_split_sizes_labels_and_corrupt_file_skipped(self):
         builder = self._builder()
-        printed = build(builder)
+        printed = build(self, builder)
         self.assertIn("003.cat/corrupt.jpg", printed)
-        self.assertRegex(printed, r"skipped 1 undecodable")
+        self.assertRegex(printed, r"skipped 1 file\(s\): 1 unreadable")
         train_images, train_labels, train_names = split_arrays(builder, "train")
         test_images, test_labels, test_names = split_arrays(builder, "test")
         images, names = train_images + test_images, train_names + test_names
@@ -128,7 +125,7 @@ class IndoorTest(tf.test.TestCase):
         builder = MitIndoor67(config=mit_indoor67_config(RESIZE, keep_aspect=True),
                               data_dir=os.path.join(tmp, "data"),
                               manual_dir=os.path.join(tmp, "manual"))
-        printed = build(builder)
+        printed = build(self, builder)
         self.assertIn("kitchen/corrupt.jpg", printed)
         _, train_labels, train_names = split_arrays(builder, "train")
         test_images, test_labels, test_names = split_arrays(builder, "test")
@@ -176,7 +173,7 @@ class DogsTest(tf.test.TestCase):
         builder = StanfordDogs120(config=stanford_dogs_config("imagenet_val", RESIZE),
                                   data_dir=os.path.join(self.tmp, "data"),
                                   manual_dir=self.manual, imagenet_val_dir=self.val_dir)
-        printed = build(builder)
+        printed = build(self, builder)
         self.assertIn(f"{SPANIEL}/corrupt.jpg", printed)
         self.assertEqual(builder.info.splits["train"].num_examples, self.train_count)
         _, labels, names = split_arrays(builder, "test")
@@ -193,7 +190,7 @@ class DogsTest(tf.test.TestCase):
         builder = StanfordDogs120(config=stanford_dogs_config("official", RESIZE),
                                   data_dir=os.path.join(self.tmp, "data"),
                                   manual_dir=self.manual)
-        build(builder)
+        build(self, builder)
         _, labels, names = split_arrays(builder, "test")
         self.assertCountEqual(names, self.official_test)
         self.assertCountEqual(labels.tolist(), [0, 1, 119])
@@ -220,7 +217,7 @@ class DogsTest(tf.test.TestCase):
                                   manual_dir=self.manual,
                                   imagenet_val_dir=os.path.join(self.tmp, "absent"))
         with self.assertRaisesRegex(FileNotFoundError, "absent"):
-            build(builder)
+            build(self, builder)
 
 
 class ClassFoldersAndSourcesTest(tf.test.TestCase):
@@ -235,9 +232,10 @@ class ClassFoldersAndSourcesTest(tf.test.TestCase):
         write_special_images(os.path.join(root, "train", "dogs"), rng)
         builder = pipeline.get_builder("class_folders", os.path.join(tmp, "data"), root,
                                        resize=RESIZE)
-        printed = build(builder)
+        printed = build(self, builder)
         self.assertIn("train/dogs/corrupt.jpg", printed)
-        self.assertRegex(printed, r"split train: skipped 1 undecodable")
+        self.assertRegex(printed, r"split train: 9 image\(s\) stored; skipped 1 file\(s\): "
+                                  r"1 unreadable")
         images, labels, names = split_arrays(builder, "train")
         self.assertLen(names, 6 + 3)
         self.assertEqual(builder.info.splits["test"].num_examples, 4)

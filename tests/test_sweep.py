@@ -8,6 +8,7 @@ import tempfile
 import tensorflow as tf
 
 from tests.train_testutil import ROOT
+from tftransfer.training import results as results_lib
 
 
 def sweep():
@@ -35,10 +36,26 @@ class SweepTest(tf.test.TestCase):
         lines = out.getvalue().splitlines()
         self.assertEqual(len(lines), 3)
         self.assertIn("3 run(s) to do, 1 already finished", err.getvalue())
+        self.assertIn("0 failed before", err.getvalue())
         self.assertEqual(lines[0], f"py -m tftransfer.train --flagfile={base} --alpha=0.01 "
                          f"--beta=0.01 --seed=0 --output_dir={root}/runs/alpha=0.01/"
                          "beta=0.01/seed=0")
         self.assertFalse(any("alpha=0.1 --beta=0.01 --seed=1" in line for line in lines))
+
+    def test_failed_runs_are_listed_again_and_reported(self):
+        root = tempfile.mkdtemp()
+        base = os.path.join(root, "base.cfg")
+        with open(base, "w") as f:
+            f.write(f"--output_dir={root}/runs\n")
+        failed = os.path.join(root, "runs", "alpha=1", "seed=0")
+        results_lib.write_failure(failed, {}, 21, "the loss is nan")
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            sweep().main([f"--flagfile={base}", "--grid=alpha=1,2", "--python=py"])
+        self.assertLen(out.getvalue().splitlines(), 2)
+        self.assertIn("2 run(s) to do, 0 already finished (results.json present), 1 failed "
+                      "before", err.getvalue())
+        self.assertIn(f"{failed}: step 21: the loss is nan", err.getvalue())
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def _odd_tensors():
         flags=torch.tensor([True, False, True]), int8=torch.tensor([-3, 7], dtype=torch.int8),
         int32=torch.tensor([1 << 30], dtype=torch.int32), uint8=torch.arange(4).byte(),
         complex=torch.randn(2, dtype=torch.complex64),
-        parameter=torch.nn.Parameter(torch.randn(2, 2)))
+        parameter=torch.nn.Parameter(torch.randn(2, 2)),
+        expanded=torch.randn(3, 1).expand(3, 4),  # stride 0
+        overlapping=torch.arange(6.0).as_strided((3, 3), (1, 1)))
 
 
 def _tempdir(test):
@@ -110,6 +112,19 @@ class TorchCheckpointReaderTest(tf.test.TestCase):
             self.assertEqual(list(got), list(net.state_dict()))
             for key, value in net.state_dict().items():
                 np.testing.assert_array_equal(got[key], value.numpy())
+
+    def test_byte_budget_bounds_what_a_read_materialises(self):
+        state = {"broadcast": torch.ones(1).expand(1000, 1000)}  # 4 MB from 4 bytes of data
+        for zip_format in (True, False):
+            with self.subTest(zip_format=zip_format):
+                path = self._save(state, f"budget_{zip_format}.pth", zip_format)
+                with self.assertRaisesRegex(UnsafeCheckpointError,
+                                            r"size \(1000, 1000\).*max_bytes"):
+                    read_checkpoint(path, max_bytes=1 << 20)
+                self.assertSameAsTorch(read_checkpoint(path, max_bytes=8 << 20),
+                                       torch.load(path, weights_only=True))
+                np.testing.assert_array_equal(
+                    read_state_dict(path, max_bytes=8 << 20)["broadcast"], 1.0)
 
     def test_real_efficientnet_lite0_file_matches_torch_load(self):
         try:

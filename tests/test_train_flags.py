@@ -64,6 +64,49 @@ class FlagsTest(tf.test.TestCase):
                 config_lib.validate(dataclasses.replace(base, **change))
         config_lib.validate(base)
 
+    def test_every_float_must_be_finite(self):
+        """NaN passes every comparison (``nan < 0`` is False): each float field, found from
+        the dataclass types, is rejected when NaN or infinite."""
+        base = config_lib.RunConfig(dataset="synthetic", arch="small_resnet", resize=20,
+                                    crop_size=16)
+        self.assertContainsSubset({"alpha", "beta", "epsilon", "learning_rate", "momentum",
+                                   "lr_decay_factor", "validation_fraction"},
+                                  config_lib.FLOAT_FIELDS)
+        for name in config_lib.FLOAT_FIELDS:
+            for value in (float("nan"), float("inf"), -float("inf")):
+                with self.assertRaisesRegex(config_lib.ConfigError,
+                                            rf"--{name}={value} is not a finite number"):
+                    config_lib.validate(dataclasses.replace(base, **{name: value}))
+        with self.assertRaisesRegex(config_lib.ConfigError, "M finite and >= 0"):
+            config_lib.validate(dataclasses.replace(base, lr_multipliers=["stem=nan"]))
+
+    def test_ranges_of_the_optimiser(self):
+        base = config_lib.RunConfig(dataset="synthetic", arch="small_resnet", resize=20,
+                                    crop_size=16)
+        cases = {r"--momentum=2 must be in \[0, 1\)": dict(momentum=2),
+                 r"--momentum=1.0 must be in \[0, 1\)": dict(momentum=1.0),
+                 "--learning_rate=0.0 must be > 0": dict(learning_rate=0.0),
+                 "--lr_decay_factor=0.0 must be > 0": dict(lr_decay_factor=0.0),
+                 "--source=custom needs --weights": dict(source="custom")}
+        for message, change in cases.items():
+            with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
+                config_lib.validate(dataclasses.replace(base, **change))
+        config_lib.validate(dataclasses.replace(base, momentum=0.0, learning_rate=1e-4))
+
+    def test_class_lists(self):
+        base = config_lib.RunConfig(dataset="fashion_mnist", arch="small_resnet", resize=28,
+                                    crop_size=28)
+        cases = {r"--classes=\[0, 0\] repeats \[0\]": dict(classes=[0, 0]),
+                 r"--classes=\[0, 12\] is out of range": dict(classes=[0, 12]),
+                 r"--classes=\[-1, 3\] is out of range": dict(classes=[-1, 3]),
+                 r"--classes=\[3\] keeps a single class": dict(classes=[3]),
+                 "--source_eval_classes=.* out of range": dict(
+                     source_eval_dataset="fashion_mnist", source_eval_classes=[0, 10])}
+        for message, change in cases.items():
+            with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
+                config_lib.validate(dataclasses.replace(base, **change))
+        config_lib.validate(dataclasses.replace(base, classes=[5, 6]))
+
     def test_every_flagfile_parses_to_its_cell(self):
         cwd = os.getcwd()
         os.chdir(ROOT)  # flagfiles include flags/common.cfg by relative path
@@ -98,12 +141,15 @@ class FlagsTest(tf.test.TestCase):
     def test_driver_stops_before_any_work(self):
         output_dir = os.path.join(tempfile.mkdtemp(), "never")
         result = run_driver("--dataset=synthetic", "--scheme=l2_sp_fisher", "--alpha=-1",
-                            "--eval_crops=10", "--resize=224", f"--output_dir={output_dir}")
+                            "--eval_crops=10", "--resize=224", "--learning_rate=nan",
+                            "--momentum=2", f"--output_dir={output_dir}")
         self.assertEqual(result.returncode, 2, result.stderr[-2000:])
         self.assertIn("Invalid flags, nothing was run", result.stderr)
         self.assertIn("--scheme=l2_sp_fisher needs --fisher_file", result.stderr)
         self.assertIn("--alpha=-1.0 is negative", result.stderr)
         self.assertIn("--eval_crops=10 needs images larger than the crop", result.stderr)
+        self.assertIn("--learning_rate=nan is not a finite number", result.stderr)
+        self.assertIn("--momentum=2.0 must be in [0, 1)", result.stderr)
         self.assertFalse(os.path.exists(output_dir))
 
 

@@ -150,8 +150,17 @@ def save(path, fisher, metadata=None):
 
 
 def load(path, with_metadata=False):
-    """Reads a file written by :func:`save`: ``{path: array}`` (and the metadata dict)."""
+    """Reads a file written by :func:`save`: ``{path: array}`` (and the metadata dict).
+    A Fisher diagonal is an expectation of squared gradients: every value must be finite and
+    ``>= 0``, else ``ValueError`` naming the file and the first offending variable."""
     with np.load(path, allow_pickle=False) as data:
         fisher = {key: data[key] for key in data.files if key != _METADATA_KEY}
         metadata = json.loads(str(data[_METADATA_KEY])) if _METADATA_KEY in data.files else {}
+    for key, value in fisher.items():
+        values = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ValueError(
+                f"{path}: the Fisher diagonal of {key} has {np.sum(~np.isfinite(values))} "
+                f"non-finite and {np.sum(values < 0)} negative values; it must be finite and "
+                ">= 0. Recompute it with tools/compute_fisher.py.")
     return (fisher, metadata) if with_metadata else fisher

@@ -2,12 +2,19 @@
 
 Contract: the content goes to a temporary file in the destination directory, which is
 then renamed over the destination (``os.replace`` is atomic on POSIX). On any error the
-temporary file is removed and the destination is left as it was.
+temporary file is removed and the destination is left as it was. The file gets the mode an
+ordinary ``open`` would give it (``0o666`` less the process umask), not ``mkstemp``'s 0600.
 """
 import contextlib
 import json
 import os
 import tempfile
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -19,6 +26,8 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        if os.path.isfile(tmp):
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

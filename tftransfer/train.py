@@ -5,7 +5,10 @@
 Every flag is defined in :mod:`tftransfer.training.flags` (``--helpfull`` lists them with
 their help); invalid combinations stop before any work with a message saying what to fix.
 Restarting the same command after a crash resumes from the last checkpoint; restarting a
-finished run prints its result without training. See docs/driver.md.
+finished run prints its result without training; restarting with other flags into the
+same ``--output_dir`` stops with the differing flags. Exit status: 0 done, 2 invalid flags
+or an unusable output directory (nothing was run), 3 training diverged (``failed.json``
+says where; the last good checkpoint is kept). See docs/driver.md.
 """
 import sys
 
@@ -13,6 +16,7 @@ from absl import app, flags, logging
 
 from tftransfer.training import config as config_lib
 from tftransfer.training import flags as flags_lib
+from tftransfer.training.callbacks import Diverged
 from tftransfer.training.run import run
 
 flags_lib.define_flags()
@@ -24,11 +28,15 @@ def main(argv):
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter off by default
     try:
-        config = flags_lib.config_from_flags()
+        run(flags_lib.config_from_flags())
     except config_lib.ConfigError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
-    run(config)
+    except Diverged as error:
+        print(f"{error}. The last good checkpoint is kept and failed.json records the "
+              "attempt; the same command retries it. To change flags (e.g. a lower "
+              "--learning_rate), use another --output_dir.", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

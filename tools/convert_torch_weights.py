@@ -19,6 +19,7 @@ import logging
 import sys
 
 from tftransfer.weights.convert import ARCHITECTURES, convert_checkpoint
+from tftransfer.weights.torch_checkpoint import CheckpointFormatError, UnsafeCheckpointError
 
 
 def parse_args(argv):
@@ -40,8 +41,9 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         convert_checkpoint(args.arch, args.checkpoint, args.output, classes=args.classes)
-    except (OSError, ValueError) as error:  # bad path, unsafe or mismatched checkpoint
-        print(f"error: {error}", file=sys.stderr)
+    # A bad path; a refused, malformed or damaged checkpoint; one of another model.
+    except (OSError, UnsafeCheckpointError, CheckpointFormatError, ValueError) as error:
+        logging.error("error: %s", error)
         return 1
     return 0
 

@@ -8,10 +8,12 @@
         --manual_dir ~/my_dataset
 
 What to put in each manual_dir: docs/data.md (and the error message when it is missing).
+Prints each split's image count and the files left out when it was prepared, by kind.
 """
 import argparse
 
 from tftransfer.data import pipeline, stats
+from tftransfer.data.builders import base
 
 
 def main(argv=None):
@@ -43,8 +45,11 @@ def main(argv=None):
     }.get(args.dataset, {})
     builder = pipeline.prepare(args.dataset, args.data_dir, args.manual_dir, args.resize,
                                args.keep_aspect, **options)
+    skipped = base.skipped_files(builder)
     for split, info in builder.info.splits.items():
-        print(f"{split}: {info.num_examples} images")
+        left_out = (base.describe_skipped(skipped[split]) if split in skipped
+                    else "not recorded (prepared by an older version)")
+        print(f"{split}: {info.num_examples} images; skipped {left_out}")
     train_split = pipeline.DATASETS[args.dataset][1]
     mean = stats.load_channel_mean(builder) or stats.store_channel_mean(builder, train_split)
     print(f"training mean (RGB): {mean}, stored in {stats.mean_path(builder)}")

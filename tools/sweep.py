@@ -8,10 +8,12 @@
 Each run gets its own output directory, ``<output_dir of the flagfile>/<name>=<value>/.../
 seed=<s>`` (or ``--output_root``). Runs whose ``results.json`` exists are skipped (counted on
 stderr), so rerunning the sweep after a partial pass lists only what is left; a run that was
-interrupted is listed again and resumes from its checkpoint.
+interrupted is listed again and resumes from its checkpoint; a run that diverged
+(``failed.json``) is listed again and reported on stderr with its step and reason.
 """
 import argparse
 import itertools
+import json
 import os
 import shlex
 import sys
@@ -57,6 +59,19 @@ def commands(flagfile, grid, seeds, output_root, python=sys.executable):
     return out
 
 
+def previous_failure(output_dir):
+    """``'step N: reason'`` of a run's failed attempt (``failed.json``), or None."""
+    path = os.path.join(output_dir, "failed.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        return f"step {record['failed_at_step']}: {record['reason']}"
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"{path} is damaged ({error})"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--flagfile", required=True, help="base flagfile of the experiment")
@@ -76,15 +91,21 @@ def main(argv=None):
     if not root:
         raise SystemExit("The flagfile sets no --output_dir; pass --output_root.")
     todo = skipped = 0
+    failed = []
     for output_dir, command in commands(args.flagfile, parse_grid(args.grid), seeds, root,
                                         args.python):
         if os.path.exists(os.path.join(output_dir, "results.json")):
             skipped += 1
             continue
+        failure = previous_failure(output_dir)
+        if failure:
+            failed.append(f"#   {output_dir}: {failure}")
         todo += 1
         print(command)
-    print(f"# {todo} run(s) to do, {skipped} already finished (results.json present)",
-          file=sys.stderr)
+    print(f"# {todo} run(s) to do, {skipped} already finished (results.json present), "
+          f"{len(failed)} failed before (failed.json; retried)", file=sys.stderr)
+    for line in failed:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Search order: the ``data_dir`` argument, the Keras cache (``$KERAS_HOME/datasets/
 fashion-mnist``, default ``~/.keras``), Debian's ``dataset-fashion-mnist`` package
 (``/usr/share/datasets/fashion-mnist``), then Keras' real download when the machine is
-online (``download=True``), which fills the Keras cache.
+online (``download=True``), which fills the Keras cache. A damaged file found there
+raises ``idx.IdxFormatError`` naming it and how to replace it.
 """
 import os
 
@@ -18,6 +19,10 @@ HOW_TO_GET = ("Get the data with `sudo apt-get install dataset-fashion-mnist` (D
               "or put train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
               "t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz in a directory and "
               "pass it as data_dir (--data_dir).")
+HOW_TO_REPAIR = ("Delete the damaged file and download it again (keras.datasets.fashion_mnist."
+                 "load_data() refills the Keras cache), or, when it comes from the Debian "
+                 "package, reinstall it: `sudo apt-get install --reinstall "
+                 "dataset-fashion-mnist`.")
 
 
 def keras_cache_dir():
@@ -56,7 +61,10 @@ def find(data_dir=None, download=True):
 def load(data_dir=None, download=True):
     """``{"train": (x, y), "test": (x, y)}``, images uint8 [N, 28, 28], labels int64."""
     directory = find(data_dir, download)
-    return {split: idx.load_split(directory, split) for split in ("train", "test")}
+    try:
+        return {split: idx.load_split(directory, split) for split in ("train", "test")}
+    except idx.IdxFormatError as err:
+        raise idx.IdxFormatError(f"{err}\n{HOW_TO_REPAIR}") from err
 
 
 def select_classes(images, labels, classes, relabel=True):

@@ -2,10 +2,12 @@
 
 Layout (big-endian): two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16,
 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions ``n``, ``n`` uint32
-sizes, then the values in C order.
+sizes, then the values in C order. A damaged file (bad header, wrong length, truncated or
+corrupt gzip stream) raises ``IdxFormatError`` naming it.
 """
 import gzip
 import os
+import zlib
 
 import numpy as np
 
@@ -19,11 +21,24 @@ class IdxFormatError(ValueError):
     """A file is not a valid IDX file."""
 
 
+def _read_bytes(path):
+    """The bytes of ``path``, gunzipped when it ends in ``.gz``; ``IdxFormatError`` naming
+    the file when its gzip stream is truncated or corrupt."""
+    if not path.endswith(".gz"):
+        with open(path, "rb") as f:
+            return f.read()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise IdxFormatError(f"{path} is truncated or corrupt: its gzip stream cannot be read "
+                             f"({type(err).__name__}: {err}). Replace it with a complete "
+                             "copy.") from err
+
+
 def read_idx(path):
     """Returns the array stored in the IDX file ``path`` (gzip-compressed or not)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    data = _read_bytes(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
         raise IdxFormatError(f"{path} is not an IDX file (bad magic number "
                              f"{data[:4].hex() or 'empty'}); expected 0000 + type + ndim.")

@@ -8,7 +8,9 @@ crops ``[B, crop, crop, 3]`` or ten crops ``[B, 10, crop, crop, 3]`` (average th
 predictions with ``tftransfer.data.evaluation``). Inputs are mean-subtracted with the
 dataset's stored training mean (``mean="dataset"``, computed and stored on first use),
 ImageNet's (``mean="imagenet"``) or a given RGB triple. With ``seed`` set, file order,
-shuffling and augmentation are deterministic.
+shuffling and augmentation are deterministic. A dataset without its test split (a
+``class_folders`` tree without ``test/``) raises ``ValueError`` saying so, unless
+``require_test=False`` (then ``test`` is None and ``num_test`` 0).
 
 Names: caltech256_30, caltech256_60, mit_indoor67, stanford_dogs120, food101,
 imagenet2012, places365_small, class_folders (a user dataset in class-per-folder layout).
@@ -18,11 +20,12 @@ import os
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from tftransfer.data import preprocessing, stats
 from tftransfer.data.builders.base import config_arg
 from tftransfer.data.builders.caltech256 import Caltech256, caltech256_config
-from tftransfer.data.builders.class_folders import ClassFolders, class_folders_config
+from tftransfer.data.builders.class_folders import ClassFolders
 from tftransfer.data.builders.mit_indoor67 import MitIndoor67, mit_indoor67_config
 from tftransfer.data.builders.stanford_dogs120 import StanfordDogs120, stanford_dogs_config
 from tftransfer.data.builders.tfds_source import SOURCES, TfdsSource, tfds_source_config
@@ -53,9 +56,8 @@ def _dogs(resize, keep_aspect, data_dir, manual_dir, test_set="imagenet_val",
 def _folders(resize, keep_aspect, data_dir, manual_dir, dataset_name=None):
     if not manual_dir:
         raise ValueError("class_folders needs manual_dir=<root with train/<class>/ folders>.")
-    dataset_name = dataset_name or os.path.basename(os.path.normpath(manual_dir))
-    return ClassFolders(config=class_folders_config(dataset_name, resize, keep_aspect),
-                        data_dir=data_dir, manual_dir=manual_dir)
+    return ClassFolders(manual_dir=manual_dir, dataset_name=dataset_name, resize=resize,
+                        keep_aspect=keep_aspect, data_dir=data_dir)
 
 
 def _source(name):
@@ -97,10 +99,21 @@ def prepare(name, data_dir, manual_dir=None, resize=256, keep_aspect=False, **op
     """Builds the stored (resized uint8) copy once; returns the prepared builder."""
     builder = get_builder(name, data_dir, manual_dir, resize, keep_aspect, **options)
     if not builder.is_prepared():
-        print(f"[tftransfer.data] preparing {name} ({builder.builder_config.name}) "
-              f"into {builder.data_dir}", flush=True)
+        logging.info("[tftransfer.data] preparing %s (%s) into %s", name,
+                     builder.builder_config.name, builder.data_dir)
         builder.download_and_prepare()
     return builder
+
+
+def missing_split_error(builder, split, manual_dir):
+    """The ``ValueError`` for a prepared dataset without ``split`` (only a class-per-folder
+    tree can lack its test split): what to add, or how to do without it."""
+    return ValueError(
+        f"Dataset {builder.name} in {manual_dir} has no {split}/ split to evaluate on "
+        f"(prepared splits: {sorted(builder.info.splits)}). Add "
+        f"{os.path.join(manual_dir, split)}/<class>/<image files> with the class folders of "
+        f"train/ (or rename validation/ to {split}/); the tree is then prepared anew. For "
+        "training data alone, call load_datasets(..., require_test=False).")
 
 
 def resolve_mean(builder, mean, split="train"):
@@ -139,7 +152,7 @@ def test_dataset(builder, split, batch_size, crop_size, mean, crops="center"):
 
 @dataclasses.dataclass
 class Datasets:
-    """What ``load_datasets`` returns."""
+    """What ``load_datasets`` returns (``test`` None when absent and not required)."""
     train: tf.data.Dataset
     test: tf.data.Dataset
     num_classes: int
@@ -153,12 +166,18 @@ class Datasets:
 def load_datasets(name, data_dir, *, manual_dir=None, batch_size=64, crop_size=224,
                   resize=256, keep_aspect=False, test_crops="center", mean="dataset",
                   seed=None, jitter=preprocessing.JitterRanges(), color_jitter=True,
-                  shuffle_buffer=2048, repeat_train=False, test_batch_size=None, **options):
-    """Prepares ``name`` if needed and returns its train/test pipelines (module docstring)."""
+                  shuffle_buffer=2048, repeat_train=False, test_batch_size=None,
+                  require_test=True, **options):
+    """Prepares ``name`` if needed and returns its train/test pipelines (module docstring).
+
+    Raises ``missing_split_error`` when the test split is absent and ``require_test``.
+    """
     if crop_size > resize:
         raise ValueError(f"crop_size {crop_size} exceeds resize {resize}.")
     builder = prepare(name, data_dir, manual_dir, resize, keep_aspect, **options)
     train_split, test_split = DATASETS[name][1:]
+    if require_test and test_split not in builder.info.splits:
+        raise missing_split_error(builder, test_split, manual_dir)
     mean = resolve_mean(builder, mean, train_split)
     labels = builder.info.features["label"]
     splits = builder.info.splits

@@ -39,6 +39,7 @@ import keras
 
 from tftransfer.io_utils import atomic_path
 from tftransfer.models import preprocessing as preprocessing_lib
+from tftransfer.models import weights_file
 from tftransfer.models.units import unit_names
 
 ARCHS = ("resnet50", "resnet101", "resnet152", "efficientnet_lite0", "small_resnet")
@@ -139,13 +140,13 @@ def build(arch, num_classes, source, weights=None, input_shape=(224, 224, 3), he
       name: name of the target model.
     """
     _check_args(arch, num_classes, source, weights, head_init, source_classes)
-    layout = _check_layout(arch, layout)
+    layout = resolve_layout(arch, layout)
     if source in SOURCE_CLASSES:
         source_classes = source_classes or SOURCE_CLASSES[source]
     if source != "none" and weights is None:
         weights = _default_weights(arch, layout, source, cache_dir)
-    full, default_mode = _source_network(arch, layout, tuple(input_shape),
-                                         source_classes or num_classes, dict(arch_kwargs or {}))
+    full, default_mode = source_network(arch, layout, tuple(input_shape),
+                                        source_classes or num_classes, arch_kwargs)
     if source != "none":
         _load(full, weights, arch, layout, source_classes)
     features = full.get_layer(HEAD).input
@@ -182,7 +183,9 @@ def _check_args(arch, num_classes, source, weights, head_init, source_classes):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
 
 
-def _check_layout(arch, layout):
+def resolve_layout(arch, layout):
+    """The layout of ``arch`` that ``layout`` (None: the default) designates; ValueError
+    for a layout ``arch`` does not have."""
     if arch in _RESNET_DEPTH:
         layout = layout or "keras"
         if layout not in ("keras", "torch"):
@@ -194,9 +197,12 @@ def _check_layout(arch, layout):
     return "native"
 
 
-def _source_network(arch, layout, input_shape, classes, arch_kwargs):
-    """The source architecture with its classifier ``predictions`` (random weights) and the
-    preprocessing mode of its pretrained weights."""
+def source_network(arch, layout, input_shape, classes, arch_kwargs=None):
+    """The source architecture with its classifier ``predictions`` (random weights, nothing
+    loaded) and the preprocessing mode of its pretrained weights. ``layout``: as
+    :func:`resolve_layout` returns it. Built inside ``keras.StatelessScope``, its variables
+    have names and shapes but no values (cheap checks of names and shapes)."""
+    arch_kwargs = dict(arch_kwargs or {})
     if arch in _RESNET_DEPTH and layout == "keras":
         model = _KERAS_RESNETS[arch](include_top=True, weights=None, input_shape=input_shape,
                                      classes=classes, classifier_activation=None, **arch_kwargs)
@@ -265,15 +271,21 @@ def keras_resnet_imagenet_weights(arch, cache_dir=None):
 
 
 def _load(model, path, arch, layout, source_classes):
-    try:
-        model.load_weights(path)
-    except Exception as error:
-        raise ValueError(
-            f"Could not load weights file {path!r} into {arch} (layout {layout!r}, "
-            f"{source_classes}-way classifier '{HEAD}'): {error}. The file must be saved from "
-            "the same architecture with its classifier, e.g. keras.applications.ResNet50("
-            "weights=None, classes=1000).save_weights('x.weights.h5'); set source_classes= "
-            "to the width of that classifier.") from error
+    """Loads ``path`` into ``model``; on failure one line of ValueError (never Keras' dump
+    of the variable's values) naming the first layer that does not fit."""
+    problem = weights_file.mismatch(model, path)
+    if problem is None:
+        try:
+            model.load_weights(path)
+            return
+        except Exception as error:  # whatever Keras raised, told in one line below
+            problem = weights_file.one_line(error)
+    raise ValueError(
+        f"Could not load weights file {path!r} into {arch} (layout {layout!r}, "
+        f"{source_classes}-way classifier '{HEAD}'): {problem}. The file must be saved from "
+        "the same architecture with its classifier, e.g. keras.applications.ResNet50("
+        "weights=None, classes=1000).save_weights('x.weights.h5'); set source_classes= "
+        "to the width of that classifier.")
 
 
 def _copy_head(layer, features_dim):

@@ -17,6 +17,8 @@ their gradient. Decoupled weight decay (``weight_decay=``) is not scaled.
                                           (tm.new_layers, 1.0)])
     opt = with_lr_multipliers(keras.optimizers.SGD(0.01, momentum=0.9), table)
 """
+import math
+
 import keras
 
 from tftransfer.models.units import unit_of
@@ -55,8 +57,9 @@ class _LRMultiplierMixin:
 
 def _check_multiplier(path, value):
     value = float(value)
-    if not value >= 0.0:
-        raise ValueError(f"lr_multipliers[{path!r}] = {value}: multipliers must be >= 0.")
+    if not 0.0 <= value < math.inf:
+        raise ValueError(f"lr_multipliers[{path!r}] = {value}: multipliers must be finite "
+                         "and >= 0.")
     return value
 
 
@@ -109,7 +112,10 @@ def _members(model, entry):
     for layer in model.layers:
         if layer.name == entry:
             return [layer]
-    raise ValueError(f"{entry!r} is neither a unit nor a layer of model {model.name!r}.")
+    known = [unit for unit in dict.fromkeys(unit_of(layer.name) for layer in model.layers)
+             if unit]
+    raise ValueError(f"{entry!r} is neither a unit nor a layer of model {model.name!r}; its "
+                     f"units are {known} (any layer name, e.g. 'predictions', works too).")
 
 
 def group_multipliers(model, groups):

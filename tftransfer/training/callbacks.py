@@ -7,6 +7,11 @@ kernels (:func:`tftransfer.analysis.deviation.deviation`). ``loss`` (cross-entro
 penalty, as minimised) and ``accuracy`` are means over the steps since the previous line,
 recovered exactly from Keras' running means: ``(k m_k - j m_j) / (k - j)``. The learning
 rate is the optimizer's, read just before the logged update.
+
+Divergence: a loss that is not finite, or (before a checkpoint is written) a weight that is
+not finite, raises :class:`Diverged` at the next log line or checkpoint, whichever comes
+first, and at the end of training; nothing is saved after it, so the newest checkpoint is
+the last good one.
 """
 import csv
 import importlib.util
@@ -35,6 +40,29 @@ def _tensorboard_installed():
     return False
 
 
+class Diverged(RuntimeError):
+    """Training stopped on a non-finite loss or weight at ``step`` (``reason`` says which)."""
+
+    def __init__(self, step, reason):
+        super().__init__(f"training diverged at step {step}: {reason}")
+        self.step, self.reason = step, reason
+
+
+def _running_loss(logs):
+    return float((logs or {}).get("loss", 0.0))
+
+
+def divergence(model, logs):
+    """Why training has diverged (the running loss or a weight is not finite), or None."""
+    loss = _running_loss(logs)
+    if not np.isfinite(loss):
+        return f"the loss is {loss}"
+    for variable in model.trainable_variables:
+        if not bool(keras.ops.convert_to_numpy(keras.ops.all(keras.ops.isfinite(variable)))):
+            return f"{variable.path} is not finite"
+    return None
+
+
 class FinalCheckpoint(keras.callbacks.Callback):
     """Saves when training ends. Defines no per-batch hook, so Keras keeps dispatching the
     steps asynchronously (a per-batch callback makes every step wait for its logs)."""
@@ -44,9 +72,12 @@ class FinalCheckpoint(keras.callbacks.Callback):
         self.checkpointer, self.verbose = checkpointer, verbose
         self.step, self.last_saved = start_step, None
 
-    def _save(self):
+    def _save(self, logs):
         if self.step is None:
             self.step = int(self.checkpointer.step.numpy())
+        reason = divergence(self.model, logs)
+        if reason:
+            raise Diverged(self.step, reason)
         path = self.checkpointer.save()
         self.last_saved = self.step
         if self.verbose and self.checkpointer.chief:
@@ -54,7 +85,7 @@ class FinalCheckpoint(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.last_saved is None or self.last_saved != self.step:
-            self._save()
+            self._save(logs)
 
 
 class PeriodicCheckpoint(FinalCheckpoint):
@@ -68,7 +99,7 @@ class PeriodicCheckpoint(FinalCheckpoint):
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         if self.step % self.every == 0:
-            self._save()
+            self._save(logs)
 
 
 class Progress(keras.callbacks.Callback):
@@ -143,3 +174,5 @@ class Progress(keras.callbacks.Callback):
                     if name != "step":
                         tf.summary.scalar(name.replace(":", "/"), value)
             self.writer.flush()
+        if not np.isfinite(loss_k):
+            raise Diverged(step, f"the loss is {loss_k}")

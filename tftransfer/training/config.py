@@ -7,6 +7,7 @@ live here only. Defaults are the paper's recipe (RECIPE.md): SGD with momentum 0
 :func:`validate` rejects invalid combinations before any work starts.
 """
 import dataclasses
+import math
 import os
 from typing import List, Optional
 
@@ -142,8 +143,10 @@ class RunConfig:
                                        "images (0 = all).")
     eval_batch_size: int = _field(64, "Batch size of the evaluations.")
     # Run.
-    output_dir: str = _field(os.path.join("runs", "default"), "Where checkpoints, logs, the "
-                             "exported model and results.json go.")
+    output_dir: Optional[str] = _field(None, "Where checkpoints, logs, the exported model "
+                                       "and results.json go (default: runs/<dataset>-"
+                                       "<scheme>-<hash of the flags that change the "
+                                       "result>, one directory per run).", kind=str)
     strategy: str = _field("default", "Distribution strategy.", STRATEGIES)
     tpu: Optional[str] = _field(None, "TPU name or address for --strategy=tpu.", kind=str)
     cpu_logical_devices: int = _field(0, "Split the CPU into this many logical devices "
@@ -165,6 +168,31 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+FLOAT_FIELDS = tuple(name for name, f in FIELDS.items() if f.type is float)
+FASHION_MNIST_CLASSES = 10
+
+
+def _not_finite(c):
+    """Names of the float fields of ``c`` that are NaN or infinite (NaN passes every range
+    check, ``nan < 0`` being False, so finiteness is checked first)."""
+    return [name for name in FLOAT_FIELDS if not math.isfinite(getattr(c, name))]
+
+
+def _class_list_problems(name, classes, dataset):
+    """Problems of ``--classes`` or ``--source_eval_classes`` (``classes``) for ``dataset``."""
+    if not classes:
+        return []
+    out = []
+    repeated = sorted({k for k in classes if classes.count(k) > 1})
+    if repeated:
+        out.append(f"--{name}={classes} repeats {repeated}; list each class once.")
+    if dataset == "fashion_mnist" and any(not 0 <= k < FASHION_MNIST_CLASSES for k in classes):
+        out.append(f"--{name}={classes} is out of range: Fashion-MNIST's classes are 0 to "
+                   f"{FASHION_MNIST_CLASSES - 1}.")
+    if len(set(classes)) < 2:
+        out.append(f"--{name}={classes} keeps a single class, a task scored 1.0 by any "
+                   "model; give at least two (or none for all).")
+    return out
 
 
 def _problems(c):
@@ -174,11 +202,19 @@ def _problems(c):
         choices, value = f.metadata["choices"], getattr(c, name)
         if choices and value is not None and value not in choices:
             out.append(f"--{name}={value!r} is unknown; choose one of {list(choices)}.")
-    for name in ("alpha", "beta", "epsilon", "learning_rate", "momentum", "lr_decay_factor",
-                 "validation_fraction", "freeze_units", "checkpoint_every", "log_every", "pad",
-                 "source_eval_examples", "examples_per_class", "test_examples_per_class"):
-        if getattr(c, name) < 0:
+    not_finite = _not_finite(c)
+    out.extend(f"--{name}={getattr(c, name)} is not a finite number; give a finite value."
+               for name in not_finite)
+    for name in ("alpha", "beta", "epsilon", "validation_fraction", "freeze_units",
+                 "checkpoint_every", "log_every", "pad", "source_eval_examples",
+                 "examples_per_class", "test_examples_per_class"):
+        if name not in not_finite and getattr(c, name) < 0:
             out.append(f"--{name}={getattr(c, name)} is negative; it must be >= 0.")
+    for name in ("learning_rate", "lr_decay_factor"):
+        if name not in not_finite and not getattr(c, name) > 0:
+            out.append(f"--{name}={getattr(c, name)} must be > 0.")
+    if "momentum" not in not_finite and not 0 <= c.momentum < 1:
+        out.append(f"--momentum={c.momentum} must be in [0, 1) (the recipe: 0.9).")
     for name in ("batch_size", "train_steps", "crop_size", "resize", "eval_batch_size",
                  "synthetic_classes"):
         if getattr(c, name) < 1:
@@ -195,6 +231,9 @@ def _problems(c):
         path = getattr(c, name)
         if path and not os.path.isfile(os.path.expanduser(path)):
             out.append(f"--{name}={path} does not exist; {hint}.")
+    if c.source == "custom" and not (c.weights and c.source_classes):
+        out.append("--source=custom needs --weights (your source network's weights file) and "
+                   "--source_classes (the width of its classifier).")
     if c.source == "none" and c.weights:
         out.append("--source=none trains from scratch but --weights was given; set --source.")
     if c.source == "none" and c.scheme not in ("none", "l2"):
@@ -218,6 +257,9 @@ def _problems(c):
     if c.pad and c.dataset not in IN_MEMORY_DATASETS:
         out.append(f"--pad applies to the in-memory datasets {list(IN_MEMORY_DATASETS)}; the "
                    "others crop from larger stored images (--resize > --crop_size).")
+    out.extend(_class_list_problems("classes", c.classes, c.dataset))
+    out.extend(_class_list_problems("source_eval_classes", c.source_eval_classes,
+                                    c.source_eval_dataset))
     if c.dataset == "fashion_mnist" and c.eval_crops != 1:
         out.append("--dataset=fashion_mnist supports --eval_crops=1 only.")
     if c.validation_fraction and c.dataset not in IN_MEMORY_DATASETS:
@@ -226,7 +268,7 @@ def _problems(c):
     if c.test_examples_per_class and c.dataset not in IN_MEMORY_DATASETS:
         out.append(f"--test_examples_per_class is supported for {list(IN_MEMORY_DATASETS)}; "
                    "drop it to evaluate on the whole test set.")
-    if not c.validation_fraction < 1:
+    if "validation_fraction" not in not_finite and not c.validation_fraction < 1:
         out.append(f"--validation_fraction={c.validation_fraction} must be < 1.")
     bounds = list(c.lr_boundaries)
     if bounds != sorted(set(bounds)) or any(b <= 0 or b >= c.train_steps for b in bounds):
@@ -255,9 +297,9 @@ def parse_multiplier(entry):
         multiplier = float(value)
     except ValueError:
         multiplier = None
-    if not sep or not name or multiplier is None or multiplier < 0:
+    if not sep or not name or multiplier is None or not 0 <= multiplier < math.inf:
         raise ValueError(f"--lr_multipliers entry {entry!r} must be 'UNIT_OR_LAYER=M' or "
-                         "'first:K=M' with M >= 0, e.g. first:4=0.01.")
+                         "'first:K=M' with M finite and >= 0, e.g. first:4=0.01.")
     if name.startswith("first:"):
         count = name[len("first:"):]
         if not count.isdigit():

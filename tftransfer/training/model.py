@@ -37,21 +37,25 @@ def learning_rate_schedule(config):
         [b - 1 for b in config.lr_boundaries], values)
 
 
-def multiplier_table(config, transfer):
-    """``{variable.path: multiplier}`` from ``--lr_multipliers``."""
+def multiplier_table(config, model, units):
+    """``{variable.path: multiplier}`` from ``--lr_multipliers`` for ``model`` and its
+    ``units`` (names, input to output); ValueError naming an unknown unit or layer. Reads
+    names and paths only (works on the shape-only network of
+    :mod:`tftransfer.training.preflight`)."""
     groups = []
     for entry in config.lr_multipliers:
         member, multiplier = parse_multiplier(entry)
         if isinstance(member, int):
-            if member > len(transfer.units):
-                raise ValueError(f"--lr_multipliers {entry!r}: the model has only "
-                                 f"{len(transfer.units)} units.")
-            member = transfer.units[:member]
+            if member > len(units):
+                raise ValueError(f"entry {entry!r} takes {member} units but the model has "
+                                 f"only {len(units)} ({units}); lower K.")
+            member = units[:member]
         groups.append((member, multiplier))
-    return lr_multipliers.group_multipliers(transfer.model, groups)
+    return lr_multipliers.group_multipliers(model, groups)
 
 
-def _arch_kwargs(config):
+def arch_kwargs(config):
+    """The architecture arguments of ``config`` (``--model_widths``), or None."""
     if config.arch == "small_resnet" and config.model_widths:
         return {"widths": tuple(config.model_widths)}
     return None
@@ -62,7 +66,7 @@ def build_transfer(config, num_classes, input_shape):
     return build(config.arch, num_classes, config.source, weights=config.weights,
                  input_shape=input_shape, head_init=config.head_init, layout=config.layout,
                  source_classes=config.source_classes, seed=config.seed,
-                 arch_kwargs=_arch_kwargs(config))
+                 arch_kwargs=arch_kwargs(config))
 
 
 def build_compiled(config, strategy, num_classes, input_shape):
@@ -85,7 +89,7 @@ def build_compiled(config, strategy, num_classes, input_shape):
                                          momentum=config.momentum)
         if config.lr_multipliers:
             optimizer = lr_multipliers.with_lr_multipliers(
-                optimizer, multiplier_table(config, transfer))
+                optimizer, multiplier_table(config, model, transfer.units))
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],

@@ -8,6 +8,10 @@ after fine-tuning and their drop in points (Table 5) when asked, ``steps``,
 process), ``resumed_from_step``, ``replicas``, ``optimizer`` and ``dtype_policy`` (as
 trained), ``export_max_abs_diff`` and ``finished_at``.
 A run whose record exists is finished: restarting it does not train again.
+
+A run that stopped on a non-finite loss writes ``failed.json`` instead (flags, step,
+reason): it is not finished, so a restart retries it (from its last good checkpoint) and
+``tools/sweep.py`` lists it again and reports it. A damaged record is named, never skipped.
 """
 import json
 import os
@@ -19,8 +23,14 @@ import tensorflow as tf
 
 import tftransfer
 from tftransfer.io_utils import atomic_write_json
+from tftransfer.training import config as config_lib
 
 RESULTS = "results.json"
+FAILED = "failed.json"
+
+
+class DamagedRecordError(config_lib.ConfigError):
+    """A results or failure record that is not valid JSON; the message names the file."""
 
 
 def git_state(directory=None):
@@ -40,12 +50,47 @@ def path(output_dir):
     return os.path.join(output_dir, RESULTS)
 
 
+def _read(where):
+    """The JSON object in ``where``, None when absent; :class:`DamagedRecordError` when it
+    cannot be read."""
+    if not os.path.exists(where):
+        return None
+    try:
+        with open(where, encoding="utf-8") as f:
+            record = json.load(f)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise DamagedRecordError(
+            f"{where} is damaged ({error}). Delete it to run again: the checkpoints beside "
+            "it are kept, so the run resumes from the last one.") from error
+    return record
+
+
 def load(output_dir):
     """The record of a finished run in ``output_dir``, or None."""
-    if not os.path.exists(path(output_dir)):
-        return None
-    with open(path(output_dir)) as f:
-        return json.load(f)
+    return _read(path(output_dir))
+
+
+def load_failure(output_dir):
+    """The record of a previous attempt that failed (``failed.json``), or None."""
+    return _read(os.path.join(output_dir, FAILED))
+
+
+def write_failure(output_dir, flags, step, reason):
+    """Records a failed attempt (module docstring); returns the record."""
+    record = {"flags": flags, "failed_at_step": step, "reason": reason,
+              "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_json(os.path.join(output_dir, FAILED), record)
+    return record
+
+
+def clear_failure(output_dir):
+    """Removes ``failed.json`` once the run has finished."""
+    try:
+        os.remove(os.path.join(output_dir, FAILED))
+    except FileNotFoundError:
+        pass
 
 
 def write(output_dir, flags, **fields):

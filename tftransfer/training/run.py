@@ -1,7 +1,9 @@
 """One run of the driver, start to finish: :func:`run`.
 
-1. validate the configuration (nothing happens on invalid flags); return the record at once
-   when ``results.json`` exists (a finished run is never retrained);
+1. validate the configuration and the files it names (nothing happens on invalid flags),
+   claim and lock the output directory (default: one per run identity), check that what it
+   holds belongs to these flags (:mod:`tftransfer.training.identity`); return the record at
+   once when ``results.json`` exists (a finished run is never retrained);
 2. seeds (``keras.utils.set_random_seed(--seed)``), op determinism if asked, strategy;
 3. inputs, then the compiled model (:mod:`tftransfer.training.model`);
 4. restore the latest checkpoint if any (the resumed run finishes the same schedule);
@@ -11,7 +13,11 @@
    :mod:`tftransfer.training.loop`, for a Keras bug);
 6. evaluation with 1 or 10 crops, source-task accuracy with the source head put back
    (Table 5), SavedModel export reloaded and compared, ``results.json``.
+
+A non-finite loss stops training (:class:`tftransfer.training.callbacks.Diverged`): the last
+good checkpoint is kept, ``failed.json`` records the attempt, a restart retries it.
 """
+import dataclasses
 import json
 import os
 import time
@@ -26,14 +32,16 @@ from tftransfer.training import callbacks as callbacks_lib
 from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
 from tftransfer.training import export as export_lib
+from tftransfer.training import identity as identity_lib
+from tftransfer.training import preflight
 from tftransfer.training import results as results_lib
+from tftransfer.training import run_directory
 from tftransfer.training import strategy as strategy_lib
-from tftransfer.training.checkpoint import Checkpointer
+from tftransfer.training.checkpoint import Checkpointer, candidates
 from tftransfer.training.loop import fit
 from tftransfer.training.model import build_compiled
 
 log = callbacks_lib.log
-IGNORED_FOR_IDENTITY = ("verbose", "log_every", "checkpoint_every")  # result unchanged
 
 
 class Snapshot(tf.Module):
@@ -61,27 +69,33 @@ def deviation_variables(config, compiled):
     return list({v.path: v for v in picked}.values())
 
 
-def _check_same_run(config, record):
-    mine, theirs = config_lib.to_dict(config), dict(record.get("flags", {}))
-    differ = sorted(k for k in mine if k not in IGNORED_FOR_IDENTITY and
-                    json.loads(json.dumps(mine[k])) != theirs.get(k))
-    if differ:
-        raise config_lib.ConfigError(
-            f"{results_lib.path(config.output_dir)} records a finished run with other flags "
-            f"({', '.join(differ)}). Use another --output_dir, or delete that directory to "
-            "rerun.")
+def _check_unfinished_run(config):
+    """Stops when the checkpoints in the output directory belong to other flags, or to no
+    known flags."""
+    stored = identity_lib.load(config.output_dir)
+    if stored is not None:
+        identity_lib.check(config, stored, "an unfinished run",
+                           identity_lib.path(config.output_dir))
+    elif candidates(os.path.join(config.output_dir, "checkpoints")):
+        raise identity_lib.RunMismatchError(
+            f"{config.output_dir}/checkpoints holds checkpoints without "
+            f"{identity_lib.FILENAME}, so they cannot be matched to these flags. Delete "
+            f"{config.output_dir} to start over, or use another --output_dir.")
 
 
 def _source_accuracy_before(config, compiled, source_test):
-    """Accuracy of the starting point on the source task, computed once and stored (a
-    resumed run reads it back: its weights have moved)."""
+    """Accuracy of the starting point on the source task, computed once and stored with
+    the run's identity digest (a resumed run reads it back: its weights have moved)."""
     stored = os.path.join(config.output_dir, "source_eval_before.json")
+    digest = identity_lib.digest(config)
     if os.path.exists(stored):
         with open(stored) as f:
-            return json.load(f)["accuracy"]
+            record = json.load(f)
+        if record.get("identity") == digest:
+            return record["accuracy"]
     accuracy = crop_accuracy(compiled.transfer.source_model(), source_test)
     if strategy_lib.is_chief():
-        atomic_write_json(stored, {"accuracy": accuracy})
+        atomic_write_json(stored, {"accuracy": accuracy, "identity": digest})
     return accuracy
 
 
@@ -95,14 +109,30 @@ def run(config, strategy=None, cache=None):
     (``None`` on non-chief tasks, which write none). ``cache``: an optional
     :class:`tftransfer.training.model.ModelCache` reused across the runs of a process."""
     config = config_lib.validate(config)
+    if config.output_dir is None:
+        config = dataclasses.replace(config,
+                                     output_dir=identity_lib.default_output_dir(config))
+    preflight.check(config)
+    chief = strategy_lib.is_chief()
+    with run_directory.claim(config.output_dir, exclusive=chief):
+        return _run_claimed(config, strategy, cache, chief)
+
+
+def _run_claimed(config, strategy, cache, chief):
+    """:func:`run` once the output directory is held."""
     finished = results_lib.load(config.output_dir)
     if finished is not None:
-        _check_same_run(config, finished)
+        identity_lib.check(config, finished.get("flags", {}), "a finished run",
+                           results_lib.path(config.output_dir))
         log(f"already finished: {results_lib.path(config.output_dir)} (accuracy "
             f"{finished['accuracy']:.4f}); delete it to train again")
         return finished
+    _check_unfinished_run(config)
+    failure = results_lib.load_failure(config.output_dir)
+    if failure is not None:
+        log(f"a previous attempt failed at step {failure.get('failed_at_step')} "
+            f"({failure.get('reason')}); retrying from the last good checkpoint")
     started = time.time()
-    chief = strategy_lib.is_chief()
     say = log if config.verbose and chief else (lambda message: None)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -112,7 +142,6 @@ def run(config, strategy=None, cache=None):
     if config.batch_size % replicas:
         raise config_lib.ConfigError(f"--batch_size={config.batch_size} is the global batch; "
                                      f"it must be divisible by the {replicas} replicas.")
-    os.makedirs(config.output_dir, exist_ok=True)
     data = data_lib.load(config)
     compiled = (cache.get if cache is not None else build_compiled)(
         config, strategy, data.num_classes, data.input_shape)
@@ -129,7 +158,8 @@ def run(config, strategy=None, cache=None):
     extra = {"deviation_reference": reference}
     if compiled.plan.starting_point is not None:
         extra["starting_point"] = compiled.plan.starting_point
-    checkpointer = Checkpointer(config.output_dir, model, extra)
+    checkpointer = Checkpointer(config.output_dir, model, extra,
+                                identity=identity_lib.of(config))
     start_step = checkpointer.restore()
     if start_step:
         say(f"resumed from step {start_step} ({checkpointer.chief_directory})")
@@ -156,7 +186,14 @@ def run(config, strategy=None, cache=None):
         hooks.append(callbacks_lib.FinalCheckpoint(checkpointer, None, config.verbose > 0))
     train_started = time.time()
     if remaining > 0:
-        fit(model, train.skip(start_step), remaining, hooks, progress_bar=config.verbose == 2)
+        try:
+            fit(model, train.skip(start_step), remaining, hooks,
+                progress_bar=config.verbose == 2)
+        except callbacks_lib.Diverged as error:
+            if chief:
+                results_lib.write_failure(config.output_dir, config_lib.to_dict(config),
+                                          error.step, error.reason)
+            raise
     train_time = time.time() - train_started
 
     accuracy = crop_accuracy(model, test)
@@ -193,5 +230,6 @@ def run(config, strategy=None, cache=None):
         return None
     fields["wall_time_s"] = time.time() - started
     record = results_lib.write(config.output_dir, config_lib.to_dict(config), **fields)
+    results_lib.clear_failure(config.output_dir)
     say(f"results: {results_lib.path(config.output_dir)} ({record['wall_time_s']:.0f} s)")
     return record

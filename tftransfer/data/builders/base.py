@@ -6,8 +6,11 @@ Features: ``image`` (HxWx3 uint8), ``image/filename`` (text), ``label`` (class i
 
 Files come from a local ``manual_dir`` (never downloaded). A missing directory or file
 raises ``FileNotFoundError`` naming the directory and what must be put there. A file that
-cannot be decoded is printed by name and skipped; each split ends with the count skipped.
+cannot be read or decoded is logged by name (absl, warning) and skipped. Each split ends
+with one summary line: the images stored and the files skipped, by kind (``SKIP_KINDS``);
+the counts are kept in ``builder.info.metadata["skipped_files"]`` (see ``skipped_files``).
 """
+import collections
 import concurrent.futures
 import dataclasses
 import itertools
@@ -15,11 +18,22 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from tftransfer.data.images import UndecodableImageError, load_resized
 
 CHUNK = 256  # Items decoded concurrently before being written, in order.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+SKIPPED_FILES = "skipped_files"  # info.metadata key: {split: {kind: count}}
+# Why a file was left out. "unreadable" is counted while decoding (every builder); the other
+# kinds by the listing of a class-per-folder tree (class_folders).
+SKIP_KINDS = {
+    "unreadable": "unreadable or not decodable as an image",
+    "not_image": "without an image extension",
+    "hidden": "hidden (name starting with '.')",
+    "in_subfolder": "inside a sub-folder of a class folder",
+    "outside_class": "not inside a class folder",
+}
 
 
 @dataclasses.dataclass(eq=False)
@@ -90,7 +104,8 @@ class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder):
         raise NotImplementedError
 
     def _info(self):
-        # Prepared data restores its class names from disk; fresh data lists them here.
+        # Prepared data restores its class names and metadata from disk; fresh data lists
+        # the names here.
         fresh = self._manual_dir and os.path.isdir(self._manual_dir)
         names = self._class_names() if fresh else None
         return self.dataset_info_from_configs(
@@ -101,14 +116,19 @@ class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder):
                 "label": tfds.features.ClassLabel(names=names),
             }),
             supervised_keys=("image", "label"),
+            metadata=tfds.core.MetadataDict(),
         )
 
-    def _generate_examples(self, items, split_name):
-        """Yields stored examples; prints each undecodable file and the count skipped.
+    def _generate_examples(self, items, split_name, listing_skipped=None):
+        """Yields stored examples; logs each unreadable file and the split's summary.
 
-        Decoding and resizing run in a thread pool, ``CHUNK`` items at a time, in order.
+        ``listing_skipped``: ``{kind: count}`` of the files the builder's listing left out;
+        the unreadable ones are added, and the total goes to the info metadata. Decoding
+        and resizing run in a thread pool, ``CHUNK`` items at a time, in order.
         """
-        cfg, skipped = self.builder_config, 0
+        cfg = self.builder_config
+        skipped = collections.Counter({"unreadable": 0, **(listing_skipped or {})})
+        stored = 0
 
         def load(item):
             try:
@@ -120,18 +140,42 @@ class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder):
             for chunk in _chunks(items, CHUNK):
                 for (key, filename, label, _), (image, err) in zip(chunk, pool.map(load, chunk)):
                     if err is not None:
-                        skipped += 1
-                        print(f"[{self.name}] skipping undecodable image {filename}: {err}",
-                              flush=True)
+                        skipped["unreadable"] += 1
+                        logging.warning("[%s] skipping %s: cannot read or decode it (%s)",
+                                        self.name, filename, err)
                         continue
+                    stored += 1
                     yield key, {"image": image, "image/filename": filename, "label": label}
-        print(f"[{self.name}] split {split_name}: skipped {skipped} undecodable image(s)",
-              flush=True)
+        self._record_skipped(split_name, stored, dict(skipped))
 
-    def _items_split(self, items_by_split):
-        """``{split: items}`` -> the dict of generators tfds expects."""
-        return {split: self._generate_examples(items, split)
+    def _record_skipped(self, split_name, stored, skipped):
+        """Logs the split's summary line and keeps ``skipped`` in the info metadata."""
+        self.info.metadata.setdefault(SKIPPED_FILES, {})[split_name] = skipped
+        log = logging.warning if any(skipped.values()) else logging.info
+        log("[%s] split %s: %d image(s) stored; skipped %s", self.name, split_name, stored,
+            describe_skipped(skipped))
+
+    def _items_split(self, items_by_split, skipped_by_split=None):
+        """``{split: items}`` (and ``{split: {kind: count}}`` left out by the listing) ->
+        the dict of generators tfds expects."""
+        skipped_by_split = skipped_by_split or {}
+        return {split: self._generate_examples(items, split, skipped_by_split.get(split))
                 for split, items in items_by_split.items()}
+
+
+def skipped_files(builder):
+    """``{split: {kind: count}}`` of the files left out when ``builder`` was prepared
+    (kinds of ``SKIP_KINDS``); empty for data prepared before the counts were kept."""
+    return dict(builder.info.metadata.get(SKIPPED_FILES, {}))
+
+
+def describe_skipped(skipped):
+    """``{kind: count}`` -> ``"no file"`` or e.g. ``"3 file(s): 1 hidden (...), 2 inside a
+    sub-folder of a class folder"`` (kinds in ``SKIP_KINDS`` order)."""
+    parts = [f"{skipped[kind]} {what}" for kind, what in SKIP_KINDS.items() if skipped.get(kind)]
+    if not parts:
+        return "no file"
+    return f"{sum(skipped.values())} file(s): " + ", ".join(parts)
 
 
 def file_reader(path):

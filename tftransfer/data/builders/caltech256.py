@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
                                            file_reader, list_class_dirs, list_images,
@@ -86,7 +87,7 @@ class Caltech256(ResizedImageBuilder):
         train, test = draw_split(files, cfg.train_per_class, cfg.test_per_class, cfg.seed)
         for split, names in (("train", train), ("test", test)):
             atomic_write_text(paths[split], "\n".join(names) + "\n")
-        print(f"[caltech256] wrote split files {paths['train']} and {paths['test']}")
+        logging.info("[caltech256] wrote split files %s and %s", paths["train"], paths["test"])
         return train, test
 
     def _split_generators(self, dl_manager):

@@ -19,6 +19,7 @@ import os
 import re
 
 import tensorflow_datasets as tfds
+from absl import logging
 
 from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
                                            file_reader, list_class_dirs, list_images,
@@ -101,7 +102,8 @@ class StanfordDogs120(ResizedImageBuilder):
             raise ValueError(f"Folders {unknown} in {self._manual_dir}/Images are not Stanford "
                              "Dogs classes of resources/stanford_dogs_synsets.tsv.")
         if len(found) != len(self._class_names()):
-            print(f"[stanford_dogs120] warning: {len(found)} of 120 class folders present.")
+            logging.warning("[stanford_dogs120] only %d of 120 class folders present.",
+                            len(found))
 
     def _list_items(self, entries):
         label = {c: i for i, c in enumerate(self._class_names())}
@@ -131,7 +133,8 @@ class StanfordDogs120(ResizedImageBuilder):
         for f in list_images(root):  # Flat layout: ILSVRC2012_val_00000001.JPEG ...
             match = VAL_NAME.fullmatch(f)
             if not match:
-                print(f"[stanford_dogs120] ignoring {f}: not an ILSVRC2012_val_ file name")
+                logging.warning("[stanford_dogs120] ignoring %s: not an ILSVRC2012_val_ file "
+                                "name", f)
                 continue
             index = int(match.group(1)) - 1
             if synsets[index] in label:

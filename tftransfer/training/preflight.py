@@ -1,0 +1,242 @@
+"""Checks of a run against the files its flags name and the model they build, before the
+strategy, the data and the model exist: :func:`check`.
+
+``check(config)``:
+
+- takes a :class:`~tftransfer.training.config.RunConfig` that passed
+  :func:`~tftransfer.training.config.validate`;
+- returns None, or raises :class:`~tftransfer.training.config.ConfigError` with one line per
+  problem, each saying what is wrong and how to fix it (the style of ``validate``);
+- writes nothing and does not start the TensorFlow runtime (``--cpu_logical_devices`` can
+  still split the CPU afterwards);
+- reads ``--fisher_file`` (all of it), the variable shapes of ``--weights`` (h5 metadata,
+  no values), the list of physical GPUs and ``TF_CONFIG``;
+- when ``--weights``, ``--fisher_file``, ``--lr_multipliers``, ``--freeze_units`` or
+  ``--deviation_layers`` is set, builds the source network of the flags with shape-only
+  variables (``keras.StatelessScope``: paths and shapes, no values; ResNet-101 takes about
+  half a second). That build draws default initializer seeds from Python's ``random``, so
+  call ``check`` before ``keras.utils.set_random_seed``.
+
+Checks:
+
+- the global ``--batch_size`` is divisible by the replicas of ``--strategy``
+  (:func:`expected_replicas`);
+- every value of the Fisher file is finite and ``>= 0`` (:func:`tftransfer.fisher.load`),
+  and its entries cover the variables the penalty anchors, with their shapes (a file
+  computed for another architecture or width is named with a few missing, reshaped and
+  unexpected paths and their counts);
+- ``--weights`` fits the source network: the first layer that differs with both shapes,
+  on one line;
+- ``--freeze_units`` does not exceed the network's units, every ``--lr_multipliers`` unit
+  or layer exists (the message lists the units), every ``--deviation_layers`` path is a
+  trainable variable.
+"""
+import contextlib
+import json
+import os
+import zipfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+# Keras has no public way to forget the shape-only variables of a StatelessScope build.
+from keras.src.backend.common import global_state
+
+from tftransfer import fisher as fisher_lib
+from tftransfer import penalty
+from tftransfer.models import freezing, weights_file
+from tftransfer.models.build import HEAD, SOURCE_CLASSES, resolve_layout
+from tftransfer.models.build import source_network as build_source_network
+from tftransfer.models.units import unit_names
+from tftransfer.training import config as config_lib
+from tftransfer.training import model as model_lib
+
+MODEL_FLAGS = ("weights", "fisher_file", "lr_multipliers", "freeze_units", "deviation_layers")
+_ANY_WIDTH = 2  # --source=none: the classifier is new, its width changes no check
+
+
+def expected_replicas(config):
+    """Replicas ``config.strategy`` will have on this machine, without starting TensorFlow:
+    1 for ``default``; ``mirrored``: the visible GPUs, else ``--cpu_logical_devices`` (at
+    least 1); ``multi_worker``: the workers of ``TF_CONFIG`` times this machine's GPUs (at
+    least 1), assuming workers alike; None for ``tpu`` (known once connected)."""
+    if config.strategy == "default":
+        return 1
+    if config.strategy == "tpu":
+        return None
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if config.strategy == "mirrored":
+        return gpus or max(1, config.cpu_logical_devices)
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    return max(1, workers) * max(1, gpus)
+
+
+def _replica_problems(config):
+    replicas = expected_replicas(config)
+    if replicas is None or config.batch_size % replicas == 0:
+        return []
+    return [f"--batch_size={config.batch_size} is the global batch; it must be divisible by "
+            f"the {replicas} replicas of --strategy={config.strategy} on this machine: use a "
+            f"multiple of {replicas}."]
+
+
+def _load_fisher(config):
+    """``(fisher or None, problems)``: the Fisher file read and its values checked."""
+    if not config.fisher_file:
+        return None, []
+    try:
+        return fisher_lib.load(os.path.expanduser(config.fisher_file)), []
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        return None, [f"--fisher_file: {weights_file.one_line(error)}"]
+
+
+def input_shape(config):
+    """The network input shape of ``config`` (grey Fashion-MNIST: one channel)."""
+    channels = 1 if config.dataset == "fashion_mnist" and not config.grey_to_rgb else 3
+    return (config.crop_size, config.crop_size, channels)
+
+
+@contextlib.contextmanager
+def _shape_only_variables():
+    """Variables created inside have paths and shapes but no values, and are never
+    allocated afterwards (Keras would otherwise initialise them at its next top-level
+    StatelessScope exit)."""
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []))
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def source_network(config):
+    """The source network ``config`` builds, with its classifier ``predictions`` and
+    shape-only variables (nothing loaded). ValueError when the flags cannot build it."""
+    layout = resolve_layout(config.arch, config.layout)
+    classes = config.source_classes or SOURCE_CLASSES.get(config.source) or _ANY_WIDTH
+    with _shape_only_variables():
+        network, _ = build_source_network(config.arch, layout, input_shape(config), classes,
+                                           model_lib.arch_kwargs(config))
+    return network
+
+
+def _describe(config):
+    """The flags that shape the network, e.g. ``--arch=small_resnet --model_widths=4,8``."""
+    parts = [f"--arch={config.arch}"]
+    if config.layout:
+        parts.append(f"--layout={config.layout}")
+    if config.model_widths:
+        parts.append("--model_widths=" + ",".join(map(str, config.model_widths)))
+    return " ".join(parts)
+
+
+def _weights_problems(config, network):
+    if not config.weights:
+        return []
+    try:
+        problem = weights_file.mismatch(network, os.path.expanduser(config.weights))
+    except OSError as error:
+        return [f"--weights={config.weights} cannot be read ({weights_file.one_line(error)}); "
+                "pass a Keras weights file (.weights.h5, .keras or legacy .h5)."]
+    if problem is None:
+        return []
+    classes = network.get_layer(HEAD).units
+    return [f"--weights={config.weights} does not fit {_describe(config)} with a "
+            f"{classes}-way classifier: {problem}. Pass weights saved from this architecture "
+            "with its classifier, or set --arch, --model_widths, --layout and "
+            "--source_classes to those of the file."]
+
+
+def _anchored(config, network):
+    """``{path: shape}`` of the variables the penalty anchors (and needs a Fisher entry
+    for): the kernels of every layer but the classifier, or with
+    ``--penalize_all_trainable`` their trainable variables (:mod:`tftransfer.penalty`)."""
+    out = {}
+    for layer in penalty.all_layers(network):
+        if layer.name == HEAD:
+            continue
+        variables = (layer.trainable_weights if config.penalize_all_trainable else
+                     [v for v, _ in penalty.kernel_variables(layer)])
+        out.update((v.path, tuple(v.shape)) for v in variables)
+    return out
+
+
+def _fisher_problems(config, network, fisher):
+    if fisher is None:
+        return []
+    needed = _anchored(config, network)
+    missing = [path for path in needed if path not in fisher]
+    reshaped = [path for path in needed
+                if path in fisher and tuple(np.shape(fisher[path])) != needed[path]]
+    if not missing and not reshaped:
+        return []
+    known = {v.path for v in network.weights}
+    unexpected = [key for key in fisher if key not in known]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the {len(needed)} penalised variables have no entry "
+                     f"(e.g. {missing[:3]})")
+    if reshaped:
+        path = reshaped[0]
+        parts.append(f"{len(reshaped)} entries have another shape (e.g. {path}: "
+                     f"{tuple(np.shape(fisher[path]))} in the file, {needed[path]} in the "
+                     "model)")
+    if unexpected:
+        parts.append(f"{len(unexpected)} of its {len(fisher)} entries are not variables of "
+                     f"the model (e.g. {unexpected[:3]})")
+    return [f"--fisher_file={config.fisher_file} is not the Fisher of {_describe(config)}: "
+            + "; ".join(parts) + ". Compute it on this source network with "
+            "tools/compute_fisher.py."]
+
+
+def _multiplier_problems(config, network, units):
+    try:
+        model_lib.multiplier_table(config, network, units)
+    except ValueError as error:
+        return [f"--lr_multipliers: {error}"]
+    return []
+
+
+def _deviation_problems(config, network):
+    trainable = [v.path for v in network.trainable_variables]
+    unknown = [path for path in config.deviation_layers if path not in trainable]
+    if not unknown:
+        return []
+    kernels = [path for path in trainable if path.endswith("kernel")]
+    return [f"--deviation_layers: {unknown} are not trainable variable paths of "
+            f"{_describe(config)}; give paths such as {kernels[:2]}."]
+
+
+def _model_problems(config, fisher):
+    """Problems of the flags that need the network's names and shapes."""
+    try:
+        network = source_network(config)
+    except ValueError as error:
+        return [f"{_describe(config)} cannot be built from these flags "
+                f"({weights_file.one_line(error)}); change the ones it names (--crop_size, "
+                "--layout, --model_widths)."]
+    problems = _weights_problems(config, network)
+    units = unit_names(network)
+    if config.freeze_units > len(units):
+        return problems + [f"--freeze_units={config.freeze_units} exceeds the {len(units)} "
+                           f"units of {_describe(config)} ({units}); use at most "
+                           f"{len(units)}."]
+    freezing.freeze_units(network, config.freeze_units)  # trainable as in the run
+    if config.freeze_batch_norm:
+        freezing.freeze_batch_norm(network)
+    return (problems + _multiplier_problems(config, network, units)
+            + _fisher_problems(config, network, fisher) + _deviation_problems(config, network))
+
+
+def check(config):
+    """Raises ``ConfigError`` listing every problem found; see the module docstring for
+    the contract (call it after ``validate``, before the strategy, the seeds and the
+    data)."""
+    fisher, problems = _load_fisher(config)
+    problems += _replica_problems(config)
+    if any(getattr(config, name) for name in MODEL_FLAGS):
+        problems += _model_problems(config, fisher)
+    if problems:
+        raise config_lib.ConfigError("Invalid flags, nothing was run:\n  - " +
+                                     "\n  - ".join(problems))
