@@ -15,6 +15,7 @@ import json
 import os
 
 from tftransfer.training import config as config_lib
+from tftransfer.training import results as results_lib
 
 # Fields that never change what a run computes.
 NOT_IDENTITY = ("output_dir", "verbose", "log_every", "checkpoint_every", "export",
@@ -69,15 +70,10 @@ def path(output_dir):
 def load(output_dir):
     """The stored identity of ``output_dir``'s checkpoints, or None when there is none."""
     where = path(output_dir)
-    if not os.path.exists(where):
-        return None
     try:
-        with open(where, encoding="utf-8") as f:
-            stored = json.load(f)
-        if not isinstance(stored, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as error:
+        return results_lib.read_json_object(where)
+    except results_lib.DamagedRecordError as error:
         raise RunMismatchError(
-            f"{where} is damaged ({error}); the checkpoints beside it cannot be matched to "
-            f"their flags. Delete {os.path.dirname(where)} to start the run over.") from error
-    return stored
+            f"{where} is damaged ({error.__cause__}); the checkpoints beside it cannot be "
+            f"matched to their flags. Delete {os.path.dirname(where)} to start the run "
+            "over.") from error

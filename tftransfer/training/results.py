@@ -50,7 +50,7 @@ def path(output_dir):
     return os.path.join(output_dir, RESULTS)
 
 
-def _read(where):
+def read_json_object(where):
     """The JSON object in ``where``, None when absent; :class:`DamagedRecordError` when it
     cannot be read."""
     if not os.path.exists(where):
@@ -69,12 +69,12 @@ def _read(where):
 
 def load(output_dir):
     """The record of a finished run in ``output_dir``, or None."""
-    return _read(path(output_dir))
+    return read_json_object(path(output_dir))
 
 
 def load_failure(output_dir):
     """The record of a previous attempt that failed (``failed.json``), or None."""
-    return _read(os.path.join(output_dir, FAILED))
+    return read_json_object(os.path.join(output_dir, FAILED))
 
 
 def write_failure(output_dir, flags, step, reason):
