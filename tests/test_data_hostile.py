@@ -13,11 +13,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tftransfer.data import fashion_mnist, idx, pipeline, synthetic
+from tftransfer.data import fashion_mnist, idx, pipeline
 from tftransfer.data.builders import base
 from tftransfer.data.builders.class_folders import ClassFolders
 from tftransfer.training import config as config_lib
 from tftransfer.training import data as training_data
+from tests.fixtures import synthetic
 
 RESIZE = 8
 

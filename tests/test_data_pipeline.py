@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.data import evaluation, pipeline, stats, synthetic
+from tftransfer.data import evaluation, pipeline, stats
+from tests.fixtures import synthetic
 
 RESIZE, CROP = 12, 8
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")

@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tftransfer.data import images, preprocessing, synthetic
+from tftransfer.data import images, preprocessing
+from tests.fixtures import synthetic
 
 LUMA = np.array([0.299, 0.587, 0.114])
 

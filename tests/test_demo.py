@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import flags
 
 from tests.test_idx import write_idx
-from tftransfer import demo
+from experiments import demo
 
 
 def write_tiny_fashion(directory, per_class_train=12, per_class_test=4):

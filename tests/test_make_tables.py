@@ -1,6 +1,5 @@
-"""tools/make_tables.py on hand-written results records: Table 2 and Table 5 layouts,
+"""experiments/make_tables.py on hand-written results records: Table 2 and Table 5 layouts,
 mean+-std over seeds, the paper's numbers and the differences, missing cells."""
-import importlib.util
 import io
 import json
 import os
@@ -11,15 +10,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tests.train_testutil import ROOT
-
-
-def make_tables():
-    spec = importlib.util.spec_from_file_location(
-        "make_tables", os.path.join(ROOT, "tools", "make_tables.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from experiments import make_tables
 
 
 def write_record(root, dataset, scheme, seed, accuracy, drop=None, crops=1):
@@ -49,7 +40,7 @@ class MakeTablesTest(tf.test.TestCase):
     def run_tool(self, *args):
         out = io.StringIO()
         with redirect_stdout(out):
-            make_tables().main([self.root, *args])
+            make_tables.main([self.root, *args])
         return out.getvalue()
 
     def test_markdown_layouts(self):

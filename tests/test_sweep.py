@@ -1,22 +1,13 @@
-"""tools/sweep.py: one command per grid point and seed, finished runs skipped."""
+"""experiments/sweep.py: one command per grid point and seed, finished runs skipped."""
 import contextlib
-import importlib.util
 import io
 import os
 import tempfile
 
 import tensorflow as tf
 
-from tests.train_testutil import ROOT
+from experiments import sweep
 from tftransfer.training import results as results_lib
-
-
-def sweep():
-    spec = importlib.util.spec_from_file_location("sweep", os.path.join(ROOT, "tools",
-                                                                        "sweep.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class SweepTest(tf.test.TestCase):
@@ -31,7 +22,7 @@ class SweepTest(tf.test.TestCase):
         open(os.path.join(finished, "results.json"), "w").close()
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            sweep().main([f"--flagfile={base}", "--grid=alpha=0.01,0.1", "--grid=beta=0.01",
+            sweep.main([f"--flagfile={base}", "--grid=alpha=0.01,0.1", "--grid=beta=0.01",
                           "--seeds=2", "--python=py"])
         lines = out.getvalue().splitlines()
         self.assertEqual(len(lines), 3)
@@ -51,7 +42,7 @@ class SweepTest(tf.test.TestCase):
         results_lib.write_failure(failed, {}, 21, "the loss is nan")
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            sweep().main([f"--flagfile={base}", "--grid=alpha=1,2", "--python=py"])
+            sweep.main([f"--flagfile={base}", "--grid=alpha=1,2", "--python=py"])
         self.assertLen(out.getvalue().splitlines(), 2)
         self.assertIn("2 run(s) to do, 0 already finished (results.json present), 1 failed "
                       "before", err.getvalue())

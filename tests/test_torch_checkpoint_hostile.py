@@ -8,7 +8,6 @@ of the error it got; anything but ``CheckpointFormatError`` / ``UnsafeCheckpoint
 (a traceback, a signal, a read that returns) fails the test.
 """
 import collections
-import importlib.util
 import io
 import json
 import logging
@@ -23,9 +22,9 @@ import zipfile
 
 import tensorflow as tf
 
+from tools import convert_torch_weights
 from tftransfer.weights import torch_checkpoint
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADROOM = 1 << 30  # bytes the child may allocate beyond python + numpy
 CHILD_TIMEOUT_S = 120
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -341,14 +340,6 @@ class HostileCheckpointTest(tf.test.TestCase):
                 self.assertRejected(path, "CheckpointFormatError", "truncated or damaged zip")
 
 
-def _load_tool():
-    path = os.path.join(ROOT, "tools", "convert_torch_weights.py")
-    spec = importlib.util.spec_from_file_location("convert_torch_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class ToolErrorReportingTest(tf.test.TestCase):
 
     def test_refused_and_malformed_checkpoints_are_reported_not_raised(self):
@@ -359,7 +350,7 @@ class ToolErrorReportingTest(tf.test.TestCase):
         malformed = _write_legacy(os.path.join(directory, "malformed.pth"),
                                   _dumps({"w": _tensor((2,), (1,), offset=None)}),
                                   {"0": (2, _floats(1, 2))})
-        tool = _load_tool()
+        tool = convert_torch_weights
         for path, pattern in ((refused, r"os\.system"), (malformed, "offset")):
             with self.subTest(path=os.path.basename(path)):
                 output = os.path.join(tempfile.mkdtemp(dir=directory), "out.weights.h5")

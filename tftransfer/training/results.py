@@ -11,7 +11,7 @@ A run whose record exists is finished: restarting it does not train again.
 
 A run that stopped on a non-finite loss writes ``failed.json`` instead (flags, step,
 reason): it is not finished, so a restart retries it (from its last good checkpoint) and
-``tools/sweep.py`` lists it again and reports it. A damaged record is named, never skipped.
+``experiments/sweep.py`` lists it again and reports it. A damaged record is named, never skipped.
 """
 import json
 import os

@@ -7,7 +7,7 @@ without colour jitter, batches of 64, parallel map, prefetch) fed either from th
 store or from the original JPEGs decoded and resized on every epoch. Reports images/s of
 both and their ratio, measured in the same run, into BENCHMARKS.md (``bench_input``).
 
-    python tools/bench_input.py [--num_images 2000] [--epochs 1]
+    python -m benchmarks.bench_input [--num_images 2000] [--epochs 1]
 """
 import argparse
 import os
@@ -19,8 +19,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import benchmark_report
-from tftransfer.data import pipeline, preprocessing, synthetic
+from benchmarks import report as benchmark_report
+from tftransfer.data import pipeline, preprocessing
+from tests.fixtures import synthetic
 
 
 def write_jpegs(root, num_images, num_classes, min_side, max_side, seed):
@@ -102,7 +103,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    command = "python tools/bench_input.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.bench_input " + " ".join(sys.argv[1:] if argv is None else argv)
     rows = "".join(
         f"| {label} | {rates['jpeg', j]:.1f} | {rates['prepared', j]:.1f} | "
         f"**{rates['prepared', j] / rates['jpeg', j]:.2f}x** |\n"

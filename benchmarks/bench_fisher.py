@@ -8,7 +8,7 @@ the vectorised engine (tftransfer.per_example) does one batched forward/backward
 closed-form per-example weight gradients. Compilation is excluded (warm-up), timed blocks
 alternate, and the median of the per-repetition ratios is written to BENCHMARKS.md.
 
-    python tools/bench_fisher.py [--examples 256] [--batch_size 64] [--repetitions 3]
+    python -m benchmarks.bench_fisher [--examples 256] [--batch_size 64] [--repetitions 3]
 """
 import argparse
 import os
@@ -19,7 +19,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tftransfer import benchmark_report
+from benchmarks import report as benchmark_report
 from tftransfer.models.small_resnet import small_resnet
 from tftransfer.per_example import SquaredGradients
 
@@ -83,7 +83,7 @@ def main(argv=None):
               f"vectorised {t_vec:.2f}s, ratio {t_loop / t_vec:.2f}")
     ratio = statistics.median(ratios)
     t_loop, t_vec = (statistics.median(t[i] for t in times) for i in (0, 1))
-    command = "python tools/bench_fisher.py " + " ".join(
+    command = "python -m benchmarks.bench_fisher " + " ".join(
         f"--{k} {getattr(args, k)}" for k in ("examples", "batch_size", "repetitions"))
     text = (
         "## Fisher: vectorised per-example gradients vs a per-example loop\n\n"

@@ -1,6 +1,6 @@
 """Tables 2 and 5 of the paper from the driver's results records, beside the published ones.
 
-    python tools/make_tables.py runs/ [--out_dir tables/] [--format markdown|csv|both]
+    python -m experiments.make_tables runs/ [--out_dir tables/] [--format markdown|csv|both]
 
 Reads every ``results.json`` under the given directories (pandas), groups the runs by
 target dataset, scheme and variant (starred: 10 test crops, with ``--keep_aspect`` in the

@@ -1,6 +1,6 @@
 """Expands a grid of flag values x seeds into one driver command line per run.
 
-    python tools/sweep.py --flagfile=flags/figure1_stanford_dogs120_l2_sp.cfg \
+    python -m experiments.sweep --flagfile=flags/figure1_stanford_dogs120_l2_sp.cfg \
         --grid=alpha=0.001,0.01,0.1 --grid=beta=0.001,0.01 --seeds=5 > runs.txt
     bash runs.txt                         # or: parallel < runs.txt, or a job array (one line
                                           # per task: sed -n "${SLURM_ARRAY_TASK_ID}p" runs.txt)

@@ -16,7 +16,7 @@ demo's sizes, picks alpha and prints the table. Each run keeps its directory und
 ``--output_dir``: a finished run is not retrained, so a second demo reuses the source model
 and every finished run.
 
-    python -m tftransfer.demo [--data_dir DIR] [--output_dir DIR] [--examples_per_class 20]
+    python -m experiments.demo [--data_dir DIR] [--output_dir DIR] [--examples_per_class 20]
 """
 import dataclasses
 import os

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from tftransfer.io_utils import atomic_write_json
-from tftransfer.study import analyses, pool as pool_lib, protocol
-from tftransfer.study.protocol import SMALL, SPLITS, Target
+from experiments.cpu_study import analyses, pool as pool_lib, protocol
+from experiments.cpu_study.protocol import SMALL, SPLITS, Target
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ times, in the order ABBA ABBA... so that a drift of the machine's speed hits bot
 The median of the per-pair ratios is printed and written to BENCHMARKS.md.
 The paper (Section 5.4) counts < 1% extra FLOPs per step.
 
-    python tools/bench_penalty.py [--batch_size 4] [--image_size 224] [--repetitions 15]
+    python -m benchmarks.bench_penalty [--batch_size 4] [--image_size 224] [--repetitions 15]
 """
 import os
 import platform
@@ -20,7 +20,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import tftransfer
-from tftransfer.benchmark_report import update_section
+from benchmarks.report import update_section
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 4, "Images per train step.")
@@ -108,7 +108,7 @@ def main(argv):
     print(f"median step-time ratio {FLAGS.scheme} / none: wall {median:.4f}, "
           f"CPU time {cpu_median:.4f}")
     if FLAGS.write:
-        command = (f"python tools/bench_penalty.py --batch_size {batch} --image_size {size} "
+        command = (f"python -m benchmarks.bench_penalty --batch_size {batch} --image_size {size} "
                    f"--steps {FLAGS.steps} --repetitions {FLAGS.repetitions} "
                    f"--scheme {FLAGS.scheme}")
         path = update_section("bench_penalty", "\n".join([

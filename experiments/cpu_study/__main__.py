@@ -1,13 +1,13 @@
 """The paper's experimental section at CPU scale, on Fashion-MNIST: one command, one report.
 
-    python tools/cpu_study.py            # full study, about 90 minutes on 2 cores
-    python tools/cpu_study.py --quick    # reduced version (one split, size and few steps)
+    python -m experiments.cpu_study            # full study, about 90 minutes on 2 cores
+    python -m experiments.cpu_study --quick    # reduced version (one split, size and few steps)
 
-Runs every experiment of :mod:`tftransfer.study.experiments` through the driver
+Runs every experiment of :mod:`experiments.cpu_study.experiments` through the driver
 (``tftransfer.training.run.run``), keeps each run under ``--output_dir`` (a finished run is
 reused, so an interrupted study resumes where it stopped), writes the tables as CSV and
 ``study.json`` to ``--report_dir``, then the report ``README.md`` and its figures, generated
-from those CSV files only (:mod:`tftransfer.study.report`). ``--report_only`` redraws the
+from those CSV files only (:mod:`experiments.cpu_study.report`). ``--report_only`` redraws the
 report from existing CSV files.
 """
 import os
@@ -30,7 +30,7 @@ flags.DEFINE_string("report_dir", None, "Where README.md, the CSV files and figu
 flags.DEFINE_integer("workers", 2, "Worker processes (each with cores/workers threads).")
 flags.DEFINE_bool("imagenet", True, "Include the ImageNet EfficientNet-Lite0 arm.")
 flags.DEFINE_list("methods", None, "Only these methods (default: all of "
-                  "tftransfer.study.protocol.ALL_METHODS).")
+                  "experiments.cpu_study.protocol.ALL_METHODS).")
 flags.DEFINE_bool("report_only", False, "Only regenerate the report from the CSV files.")
 
 
@@ -38,7 +38,7 @@ def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    from tftransfer.study import experiments, protocol, report
+    from experiments.cpu_study import experiments, protocol, report
 
     quick = FLAGS.quick
     output_dir = FLAGS.output_dir or os.path.join("runs", "cpu_study_quick" if quick
@@ -57,7 +57,7 @@ def main(argv):
                 raise app.UsageError(f"--methods: unknown {unknown}; choose from "
                                      f"{list(protocol.ALL_METHODS)}.")
             settings.methods = tuple(m for m in protocol.ALL_METHODS if m in FLAGS.methods)
-        command = "python tools/cpu_study.py" + "".join(
+        command = "python -m experiments.cpu_study" + "".join(
             f" {shlex.quote(a)}" for a in sys.argv[1:])
         experiments.Study(settings, output_dir, FLAGS.data_dir, report_dir, command).run()
     started = time.time()
