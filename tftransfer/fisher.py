@@ -19,8 +19,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.batching import input_batches
 from tftransfer.io_utils import atomic_path
 from tftransfer.per_example import SquaredGradients
+from tftransfer.variables import select_variables
 
 MODES = ("exact", "sampled")
 _METADATA_KEY = "__metadata__"
@@ -51,7 +53,7 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     if epsilon < 0 or (clip is not None and clip <= 0):
         raise ValueError(f"epsilon must be >= 0 and clip > 0 (or None); got epsilon={epsilon}, "
                          f"clip={clip}.")
-    variables = _select(model, paths)
+    variables = select_variables(model, paths)
     engine = SquaredGradients(model, variables)
     batch_sums = tf.function(
         lambda x, seed_pair: _batch_sums(engine, model, x, mode, int(num_samples), seed_pair),
@@ -60,7 +62,7 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     seen = 0
     bar = keras.utils.Progbar(_expected_examples(dataset, max_examples),
                               unit_name="example") if progress else None
-    for step, x in enumerate(_input_batches(dataset, batch_size)):
+    for step, x in enumerate(input_batches(dataset, batch_size)):
         if max_examples is not None:
             if seen >= max_examples:
                 break
@@ -107,34 +109,6 @@ def _expected_examples(dataset, max_examples):
         return max_examples
     size = len(dataset[0] if isinstance(dataset, (tuple, list)) else dataset)
     return size if max_examples is None else min(size, max_examples)
-
-
-def _select(model, paths):
-    variables = list(model.trainable_variables)
-    if paths is None:
-        return variables
-    by_path = {v.path: v for v in variables}
-    unknown = [p for p in paths if p not in by_path]
-    if unknown:
-        raise ValueError(f"unknown variable paths {unknown}; trainable paths of the model: "
-                         f"{sorted(by_path)}.")
-    return [by_path[p] for p in paths]
-
-
-def _input_batches(dataset, batch_size):
-    """Yields input tensors from a tf.data.Dataset of batches or from an input array."""
-    if isinstance(dataset, tf.data.Dataset):
-        for element in dataset:
-            yield element[0] if isinstance(element, (tuple, list)) else element
-        return
-    if isinstance(dataset, (tuple, list)):
-        dataset = dataset[0]  # (x, y): labels are not used
-    if isinstance(dataset, dict):
-        raise TypeError("pass the input array, an (x, y) tuple or a tf.data.Dataset of batches; "
-                        "got a dict.")
-    array = np.asarray(dataset)
-    for start in range(0, len(array), batch_size):
-        yield tf.convert_to_tensor(array[start:start + batch_size])
 
 
 def save(path, fisher, metadata=None):

@@ -18,9 +18,9 @@ from typing import Dict, List, Optional
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tftransfer import regularizers
+from tftransfer.variables import StartingPoint
 
 SCHEMES = ("none", "l2", "l2_sp", "l2_sp_fisher", "l1_sp", "group_lasso_sp",
            "group_lasso_sp_fisher")
@@ -35,27 +35,6 @@ _KERNEL_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Con
                   keras.layers.Conv2D, keras.layers.Conv3D) + _CONV_TRANSPOSE + _DEPTHWISE
 
 
-class StartingPoint(tf.Module):
-    """Frozen copies ``w0`` (and Fisher weights ``F``) of penalised variables, by path.
-
-    A ``tf.Module`` attached to the model, so a ``tf.train.Checkpoint`` of the model saves and
-    restores it, while ``model.variables`` (and so ``model.export``) does not include it.
-    """
-
-    def __init__(self, variables, fisher=None, name="starting_point"):
-        super().__init__(name=name)
-        paths = [v.path for v in variables]
-        if len(set(paths)) != len(paths):
-            raise ValueError("Two penalised variables share a path; give the model's layers "
-                             "unique names.")
-        self.references = {v.path: tf.Variable(tf.identity(tf.convert_to_tensor(v)),
-                                               trainable=False, name=_safe_name(v.path))
-                           for v in variables}
-        self.fisher = {path: tf.Variable(np.asarray(value, np.float32), trainable=False,
-                                         name=_safe_name(path) + "_fisher")
-                       for path, value in (fisher or {}).items()}
-
-
 @dataclasses.dataclass
 class PenaltyPlan:
     """What :func:`penalize` attached: variable paths per part, and the starting point."""
@@ -66,10 +45,6 @@ class PenaltyPlan:
     inherited: List[str]
     new: List[str]
     starting_point: Optional[StartingPoint]
-
-
-def _safe_name(path):
-    return path.replace("/", "__").replace(":", "_")
 
 
 def all_layers(model):

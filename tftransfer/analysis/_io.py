@@ -3,40 +3,9 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 from matplotlib.figure import Figure
 
 from tftransfer.io_utils import atomic_path
-
-
-def batches(data, batch_size=128):
-    """Yields ``(x, y)`` tensors (``y`` may be None) from ``data``.
-
-    ``data`` is a ``tf.data.Dataset`` of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``,
-    a tuple ``(x, y)`` of arrays, or an array ``x``; arrays are cut into ``batch_size`` rows.
-    """
-    if isinstance(data, tf.data.Dataset):
-        for element in data:
-            if isinstance(element, (tuple, list)):
-                yield element[0], (element[1] if len(element) > 1 else None)
-            else:
-                yield element, None
-        return
-    x, y = data if isinstance(data, (tuple, list)) else (data, None)
-    x = np.asarray(x)
-    for start in range(0, len(x), batch_size):
-        stop = start + batch_size
-        yield (tf.convert_to_tensor(x[start:stop]),
-               None if y is None else tf.convert_to_tensor(np.asarray(y)[start:stop]))
-
-
-def labelled_batches(data, batch_size=128):
-    """Like :func:`batches` but fails clearly when the data carries no labels."""
-    for x, y in batches(data, batch_size):
-        if y is None:
-            raise ValueError("this analysis needs labels: pass (x, y) arrays or a dataset of "
-                             "(x, y) batches.")
-        yield x, y
 
 
 def write_csv(frame, path):

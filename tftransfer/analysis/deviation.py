@@ -1,31 +1,11 @@
 """Weight deviation from the starting point, ``||W - W0||_F / sqrt(n)`` per layer
-(papers/000 Figure 2), recorded during training by a Keras callback."""
+(Li et al. 2018, Figure 2), recorded during training by a Keras callback; the formula and
+the snapshot are the core's (:mod:`tftransfer.variables`)."""
 import keras
-import numpy as np
 import pandas as pd
 
 from tftransfer.analysis._io import new_figure, save_figure, write_csv
-
-
-def select_variables(model, paths=None):
-    """``model``'s trainable variables named in ``paths``; default every ``.../kernel``."""
-    variables = list(model.trainable_variables)
-    if paths is None:
-        return [v for v in variables if v.path.endswith("kernel")]
-    by_path = {v.path: v for v in variables}
-    unknown = [p for p in paths if p not in by_path]
-    if unknown:
-        raise ValueError(f"unknown variable paths {unknown}; trainable paths: {sorted(by_path)}.")
-    return [by_path[p] for p in paths]
-
-
-def deviation(variables, reference):
-    """``{path: ||W - W0||_F / sqrt(n)}`` with ``reference`` mapping path -> W0."""
-    out = {}
-    for v in variables:
-        diff = np.asarray(v.numpy(), np.float64) - np.asarray(reference[v.path], np.float64)
-        out[v.path] = float(np.sqrt(np.sum(diff * diff) / diff.size))
-    return out
+from tftransfer.variables import StartingPoint, deviation, select_variables
 
 
 def plot_deviation(frame, png_path, csv_path=None):
@@ -64,8 +44,8 @@ class WeightDeviation(keras.callbacks.Callback):
         self.rows = []
 
     def on_train_begin(self, logs=None):
-        self._variables = select_variables(self.model, self.paths)
-        self._reference = {v.path: v.numpy().copy() for v in self._variables}
+        self._variables = select_variables(self.model, self.paths, kernels_only=True)
+        self._reference = StartingPoint(self._variables, name="deviation_reference")
         self._step, self._epoch, self.rows = 0, 0, []
         self._record()
 

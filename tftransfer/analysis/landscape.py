@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tftransfer.analysis._io import labelled_batches, new_figure, save_figure, write_csv
+from tftransfer.analysis._io import new_figure, save_figure, write_csv
+from tftransfer.batching import labelled_batches
 from tftransfer.analysis.deviation import select_variables
 
 

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tftransfer.analysis._io import batches, new_figure, save_figure, write_csv
+from tftransfer.analysis._io import new_figure, save_figure, write_csv
+from tftransfer.batching import batches
 
 
 def default_layers(model):
@@ -78,7 +79,7 @@ def layer_r2(pretrained, finetuned, data, layers=None, batch_size=128):
 
     Args:
       pretrained, finetuned: functional models sharing the layer names in ``layers``.
-      data: inputs (see :func:`tftransfer.analysis._io.batches`); labels are ignored.
+      data: inputs (see :func:`tftransfer.batching.batches`); labels are ignored.
       layers: layer names; default :func:`default_layers` of ``pretrained``.
     """
     layers = list(layers or default_layers(pretrained))

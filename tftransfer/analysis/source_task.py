@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.analysis._io import labelled_batches, new_figure, save_figure, write_csv
+from tftransfer.analysis._io import new_figure, save_figure, write_csv
+from tftransfer.batching import labelled_batches
 
 
 def feature_model(model, layer_name="avg_pool"):

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tftransfer.analysis._io import batches, new_figure, save_figure, write_csv
+from tftransfer.analysis._io import new_figure, save_figure, write_csv
+from tftransfer.batching import batches
 from tftransfer.analysis.source_task import feature_model
 
 

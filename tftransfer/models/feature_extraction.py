@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tftransfer.batching import labelled_batches, num_batches
 from tftransfer.regularizers import L2
 
 CLASSIFIERS = ("logistic", "svm")
@@ -30,18 +31,11 @@ def l2_normalize(features, epsilon=1e-12):
 
 def _batches(data, batch_size):
     """``(number of batches or None, iterator of (images, labels) NumPy batches)``."""
-    if isinstance(data, tf.data.Dataset):
-        cardinality = int(data.cardinality())
-        total = cardinality if cardinality >= 0 else None
-        return total, ((np.asarray(x), np.asarray(y)) for x, y in data.as_numpy_iterator())
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+    if not isinstance(data, (tf.data.Dataset, tuple, list)):
         raise ValueError("data must be (images, labels) arrays or a tf.data.Dataset of "
                          f"(images, labels) batches, got {type(data).__name__}.")
-    images, labels = np.asarray(data[0]), np.asarray(data[1])
-    if len(images) != len(labels):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels.")
-    starts = range(0, len(images), batch_size)
-    return len(starts), ((images[s:s + batch_size], labels[s:s + batch_size]) for s in starts)
+    return num_batches(data, batch_size), (
+        (np.asarray(x), np.asarray(y)) for x, y in labelled_batches(data, batch_size))
 
 
 def extract_features(feature_model, data, batch_size=64, verbose=True):

@@ -3,7 +3,7 @@
 :class:`Progress` logs, every ``--log_every`` steps, one line ``step, loss, penalty,
 accuracy, learning rate, images/s, time left`` and the same values as TensorBoard scalars
 and rows of ``train_log.csv``, with the deviation ``||W - W0||_F / sqrt(n)`` of a few
-kernels (:func:`tftransfer.analysis.deviation.deviation`). ``loss`` (cross-entropy plus
+kernels (:func:`tftransfer.variables.deviation`). ``loss`` (cross-entropy plus
 penalty, as minimised) and ``accuracy`` are means over the steps since the previous line,
 recovered exactly from Keras' running means: ``(k m_k - j m_j) / (k - j)``. The learning
 rate is the optimizer's, read just before the logged update.
@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.analysis.deviation import deviation
+from tftransfer.variables import deviation
 
 LOG_COLUMNS = ["step", "loss", "penalty", "accuracy", "learning_rate", "images_per_s"]
 

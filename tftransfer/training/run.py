@@ -25,7 +25,6 @@ import time
 import keras
 import tensorflow as tf
 
-from tftransfer.analysis.deviation import select_variables
 from tftransfer.data.evaluation import crop_accuracy
 from tftransfer.io_utils import atomic_path, atomic_write_json
 from tftransfer.training import callbacks as callbacks_lib
@@ -40,18 +39,9 @@ from tftransfer.training import strategy as strategy_lib
 from tftransfer.training.checkpoint import Checkpointer, candidates
 from tftransfer.training.loop import fit
 from tftransfer.training.model import build_compiled
+from tftransfer.variables import StartingPoint, select_variables
 
 log = callbacks_lib.log
-
-
-class Snapshot(tf.Module):
-    """Frozen copies ``W0`` of a few variables (the deviation's reference), by path."""
-
-    def __init__(self, variables):
-        super().__init__(name="deviation_reference")
-        self.values = {v.path: tf.Variable(tf.identity(tf.convert_to_tensor(v)),
-                                           trainable=False, name=f"w0_{i}")
-                       for i, v in enumerate(variables)}
 
 
 def deviation_variables(config, compiled):
@@ -61,7 +51,7 @@ def deviation_variables(config, compiled):
     if config.deviation_layers:
         return select_variables(model, config.deviation_layers)
     new = set(compiled.transfer.new_layers)
-    kernels = [v for v in select_variables(model)
+    kernels = [v for v in select_variables(model, kernels_only=True)
                if v.path.split("/")[0] not in new or len(new) > 1]
     if not kernels:
         return []
@@ -153,11 +143,15 @@ def _run_claimed(config, strategy, cache, chief):
         f"beta={config.beta:g}, {replicas} replica(s), global batch {config.batch_size}")
 
     watched = deviation_variables(config, compiled)
-    with strategy.scope():
-        reference = Snapshot(watched)
+    start = compiled.plan.starting_point
+    if start is not None and start.covers(watched):
+        reference = start  # the penalty's W0 serves the deviation log too
+    else:
+        with strategy.scope():
+            reference = StartingPoint(watched, name="deviation_reference")
     extra = {"deviation_reference": reference}
-    if compiled.plan.starting_point is not None:
-        extra["starting_point"] = compiled.plan.starting_point
+    if start is not None:
+        extra["starting_point"] = start
     checkpointer = Checkpointer(config.output_dir, model, extra,
                                 identity=identity_lib.of(config))
     start_step = checkpointer.restore()
@@ -174,8 +168,7 @@ def _run_claimed(config, strategy, cache, chief):
     hooks = []
     if config.log_every:
         hooks.append(callbacks_lib.Progress(
-            config, start_step, watched,
-            {p: v.numpy() for p, v in reference.values.items()},
+            config, start_step, watched, reference,
             os.path.join(config.output_dir, "train_log.csv"),
             os.path.join(config.output_dir, "tensorboard"), write=chief,
             verbose=config.verbose > 0 and chief))

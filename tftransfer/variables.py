@@ -1,0 +1,73 @@
+"""Variables by path: the one selector, the one frozen snapshot ``W0`` and the deviation.
+
+:class:`StartingPoint` holds frozen copies ``W0`` of chosen variables (and optionally their
+Fisher weights ``F``). The penalty binds its regularizers to it (Li et al. 2018, Section 3:
+the starting point ``w0`` of L2-SP), the driver logs the deviation from it and the analyses
+measure it; a model carries one, reused by all three where it covers their variables.
+
+:func:`deviation` is the per-layer distance of Li et al. 2018, Figure 2::
+
+    d(W) = ||W - W0||_F / sqrt(n)      (n: number of entries of W)
+"""
+import numpy as np
+import tensorflow as tf
+
+
+def select_variables(model, paths=None, kernels_only=False):
+    """``model``'s trainable variables named in ``paths`` (default: all of them, or every
+    ``.../kernel`` with ``kernels_only``), in the model's order of ``paths``.
+
+    Raises:
+      ValueError: naming the paths the model does not have, with the ones it has.
+    """
+    variables = list(model.trainable_variables)
+    if paths is None:
+        return [v for v in variables if v.path.endswith("kernel")] if kernels_only else variables
+    by_path = {v.path: v for v in variables}
+    unknown = [p for p in paths if p not in by_path]
+    if unknown:
+        raise ValueError(f"unknown variable paths {unknown}; trainable paths of the model: "
+                         f"{sorted(by_path)}.")
+    return [by_path[p] for p in paths]
+
+
+def _safe_name(path):
+    return path.replace("/", "__").replace(":", "_")
+
+
+class StartingPoint(tf.Module):
+    """Frozen copies ``W0`` (``references``) and Fisher weights ``F`` (``fisher``), by path.
+
+    A ``tf.Module``: attached to a model, a ``tf.train.Checkpoint`` of the model saves and
+    restores it, while ``model.variables`` (and so ``model.export``) does not include it.
+    """
+
+    def __init__(self, variables, fisher=None, name="starting_point"):
+        super().__init__(name=name)
+        paths = [v.path for v in variables]
+        if len(set(paths)) != len(paths):
+            raise ValueError("Two variables share a path; give the model's layers unique "
+                             "names.")
+        self.references = {v.path: tf.Variable(tf.identity(tf.convert_to_tensor(v)),
+                                               trainable=False, name=_safe_name(v.path))
+                           for v in variables}
+        self.fisher = {path: tf.Variable(np.asarray(value, np.float32), trainable=False,
+                                         name=_safe_name(path) + "_fisher")
+                       for path, value in (fisher or {}).items()}
+
+    def covers(self, variables):
+        """Whether every variable of ``variables`` has its ``W0`` here."""
+        return all(v.path in self.references for v in variables)
+
+
+def deviation(variables, reference):
+    """``{path: ||W - W0||_F / sqrt(n)}``; ``reference`` maps each path to ``W0`` (an array,
+    a variable, or a :class:`StartingPoint`). Computed in float64."""
+    if isinstance(reference, StartingPoint):
+        reference = reference.references
+    out = {}
+    for v in variables:
+        diff = (np.asarray(v.numpy(), np.float64)
+                - np.asarray(tf.convert_to_tensor(reference[v.path]), np.float64))
+        out[v.path] = float(np.sqrt(np.sum(diff * diff) / diff.size))
+    return out
