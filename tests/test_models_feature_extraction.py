@@ -69,7 +69,7 @@ class FeatureBaselineTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "Unknown classifier"):
             fe.feature_baseline(self.tm.feature_model(), self.train, self.test, CLASSES,
                                 classifier="knn")
-        with self.assertRaisesRegex(ValueError, "images but"):
+        with self.assertRaisesRegex(ValueError, "inputs but 1 labels"):
             fe.extract_features(self.tm.feature_model(), (self.train[0], [0]), verbose=False)
         with self.assertRaisesRegex(ValueError, r"\(images, labels\)"):
             fe.extract_features(self.tm.feature_model(), self.train[0], verbose=False)
