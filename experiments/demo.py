@@ -16,6 +16,11 @@ demo's sizes, picks alpha and prints the table. Each run keeps its directory und
 ``--output_dir``: a finished run is not retrained, so a second demo reuses the source model
 and every finished run.
 
+Every run is seeded, so the table is a function of the flags, the TensorFlow build, the
+CPU's vector instructions (oneDNN picks its kernels by them: AVX-512 and AVX2 round
+differently) and the number of TensorFlow threads (they split each op's sums). ``--threads``
+fixes the last, so machines with other core counts print the same table.
+
     python -m experiments.demo [--data_dir DIR] [--output_dir DIR] [--examples_per_class 20]
 """
 import dataclasses
@@ -23,12 +28,15 @@ import os
 import time
 
 import numpy as np
+import tensorflow as tf
 from absl import app, flags, logging
 
 from tftransfer.io_utils import atomic_write_json, atomic_write_text
 from tftransfer.training import flags as driver_flags
 from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
+
+from experiments.selection import choose
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files "
@@ -49,16 +57,15 @@ flags.DEFINE_float("learning_rate", 0.01, "Fine-tuning learning rate (divided by
 flags.DEFINE_integer("pretrain_epochs", 3, "Epochs of source pretraining.")
 flags.DEFINE_multi_enum("methods", ["scratch", "none", "l2", "l2_sp"],
                         ["scratch", "none", "l2", "l2_sp"], "Methods to compare.")
+flags.DEFINE_integer("threads", 2, "TensorFlow's intra- and inter-op threads, whatever the "
+                     "core count: the table depends on them (README's: 2; 0 = TensorFlow's "
+                     "default, one per core; set before TensorFlow starts).")
 
 SOURCE_CLASSES, TARGET_CLASSES = tuple(range(5)), tuple(range(5, 10))
 TUNED = ("l2", "l2_sp")
 PRETRAIN_BATCH = 128
 CACHE = ModelCache()  # one compiled model per (method, alpha), reset between runs
 FLAGFILES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def driver_config(*names, **overrides):
@@ -94,12 +101,12 @@ def pretrain_source():
                                                              if 0 < b < steps])
     config = dataclasses.replace(config, verbose=1)  # progress lines of the long run
     if os.path.exists(os.path.join(output_dir, "results.json")):
-        log(f"source model: loading cached weights {weights}")
+        logging.info(f"source model: loading cached weights {weights}")
     else:
-        log(f"source model: pretraining on {n} images of classes 0-4, "
+        logging.info(f"source model: pretraining on {n} images of classes 0-4, "
             f"{FLAGS.pretrain_epochs} epochs ({steps} steps)")
     record = run(config)
-    log(f"source model: test accuracy on classes 0-4 = {record['accuracy']:.4f}")
+    logging.info(f"source model: test accuracy on classes 0-4 = {record['accuracy']:.4f}")
     return weights
 
 
@@ -127,38 +134,43 @@ def choose_alphas(weights):
     alphas = [float(a) for a in FLAGS.alpha_grid]
     chosen, grid = {}, []
     for method in (m for m in TUNED if m in FLAGS.methods):
-        scores = {}
+        records = []
         for alpha in alphas:
-            config = target_config(method, alpha, 0, weights, True)
-            scores[alpha] = run(config, cache=CACHE)["accuracy"]
-            grid.append({"method": method, "alpha": alpha, "val_accuracy": scores[alpha]})
-            log(f"  selection {method:6s} alpha={alpha:<7g} val accuracy {scores[alpha]:.3f}")
-        chosen[method] = max(alphas, key=lambda a: (scores[a], -a))  # ties: the weaker penalty
-        log(f"chosen alpha for {method}: {chosen[method]:g}")
+            record = run(target_config(method, alpha, 0, weights, True), cache=CACHE)
+            records.append(record)
+            grid.append({"method": method, "alpha": alpha, "val_accuracy": record["accuracy"]})
+            logging.info(f"  selection {method:6s} alpha={alpha:<7g} val accuracy "
+                         f"{record['accuracy']:.3f}")
+        chosen[method] = choose(records, "alpha")  # ties: the weaker penalty
+        logging.info(f"chosen alpha for {method}: {chosen[method]:g}")
     return chosen, grid
 
 
 def results_table(rows, chosen, n_test):
     lines = [f"Target test accuracy, Fashion-MNIST classes 5-9 ({n_test} test images), "
-             f"{FLAGS.examples_per_class} labelled images per class, mean +- std over "
-             f"{FLAGS.seeds} seeds:", "",
+             f"{FLAGS.examples_per_class} labelled images per class, mean +- sample std "
+             f"(ddof=1) over {FLAGS.seeds} seeds:", "",
              "| method | alpha | beta | test accuracy (%) |", "|---|---|---|---|"]
     for method in FLAGS.methods:
         accs = 100 * np.array([r["test_accuracy"] for r in rows if r["method"] == method])
         alpha = f"{chosen[method]:g}" if method in chosen else "-"
         beta = "-" if method in ("scratch", "none") else f"{FLAGS.beta:g}"
-        lines.append(f"| {method} | {alpha} | {beta} | {accs.mean():.2f} +- {accs.std():.2f} |")
+        lines.append(f"| {method} | {alpha} | {beta} | {accs.mean():.2f} +- {accs.std(ddof=1):.2f} |")
     return "\n".join(lines)
 
 
 def main(argv):
     del argv
     if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter off by default
+        logging.set_verbosity(logging.INFO)  # the demo's progress lines
+        tf.get_logger().setLevel("WARNING")  # not TensorFlow's INFO chatter
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     started = time.time()
     weights = pretrain_source()
     n_val = int(round(FLAGS.examples_per_class * FLAGS.val_fraction))
-    log(f"choosing alpha on {n_val * len(TARGET_CLASSES)} validation images "
+    logging.info(f"choosing alpha on {n_val * len(TARGET_CLASSES)} validation images "
         f"({(FLAGS.examples_per_class - n_val) * len(TARGET_CLASSES)} for training), "
         f"grid {FLAGS.alpha_grid}")
     chosen, grid = choose_alphas(weights)
@@ -170,14 +182,14 @@ def main(argv):
             n_test = record["num_eval"]
             rows.append({"method": method, "alpha": alpha, "seed": seed,
                          "test_accuracy": record["accuracy"]})
-            log(f"  final {method:7s} seed {seed}: test accuracy {record['accuracy']:.4f}")
+            logging.info(f"  final {method:7s} seed {seed}: test accuracy {record['accuracy']:.4f}")
     table = results_table(rows, chosen, n_test)
     print("\n" + table + "\n", flush=True)
     atomic_write_json(os.path.join(FLAGS.output_dir, "results.json"),
                       {"flags": FLAGS.flag_values_dict(), "selection": grid, "runs": rows,
                        "chosen_alpha": chosen, "wall_time_s": time.time() - started})
     atomic_write_text(os.path.join(FLAGS.output_dir, "results.md"), table + "\n")
-    log(f"done in {time.time() - started:.0f} s; results in {FLAGS.output_dir}")
+    logging.info(f"done in {time.time() - started:.0f} s; results in {FLAGS.output_dir}")
 
 
 if __name__ == "__main__":

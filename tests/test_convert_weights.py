@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from tools import convert_torch_weights
-from tftransfer.models import efficientnet_lite, resnet_torch
-from tftransfer.weights import convert, pretrained
+from tftransfer.models import efficientnet_lite, pretrained, resnet_torch
+from tftransfer.weights import convert
 from tftransfer.weights.torch_checkpoint import read_state_dict
 
 try:
@@ -253,7 +253,7 @@ class EfficientNetLite0ImageNetTest(tf.test.TestCase):
         state["_blocks.99._extra.weight"] = np.zeros(3, "float32")
         state["_fc.weight"] = state["_fc.weight"][:10]
         with self.assertRaises(ValueError) as caught:
-            convert.load_torch_weights(self.model, state, convert.ARCHITECTURES[
+            convert.load_torch_weights(self.model, state, pretrained.ARCHITECTURES[
                 "efficientnet_lite0"][1])
         message = str(caught.exception)
         for needle in ("_blocks.3._bn1.running_var", "block4_dw_bn/moving_variance",
@@ -322,11 +322,11 @@ class ResNet50Places365LayoutTest(tf.test.TestCase):
         self.assertFalse(os.path.exists(output))
         self.assertEqual(os.listdir(os.path.dirname(output)), [])
         with self.assertRaisesRegex(ValueError, "365 classes, not 1000"):
-            convert.convert_checkpoint("resnet50_torch", self.checkpoint, output, classes=1000)
+            pretrained.convert_checkpoint("resnet50_torch", self.checkpoint, output, classes=1000)
         with self.assertRaisesRegex(ValueError, "must end with '.weights.h5'"):
-            convert.convert_checkpoint("resnet50_torch", self.checkpoint, output[:-11] + ".h5")
+            pretrained.convert_checkpoint("resnet50_torch", self.checkpoint, output[:-11] + ".h5")
         with self.assertRaisesRegex(ValueError, "Unknown architecture 'resnet51_torch'"):
-            convert.convert_checkpoint("resnet51_torch", self.checkpoint, output)
+            pretrained.convert_checkpoint("resnet51_torch", self.checkpoint, output)
 
 
 class LayerConversionTest(tf.test.TestCase):

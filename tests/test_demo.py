@@ -30,7 +30,8 @@ class DemoTest(tf.test.TestCase):
     def run_demo(self, data_dir, output_dir, *extra):
         argv = ["demo", f"--data_dir={data_dir}", f"--output_dir={output_dir}",
                 "--examples_per_class=8", "--seeds=2", "--alpha_grid=0.01",
-                "--finetune_steps=4", "--batch_size=8", "--pretrain_epochs=1", *extra]
+                "--finetune_steps=4", "--batch_size=8", "--pretrain_epochs=1",
+                "--threads=0", *extra]  # TensorFlow may have started in this process
         flags.FLAGS.unparse_flags()
         flags.FLAGS(argv)
         out = io.StringIO()

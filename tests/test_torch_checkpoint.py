@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.weights import pretrained
+from tftransfer.models import pretrained
 from tftransfer.weights.torch_checkpoint import (CheckpointFormatError, UnsafeCheckpointError,
                                                  read_checkpoint, read_state_dict)
 

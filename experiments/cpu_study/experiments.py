@@ -30,6 +30,7 @@ import pandas as pd
 
 from tftransfer.io_utils import atomic_write_json
 from experiments.cpu_study import analyses, pool as pool_lib, protocol
+from experiments.selection import choose
 from experiments.cpu_study.protocol import SMALL, SPLITS, Target
 
 
@@ -78,18 +79,6 @@ QUICK = dict(splits=("far",), sizes=(20,), main_steps=30, lengths=(30, 60), seed
 
 def log(message):
     print(f"[cpu_study {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def choose(records, key="alpha"):
-    """The ``key`` value of the record with the best validation accuracy (ties: the smaller
-    value). Raises if any record was evaluated on anything but the validation split."""
-    for record in records:
-        if record["eval_split"] != "validation":
-            raise ValueError(f"model selection got a record evaluated on {record['eval_split']!r} "
-                             f"({record['output_dir']}); only validation accuracies may "
-                             "choose hyper-parameters.")
-    best = max(records, key=lambda r: (r["accuracy"], -r["flags"][key]))
-    return best["flags"][key]
 
 
 class Study:
@@ -283,7 +272,7 @@ class Study:
         self._finals([cell], methods, self.s.axis_seeds, "freeze")
 
     def imagenet(self):
-        from tftransfer.weights.pretrained import efficientnet_lite0_imagenet
+        from tftransfer.models.pretrained import efficientnet_lite0_imagenet
 
         efficientnet_lite0_imagenet()  # converted once, before the workers need it
         arm = protocol.Arm("efficientnet_lite0", self.s.imagenet_size, True,

@@ -25,7 +25,7 @@ keras.applications files) saved from the same architecture **with** its source c
 at any input size. Without a file, ``source="imagenet"`` downloads the keras.applications
 ResNet weights (cached under ``$KERAS_HOME/models``, default ``~/.keras/models``, written
 atomically) or the converted EfficientNet-Lite0 weights
-(:func:`tftransfer.weights.pretrained.efficientnet_lite0_imagenet`).
+(:func:`tftransfer.models.pretrained.efficientnet_lite0_imagenet`).
 """
 import dataclasses
 import hashlib
@@ -133,7 +133,7 @@ def build(arch, num_classes, source, weights=None, input_shape=(224, 224, 3), he
       preprocessing: override the preprocessing mode reported for the weights.
       seed: seed of the new classifier's initialisation.
       cache_dir: cache of downloaded or converted weights (default: ``$KERAS_HOME`` or
-        ``~/.keras`` for the keras.applications files, ``tftransfer.weights.pretrained``'s
+        ``~/.keras`` for the keras.applications files, ``tftransfer.models.pretrained``'s
         cache for converted ones).
       arch_kwargs: extra arguments of the architecture (``small_resnet``: ``widths``,
         ``blocks_per_stage``; ``efficientnet_lite0``: ``dropout_rate``).
@@ -226,7 +226,7 @@ def _default_weights(arch, layout, source, cache_dir):
     if source == "imagenet" and arch in _RESNET_DEPTH and layout == "keras":
         return keras_resnet_imagenet_weights(arch, cache_dir)
     if source == "imagenet" and arch == "efficientnet_lite0":
-        from tftransfer.weights.pretrained import efficientnet_lite0_imagenet
+        from tftransfer.models.pretrained import efficientnet_lite0_imagenet
         return efficientnet_lite0_imagenet(cache_dir=cache_dir)
     raise ValueError(
         f"No download of {source} weights for arch={arch!r} (layout {layout!r}); pass a local "
@@ -259,7 +259,7 @@ def keras_resnet_imagenet_weights(arch, cache_dir=None):
                                         cache_subdir="download",
                                         file_hash=KERAS_RESNET_MD5[arch])
         except Exception as error:
-            from tftransfer.weights.pretrained import WeightsUnavailableError
+            from tftransfer.models.pretrained import WeightsUnavailableError
             raise WeightsUnavailableError(
                 f"Could not download the keras.applications ImageNet weights of {arch} from "
                 f"{url} ({error}). Download that file elsewhere and pass it with "

@@ -13,7 +13,7 @@ and a stem (32 channels) and head (1280 channels) that are not rescaled. Layout:
 Convolutions use TensorFlow 'same' padding (for stride 2, the extra row/column of padding
 goes at the bottom/right), have no bias, and every batch norm uses epsilon 1e-3, as in the
 reference TensorFlow implementation and the PyTorch port whose ImageNet weights
-:mod:`tftransfer.weights.pretrained` converts. Every layer name starts with its unit name
+:mod:`tftransfer.models.pretrained` converts. Every layer name starts with its unit name
 (``stem``, ``block1`` ... ``block16``, ``top``) followed by ``_``.
 """
 import keras

@@ -12,20 +12,13 @@ layer type and variable name give the state-dict entry and the reshaping (:data:
 
 The conversion is strict: a Keras variable without its PyTorch entry, a shape mismatch or
 an unused PyTorch entry (other than ``num_batches_tracked``) is an error listing them all.
-The source classifier (``predictions``) is converted too, sized from the checkpoint.
+The source classifier (``predictions``) is converted too, sized from the checkpoint. The
+networks themselves and the file-level conversion of a named architecture are in
+:mod:`tftransfer.models.pretrained` (models build on weights, never the reverse).
 """
-import functools
-import logging
-
 import numpy as np
 
-from tftransfer.io_utils import atomic_path
-from tftransfer.models.efficientnet_lite import efficientnet_lite0
-from tftransfer.models.resnet_torch import DEPTHS, resnet_torch
 from tftransfer.weights import layouts
-from tftransfer.weights.torch_checkpoint import read_state_dict
-
-logger = logging.getLogger(__name__)
 
 
 def _conv_kernel(w, shape):
@@ -63,12 +56,6 @@ WEIGHTS = {
     ("BatchNormalization", "moving_variance"): ("running_var", _same),
 }
 IGNORED_SUFFIXES = (".num_batches_tracked",)
-
-# Architecture name -> (builder taking ``classes``, layout table).
-ARCHITECTURES = {"efficientnet_lite0": (efficientnet_lite0, layouts.EFFICIENTNET_LITE)}
-ARCHITECTURES.update({f"resnet{d}_torch": (functools.partial(resnet_torch, d),
-                                           layouts.RESNET_TORCHVISION) for d in DEPTHS})
-
 
 def torch_weights_for(model, state_dict, layout):
     """Returns ``{variable.path: array}`` for every variable of ``model`` from ``state_dict``.
@@ -112,52 +99,3 @@ def load_torch_weights(model, state_dict, layout):
     values = torch_weights_for(model, state_dict, layout)
     for variable in model.weights:
         variable.assign(values[variable.path].astype(variable.dtype))
-
-
-def _check_arch(arch):
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {arch!r}; choose one of "
-                         f"{sorted(ARCHITECTURES)}.")
-    return ARCHITECTURES[arch]
-
-
-def head_classes(arch, state_dict):
-    """Number of classes of the checkpoint's classifier (rows of its weight matrix)."""
-    _, layout = _check_arch(arch)
-    key = layouts.torch_prefix(layout, "predictions") + ".weight"
-    if key not in state_dict:
-        raise ValueError(f"The checkpoint has no classifier {key!r}; is it a {arch} model?")
-    return state_dict[key].shape[0]
-
-
-def convert_checkpoint(arch, checkpoint_path, output_path, classes=None):
-    """Converts a PyTorch checkpoint of ``arch`` into a Keras ``.weights.h5`` file.
-
-    Args:
-      arch: a key of :data:`ARCHITECTURES` (``efficientnet_lite0``, ``resnet50_torch``...).
-      checkpoint_path: the ``.pth`` / ``.pth.tar`` file (zip or legacy format).
-      output_path: where to write the weights; must end with ``.weights.h5``. Written
-        atomically: nothing is left there if the conversion fails.
-      classes: expected width of the source classifier; by default the checkpoint's.
-
-    Returns:
-      ``output_path``; load it with ``model.load_weights`` into the model the builder of
-      ``arch`` makes with ``include_top=True, classes=<the checkpoint's classes>``.
-    """
-    builder, layout = _check_arch(arch)
-    if not str(output_path).endswith(".weights.h5"):
-        raise ValueError(f"Output path {output_path!r} must end with '.weights.h5' "
-                         "(the Keras weights-file suffix).")
-    logger.info("Reading %s", checkpoint_path)
-    state_dict = read_state_dict(checkpoint_path)
-    found = head_classes(arch, state_dict)
-    if classes is not None and classes != found:
-        raise ValueError(f"The checkpoint's classifier has {found} classes, not {classes}; "
-                         "pass classes=None to keep the checkpoint's.")
-    logger.info("Converting %d tensors into %s (%d classes)", len(state_dict), arch, found)
-    model = builder(classes=found)
-    load_torch_weights(model, state_dict, layout)
-    with atomic_path(output_path) as tmp:
-        model.save_weights(tmp)
-    logger.info("Wrote %s", output_path)
-    return output_path

