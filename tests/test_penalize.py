@@ -25,7 +25,7 @@ INHERITED = {"conv/kernel": (0, 1, 2), "dw/kernel": (0, 1), "fc/kernel": (0,)}
 
 
 def numpy_total(scheme, alpha, beta, w, w0, fisher, eps):
-    """The RECIPE.md penalty of the whole model, from its weights, in float64."""
+    """The penalty (docs/recipe.md) of the whole model, from its weights, in float64."""
     total = beta / 2 * np.sum(w["head/kernel"] ** 2)
     for path, axes in INHERITED.items():
         d = w[path] - w0[path]

@@ -1,4 +1,4 @@
-"""Each regularizer against a NumPy computation written from RECIPE.md's formulas.
+"""Each regularizer against a NumPy computation written from the formulas of docs/recipe.md.
 
 Values and gradients are derived by hand:
   L2:      a/2 sum w^2                          grad a w

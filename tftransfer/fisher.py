@@ -1,4 +1,4 @@
-"""Diagonal Fisher information of a classifier that outputs logits (RECIPE.md, L2-SP-Fisher).
+"""Diagonal Fisher information of a classifier that outputs logits (Li et al. 2018, Section 3: L2-SP-Fisher; docs/recipe.md).
 
     F_j = 1/m * sum_i sum_k p_k(x_i) * (d/dw_j log p_k(x_i))**2,   p = softmax(model(x))
 

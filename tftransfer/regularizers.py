@@ -1,6 +1,6 @@
 """The penalties of Li, Grandvalet & Davoine as Keras 3 regularizers.
 
-Conventions (see RECIPE.md): quadratic penalties use the ``tf.nn.l2_loss`` factor 1/2,
+Conventions (docs/recipe.md): quadratic penalties use the ``tf.nn.l2_loss`` factor 1/2,
 ``w0`` is the starting point (the pretrained value of the weight, frozen), ``F`` the
 diagonal Fisher information of the source model, and a *group* is one output channel of a
 kernel: the fan-in parameters of that channel. For a convolution kernel in HWIO layout and

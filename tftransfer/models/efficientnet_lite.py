@@ -18,7 +18,7 @@ reference TensorFlow implementation and the PyTorch port whose ImageNet weights
 """
 import keras
 
-BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (RECIPE.md)
+BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (docs/recipe.md)
 BN_EPSILON = 1e-3
 STEM_FILTERS = 32
 TOP_FILTERS = 1280

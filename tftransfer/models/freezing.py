@@ -5,7 +5,7 @@ builds the train step.
 
 Batch norm in a frozen unit: its gamma and beta stop training. By default its moving mean
 and variance keep updating from the target batches and it normalises with batch statistics
-during training (RECIPE.md: moving averages are updated during fine-tuning).
+during training (Li et al. 2018, Section 4.1: moving averages are updated during fine-tuning).
 With ``freeze_bn_stats=True`` the layer is set non-trainable, which in Keras 3 also makes
 it run in inference mode: it normalises with the frozen moving statistics and never
 updates them.

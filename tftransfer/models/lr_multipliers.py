@@ -10,7 +10,7 @@ per-variable ``update_step``, so it works with ``model.fit``, custom loops and
 their gradient. Decoupled weight decay (``weight_decay=``) is not scaled.
 
 ``group_multipliers`` builds the table from units, layer names or layers, e.g. the paper's
-"smaller learning rates for lower layers" (papers/002)::
+"smaller learning rates for lower layers" (Hong, transfer lecture; docs/recipe.md)::
 
     names = tm.units                                  # conv1, conv2_block1, ...
     table = group_multipliers(tm.model, [(names[:11], 0.01), (names[11:], 0.1),

@@ -16,7 +16,7 @@ shortcut projection is ``_0_``, the three convolutions ``_1_``, ``_2_``, ``_3_``
 """
 import keras
 
-BN_MOMENTUM = 0.9  # PyTorch's default momentum 0.1 in Keras' convention (RECIPE.md: 0.9)
+BN_MOMENTUM = 0.9  # PyTorch's default momentum 0.1 in Keras' convention (the authors' 0.9, docs/recipe.md)
 BN_EPSILON = 1e-5
 # Input scaling of torchvision weights: x / 255 (RGB), minus the ImageNet mean
 # (0.485, 0.456, 0.406), divided by the standard deviation (0.229, 0.224, 0.225).

@@ -11,7 +11,7 @@ set of layers whose name starts with ``unit + "_"``. :func:`unit_names` lists th
 """
 import keras
 
-BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (RECIPE.md)
+BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (docs/recipe.md)
 BN_EPSILON = 1e-5
 
 
