@@ -36,6 +36,7 @@ from tftransfer.training import flags as driver_flags
 from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
 
+from experiments import progress
 from experiments.selection import choose
 
 FLAGS = flags.FLAGS
@@ -161,9 +162,7 @@ def results_table(rows, chosen, n_test):
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)  # the demo's progress lines
-        tf.get_logger().setLevel("WARNING")  # not TensorFlow's INFO chatter
+    progress.show_progress()
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)

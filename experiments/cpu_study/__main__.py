@@ -17,6 +17,8 @@ import time
 
 from absl import app, flags, logging
 
+from experiments import progress
+
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Reduced study, a smoke run of every step: one split (far), "
                   "20 images per class, two seeds, 30-60 iterations, alpha = 0.1 only; "
@@ -36,8 +38,7 @@ flags.DEFINE_bool("report_only", False, "Only regenerate the report from the CSV
 
 def main(argv):
     del argv
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    progress.show_progress()
     from experiments.cpu_study import experiments, protocol, report
 
     quick = FLAGS.quick
@@ -62,7 +63,7 @@ def main(argv):
         experiments.Study(settings, output_dir, FLAGS.data_dir, report_dir, command).run()
     started = time.time()
     path = report.write_report(report_dir)
-    print(f"report: {path} ({time.time() - started:.0f} s to draw)", flush=True)
+    logging.info(f"report: {path} ({time.time() - started:.0f} s to draw)")
 
 
 if __name__ == "__main__":

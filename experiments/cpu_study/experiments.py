@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from absl import logging
 
 from tftransfer.io_utils import atomic_write_json
 from experiments.cpu_study import analyses, pool as pool_lib, protocol
@@ -77,10 +78,6 @@ QUICK = dict(splits=("far",), sizes=(20,), main_steps=30, lengths=(30, 60), seed
              analysis_examples=200, test_examples_per_class=200, source_eval_examples=200)
 
 
-def log(message):
-    print(f"[cpu_study {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 class Study:
     """Runs the experiments of the module docstring; every table row goes to ``self.rows``
     (``runs``, ``selection``, ``sources``, ...), written as CSV by :meth:`write_tables`."""
@@ -107,7 +104,7 @@ class Study:
         def progress(i, group_records):
             before, done[0] = done[0], done[0] + len(group_records)
             if done[0] * 10 // len(configs) > before * 10 // len(configs):
-                log(f"  {label}: {done[0]}/{len(configs)} runs, {time.time() - started:.0f} s")
+                logging.info(f"  {label}: {done[0]}/{len(configs)} runs, {time.time() - started:.0f} s")
 
         results = self.pool.map(pool_lib.run_configs,
                                 [[configs[i] for i in group] for group in groups], progress)
@@ -190,11 +187,11 @@ class Study:
 
     def _phase(self, name, function):
         started = time.time()
-        log(f"== {name}")
+        logging.info(f"== {name}")
         function()
         self.phase_seconds[name] = time.time() - started
         self.write_tables()
-        log(f"== {name} done in {self.phase_seconds[name]:.0f} s; tables in {self.report_dir}")
+        logging.info(f"== {name} done in {self.phase_seconds[name]:.0f} s; tables in {self.report_dir}")
 
     # ------------------------------------------------------------- experiments
     def sources(self):
