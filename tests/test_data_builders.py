@@ -1,11 +1,13 @@
 """Every builder, built from tiny fake datasets written here (odd sizes, grey, CMYK,
-PNG named .jpg, a corrupt file): split sizes, labels, seeds, Dogs mapping, skip reports."""
+PNG named .jpg, a corrupt file): split sizes, labels, seeds, Dogs mapping, skip reports,
+stored pixels against PIL + NumPy, and the manual directory left untouched."""
 import os
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from PIL import Image
 from scipy.io import savemat
 
 from tftransfer.data import pipeline
@@ -28,10 +30,25 @@ def write_special_images(directory, rng):
     return ["grey.jpg", "cmyk.jpg", "png.jpg", "corrupt.jpg"]
 
 
-def build(test_case, builder):
-    """download_and_prepare, returning what was logged (absl, INFO and above)."""
+def listing(directory):
+    """``{relative path: (size, mtime_ns)}`` of every file and folder under ``directory``."""
+    out = {}
+    for parent, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            stat = os.lstat(path)
+            out[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+def build(test_case, builder, manual_dir):
+    """download_and_prepare from ``manual_dir`` (tfds' DownloadConfig), returning what was
+    logged (absl, INFO and above); checks that ``manual_dir`` was left as it was."""
+    before = listing(manual_dir)
     with test_case.assertLogs("absl", "INFO") as logs:
-        builder.download_and_prepare()
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    test_case.assertEqual(listing(manual_dir), before)
     return "\n".join(logs.output)
 
 
@@ -48,25 +65,26 @@ class CaltechTest(tf.test.TestCase):
         super().setUp()
         self.tmp = tempfile.mkdtemp()
         rng = np.random.default_rng(0)
-        self.classes = ["001.ak47", "002.bat", "003.cat"]
+        self.classes = ["001.ak47", "002.american-flag", "003.backpack"]
         for manual in ("manual_a", "manual_b"):
             root = os.path.join(self.tmp, manual, "256_ObjectCategories")
             rng = np.random.default_rng(0)
             for cls in self.classes[:2]:
                 synthetic.write_odd_images(os.path.join(root, cls), 8, rng)
             # Exactly train + test images: all are drawn, the special ones included.
-            synthetic.write_odd_images(os.path.join(root, "003.cat"), 1, rng)
-            write_special_images(os.path.join(root, "003.cat"), rng)
+            synthetic.write_odd_images(os.path.join(root, "003.backpack"), 1, rng)
+            write_special_images(os.path.join(root, "003.backpack"), rng)
 
     def _builder(self, manual="manual_a", seed=0):
-        return Caltech256(config=caltech256_config(3, RESIZE, seed=seed, test_per_class=2),
-                          data_dir=os.path.join(self.tmp, "data_" + manual),
-                          manual_dir=os.path.join(self.tmp, manual))
+        return tfds.builder(
+            "caltech256", config=caltech256_config(3, RESIZE, seed=seed, test_per_class=2),
+            data_dir=os.path.join(self.tmp, "data_" + manual))
 
     def test_split_sizes_labels_and_corrupt_file_skipped(self):
         builder = self._builder()
-        printed = build(self, builder)
-        self.assertIn("003.cat/corrupt.jpg", printed)
+        self.assertIsInstance(builder, Caltech256)
+        printed = build(self, builder, os.path.join(self.tmp, "manual_a"))
+        self.assertIn("003.backpack/corrupt.jpg", printed)
         self.assertRegex(printed, r"skipped 1 file\(s\): 1 unreadable")
         train_images, train_labels, train_names = split_arrays(builder, "train")
         test_images, test_labels, test_names = split_arrays(builder, "test")
@@ -74,13 +92,18 @@ class CaltechTest(tf.test.TestCase):
         labels = np.concatenate([train_labels, test_labels])
         counts = {s: builder.info.splits[s].num_examples for s in ("train", "test")}
         self.assertEqual(counts["train"] + counts["test"], 3 * 5 - 1)
-        self.assertNotIn("003.cat/corrupt.jpg", names)
+        self.assertNotIn("003.backpack/corrupt.jpg", names)
         self.assertEqual(set(labels.tolist()), {0, 1, 2})
-        self.assertEqual(builder.info.features["label"].names, self.classes)
+        names_file = open(os.path.join(os.path.dirname(pipeline.__file__), "resources",
+                                       "caltech256_classes.txt")).read().split()
+        self.assertEqual(builder.info.features["label"].names, names_file)
+        self.assertLen(names_file, 257)
+        self.assertEqual(names_file[:3], self.classes)
+        self.assertEqual(names_file[-1], "257.clutter")
         for image in images:
             self.assertEqual(image.shape, (RESIZE, RESIZE, 3))
             self.assertEqual(image.dtype, np.uint8)
-        split_dir = os.path.join(self.tmp, "manual_a", "tftransfer_splits")
+        split_dir = os.path.join(builder.data_dir, "splits")  # Next to the stored data.
         train = open(os.path.join(split_dir, "3_2_seed0_train.txt")).read().split()
         test = open(os.path.join(split_dir, "3_2_seed0_test.txt")).read().split()
         self.assertEqual(len(train), 9)
@@ -91,13 +114,40 @@ class CaltechTest(tf.test.TestCase):
             self.assertLen([f for f in test if f.startswith(cls + "/")], 2)
 
     def test_same_seed_same_split_other_seed_other_split(self):
-        first = self._builder("manual_a", seed=0).split_files()
-        again = self._builder("manual_b", seed=0).split_files()  # Fresh copy, no split file.
-        other = self._builder("manual_b", seed=1).split_files()
+        manual_a, manual_b = os.path.join(self.tmp, "manual_a"), os.path.join(self.tmp, "manual_b")
+        first = self._builder("manual_a", seed=0).split_files(manual_a)
+        again = self._builder("manual_b", seed=0).split_files(manual_b)  # A fresh copy.
+        other = self._builder("manual_b", seed=1).split_files(manual_b)
         self.assertEqual(first, again)
         self.assertNotEqual(first[0], other[0])
-        self.assertTrue(os.path.exists(os.path.join(
-            self.tmp, "manual_b", "tftransfer_splits", "3_2_seed1_train.txt")))
+        self.assertEqual(sorted(os.listdir(manual_b)), ["256_ObjectCategories"])
+
+    def test_split_files_in_manual_dir_are_reused(self):
+        manual = os.path.join(self.tmp, "manual_b")
+        shared = os.path.join(manual, "tftransfer_splits")
+        os.makedirs(shared)
+        train = [f"{c}/0000.jpg" for c in self.classes[:2]]
+        test = ["001.ak47/0001.jpg", "003.backpack/grey.jpg"]
+        for split, names in (("train", train), ("test", test)):
+            with open(os.path.join(shared, f"3_2_seed0_{split}.txt"), "w") as f:
+                f.write("\n".join(names) + "\n")
+        builder = self._builder("manual_b")
+        build(self, builder, manual)
+        self.assertCountEqual(split_arrays(builder, "train")[2], train)
+        self.assertCountEqual(split_arrays(builder, "test")[2], test)
+        self.assertEqual(open(os.path.join(builder.data_dir, "splits",
+                                           "3_2_seed0_train.txt")).read().split(), train)
+
+    def test_folder_outside_the_official_list_is_refused(self):
+        manual = os.path.join(self.tmp, "manual_b")
+        os.rename(os.path.join(manual, "256_ObjectCategories", "002.american-flag"),
+                  os.path.join(manual, "256_ObjectCategories", "002.bat"))
+        builder = self._builder("manual_b")
+        with self.assertRaisesRegex(ValueError, r"\['002.bat'\].*caltech256_classes.txt"):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "data_manual_b", "caltech256",
+                                                     "3_square12_seed0", "1.0.0")))
 
     def test_missing_manual_dir_names_directory_and_contents(self):
         data_dir = os.path.join(self.tmp, "nothing")
@@ -123,16 +173,22 @@ class IndoorTest(tf.test.TestCase):
         for name, lines in (("TrainImages.txt", train), ("TestImages.txt", test)):
             with open(os.path.join(tmp, "manual", name), "w") as f:
                 f.write("\n".join(lines) + "\n")
-        builder = MitIndoor67(config=mit_indoor67_config(RESIZE, keep_aspect=True),
-                              data_dir=os.path.join(tmp, "data"),
-                              manual_dir=os.path.join(tmp, "manual"))
-        printed = build(self, builder)
+        builder = tfds.builder("mit_indoor67", config=mit_indoor67_config(RESIZE, True),
+                               data_dir=os.path.join(tmp, "data"))
+        self.assertIsInstance(builder, MitIndoor67)
+        printed = build(self, builder, os.path.join(tmp, "manual"))
         self.assertIn("kitchen/corrupt.jpg", printed)
         _, train_labels, train_names = split_arrays(builder, "train")
         test_images, test_labels, test_names = split_arrays(builder, "test")
         self.assertCountEqual(train_names, [n for n in train if "corrupt" not in n])
         self.assertCountEqual(test_names, test)
-        self.assertCountEqual(train_labels.tolist(), [0, 0, 1, 1, 1])
+        names = builder.info.features["label"].names  # The official 67, sorted.
+        self.assertLen(names, 67)
+        self.assertEqual(names, sorted(names))
+        bar, kitchen = names.index("bar"), names.index("kitchen")
+        self.assertEqual((bar, kitchen), (4, 37))
+        self.assertCountEqual(train_labels.tolist(), [bar, bar, kitchen, kitchen, kitchen])
+        self.assertCountEqual(test_labels.tolist(), [bar, kitchen])
         png = test_images[test_names.index("kitchen/png.jpg")]  # 19 x 13: shorter side 12.
         self.assertEqual(png.shape, (int(round(19 * RESIZE / 13)), RESIZE, 3))
 
@@ -171,10 +227,12 @@ class DogsTest(tf.test.TestCase):
         self.expected_test["n02085782/a.JPEG"] = "n02085782"
 
     def test_paper_test_set_is_imagenet_validation_dogs(self):
-        builder = StanfordDogs120(config=stanford_dogs_config("imagenet_val", RESIZE),
-                                  data_dir=os.path.join(self.tmp, "data"),
-                                  manual_dir=self.manual, imagenet_val_dir=self.val_dir)
-        printed = build(self, builder)
+        builder = tfds.builder("stanford_dogs120",
+                               config=stanford_dogs_config("imagenet_val", RESIZE),
+                               data_dir=os.path.join(self.tmp, "data"),
+                               imagenet_val_dir=self.val_dir)
+        self.assertIsInstance(builder, StanfordDogs120)
+        printed = build(self, builder, self.manual)
         self.assertIn(f"{SPANIEL}/corrupt.jpg", printed)
         self.assertEqual(builder.info.splits["train"].num_examples, self.train_count)
         _, labels, names = split_arrays(builder, "test")
@@ -188,10 +246,9 @@ class DogsTest(tf.test.TestCase):
         self.assertEqual(builder.info.features["label"].names[119], HUNTING)
 
     def test_official_test_list(self):
-        builder = StanfordDogs120(config=stanford_dogs_config("official", RESIZE),
-                                  data_dir=os.path.join(self.tmp, "data"),
-                                  manual_dir=self.manual)
-        build(self, builder)
+        builder = tfds.builder("stanford_dogs120", config=stanford_dogs_config("official", RESIZE),
+                               data_dir=os.path.join(self.tmp, "data"))
+        build(self, builder, self.manual)
         _, labels, names = split_arrays(builder, "test")
         self.assertCountEqual(names, self.official_test)
         self.assertCountEqual(labels.tolist(), [0, 1, 119])
@@ -213,12 +270,12 @@ class DogsTest(tf.test.TestCase):
         self.assertEqual(sum(s in dogs for s in validation), 120 * 50)  # The paper's 6000.
 
     def test_missing_imagenet_directory_is_reported(self):
-        builder = StanfordDogs120(config=stanford_dogs_config("imagenet_val", RESIZE),
-                                  data_dir=os.path.join(self.tmp, "data2"),
-                                  manual_dir=self.manual,
-                                  imagenet_val_dir=os.path.join(self.tmp, "absent"))
+        builder = tfds.builder("stanford_dogs120",
+                               config=stanford_dogs_config("imagenet_val", RESIZE),
+                               data_dir=os.path.join(self.tmp, "data2"),
+                               imagenet_val_dir=os.path.join(self.tmp, "absent"))
         with self.assertRaisesRegex(FileNotFoundError, "absent"):
-            build(self, builder)
+            build(self, builder, self.manual)
 
 
 class ClassFoldersAndSourcesTest(tf.test.TestCase):
@@ -233,7 +290,7 @@ class ClassFoldersAndSourcesTest(tf.test.TestCase):
         write_special_images(os.path.join(root, "train", "dogs"), rng)
         builder = pipeline.get_builder("class_folders", os.path.join(tmp, "data"), root,
                                        resize=RESIZE)
-        printed = build(self, builder)
+        printed = build(self, builder, root)
         self.assertIn("train/dogs/corrupt.jpg", printed)
         self.assertRegex(printed, r"split train: 9 image\(s\) stored; skipped 1 file\(s\): "
                                   r"1 unreadable")
@@ -243,6 +300,27 @@ class ClassFoldersAndSourcesTest(tf.test.TestCase):
         self.assertAllInRange(labels, 0, 1)
         grey = images[names.index("train/dogs/grey.jpg")]
         self.assertAllEqual(grey[..., 0], grey[..., 2])
+        # Every stored image is the file decoded by PIL, resized to RESIZE x RESIZE
+        # (bilinear, antialiased), rounded and clipped to uint8; labels by sorted class.
+        for image, label, name in zip(images, labels, names):
+            with Image.open(os.path.join(root, name)) as img:
+                rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+            expected = tf.image.resize(rgb, (RESIZE, RESIZE), antialias=True).numpy()
+            self.assertAllEqual(image, np.clip(np.round(expected), 0, 255).astype(np.uint8))
+            self.assertEqual(label, ["cats", "dogs"].index(name.split("/")[1]))
+
+    def test_class_folders_refuses_another_tree_as_manual_dir(self):
+        tmp = tempfile.mkdtemp()
+        rng = np.random.default_rng(4)
+        for tree, count in (("first", 2), ("second", 3)):
+            synthetic.write_odd_images(os.path.join(tmp, tree, "train", "cat"), count, rng)
+        builder = tfds.builder("class_folders", root=os.path.join(tmp, "first"),
+                               data_dir=os.path.join(tmp, "data"), resize=RESIZE)
+        with self.assertRaisesRegex(ValueError, "not the tree"):
+            builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+                manual_dir=os.path.join(tmp, "second")))
+        self.assertFalse(builder.is_prepared())
+        self.assertFalse(os.path.exists(builder.data_dir))
 
     def test_missing_tfds_sources_name_directory_and_contents(self):
         tmp = tempfile.mkdtemp()

@@ -67,12 +67,16 @@ class PipelineTest(tf.test.TestCase):
     def test_compute_mean_tool_stores_the_training_pixel_mean(self):
         args = ["--dataset", "class_folders", "--data_dir", self.data_dir, "--manual_dir",
                 self.root, "--resize", str(RESIZE), "--keep_aspect"]
-        with contextlib.redirect_stdout(io.StringIO()) as out:
+        with contextlib.redirect_stdout(io.StringIO()) as out, \
+                self.assertLogs("absl", "INFO") as logs:
             load_tool("compute_mean").main(args)
             load_tool("prepare_dataset").main(args)  # Already prepared: reports splits.
         pixels = np.concatenate([image.reshape(-1, 3) for image, _ in self._stored("train")])
         self.assertAllClose(stats.load_channel_mean(self.builder), pixels.mean(axis=0))
-        self.assertIn("train: 15 images", out.getvalue())
+        logged = "\n".join(logs.output)
+        self.assertIn("train: 15 images; skipped no file", logged)
+        self.assertIn("RGB mean", logged)
+        self.assertEqual(out.getvalue(), "")  # absl logging, no print.
         os.remove(stats.mean_path(self.builder))
 
     def test_stored_mean_is_the_training_pixel_mean_and_is_subtracted(self):

@@ -8,12 +8,14 @@ subtracts it. Rerunning overwrites it.
 """
 import argparse
 
+from absl import logging
+
 from tftransfer.data import pipeline, stats
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASETS))
+    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASET_NAMES))
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--manual_dir", help="needed for class_folders (names the dataset)")
     parser.add_argument("--resize", type=int, default=256)
@@ -30,9 +32,10 @@ def main(argv=None):
     if not builder.is_prepared():
         raise SystemExit(f"{args.dataset} is not prepared in {builder.data_dir}; run "
                          "tools/prepare_dataset.py first.")
-    mean = stats.store_channel_mean(builder, pipeline.DATASETS[args.dataset][1])
-    print(f"RGB mean {mean} written to {stats.mean_path(builder)}")
+    mean = stats.store_channel_mean(builder, builder.TRAIN_SPLIT)
+    logging.info("RGB mean %s written to %s", mean, stats.mean_path(builder))
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

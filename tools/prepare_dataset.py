@@ -7,10 +7,13 @@
     python tools/prepare_dataset.py --dataset class_folders --data_dir ~/tfds \\
         --manual_dir ~/my_dataset
 
-What to put in each manual_dir: docs/data.md (and the error message when it is missing).
-Prints each split's image count and the files left out when it was prepared, by kind.
+What to put in each manual_dir: docs/data.md (and the error message when it is missing);
+it is only read. Logs (absl, INFO) each split's image count and the files left out when it
+was prepared, by kind.
 """
 import argparse
+
+from absl import logging
 
 from tftransfer.data import pipeline, stats
 from tftransfer.data.builders import base
@@ -18,7 +21,7 @@ from tftransfer.data.builders import base
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASETS))
+    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASET_NAMES))
     parser.add_argument("--data_dir", required=True, help="where prepared data is written")
     parser.add_argument("--manual_dir", help="the local original files "
                         "(default <data_dir>/manual/<dataset>)")
@@ -49,12 +52,13 @@ def main(argv=None):
     for split, info in builder.info.splits.items():
         left_out = (base.describe_skipped(skipped[split]) if split in skipped
                     else "not recorded (prepared by an older version)")
-        print(f"{split}: {info.num_examples} images; skipped {left_out}")
-    train_split = pipeline.DATASETS[args.dataset][1]
-    mean = stats.load_channel_mean(builder) or stats.store_channel_mean(builder, train_split)
-    print(f"training mean (RGB): {mean}, stored in {stats.mean_path(builder)}")
-    print(f"prepared in {builder.data_dir}")
+        logging.info("%s: %d images; skipped %s", split, info.num_examples, left_out)
+    mean = (stats.load_channel_mean(builder)
+            or stats.store_channel_mean(builder, builder.TRAIN_SPLIT))
+    logging.info("training mean (RGB): %s, stored in %s", mean, stats.mean_path(builder))
+    logging.info("prepared in %s", builder.data_dir)
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

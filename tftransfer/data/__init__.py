@@ -7,7 +7,7 @@ tensorflow-datasets machinery on first use only, so the Fashion-MNIST loader
 import importlib
 
 _LAZY = {
-    "DATASETS": "pipeline", "Datasets": "pipeline", "get_builder": "pipeline",
+    "DATASET_NAMES": "pipeline", "Datasets": "pipeline", "get_builder": "pipeline",
     "load_datasets": "pipeline", "prepare": "pipeline",
     "IMAGENET_MEAN": "preprocessing", "JitterRanges": "preprocessing",
     "average_crops": "evaluation", "crop_accuracy": "evaluation", "predict_crops": "evaluation",

@@ -12,8 +12,12 @@ shuffling and augmentation are deterministic. A dataset without its test split (
 ``class_folders`` tree without ``test/``) raises ``ValueError`` saying so, unless
 ``require_test=False`` (then ``test`` is None and ``num_test`` 0).
 
-Names: caltech256_30, caltech256_60, mit_indoor67, stanford_dogs120, food101,
-imagenet2012, places365_small, class_folders (a user dataset in class-per-folder layout).
+Names (``DATASET_NAMES``): caltech256_30, caltech256_60, mit_indoor67, stanford_dogs120,
+food101, imagenet2012, places365_small, class_folders (a user dataset in class-per-folder
+layout). Each is a tfds builder registered by ``tftransfer.data.builders`` with a config:
+``get_builder`` is ``tfds.builder(<tfds name>, data_dir=..., config=...)``, and
+``prepare`` gives ``manual_dir`` to tfds as
+``download_config=tfds.download.DownloadConfig(manual_dir=...)``.
 """
 import dataclasses
 import os
@@ -22,61 +26,19 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+import tftransfer.data.builders  # noqa: F401  Registers the builders with tfds.
 from tftransfer.data import preprocessing, stats
-from tftransfer.data.builders.base import config_arg
-from tftransfer.data.builders.caltech256 import Caltech256, caltech256_config
-from tftransfer.data.builders.class_folders import ClassFolders
-from tftransfer.data.builders.mit_indoor67 import MitIndoor67, mit_indoor67_config
-from tftransfer.data.builders.stanford_dogs120 import StanfordDogs120, stanford_dogs_config
-from tftransfer.data.builders.tfds_source import SOURCES, TfdsSource, tfds_source_config
+from tftransfer.data.builders.tfds_source import SOURCES
 
-
-def _caltech(n):
-    def make(resize, keep_aspect, data_dir, manual_dir, split_seed=0):
-        config = caltech256_config(n, resize, keep_aspect, split_seed)
-        return Caltech256(config=config_arg(Caltech256, config), data_dir=data_dir,
-                          manual_dir=manual_dir)
-    return make
-
-
-def _indoor(resize, keep_aspect, data_dir, manual_dir):
-    config = mit_indoor67_config(resize, keep_aspect)
-    return MitIndoor67(config=config_arg(MitIndoor67, config), data_dir=data_dir,
-                       manual_dir=manual_dir)
-
-
-def _dogs(resize, keep_aspect, data_dir, manual_dir, test_set="imagenet_val",
-          imagenet_val_dir=None, imagenet_data_dir=None):
-    config = stanford_dogs_config(test_set, resize, keep_aspect)
-    return StanfordDogs120(config=config_arg(StanfordDogs120, config), data_dir=data_dir,
-                           manual_dir=manual_dir, imagenet_val_dir=imagenet_val_dir,
-                           imagenet_data_dir=imagenet_data_dir)
-
-
-def _folders(resize, keep_aspect, data_dir, manual_dir, dataset_name=None):
-    if not manual_dir:
-        raise ValueError("class_folders needs manual_dir=<root with train/<class>/ folders>.")
-    return ClassFolders(manual_dir=manual_dir, dataset_name=dataset_name, resize=resize,
-                        keep_aspect=keep_aspect, data_dir=data_dir)
-
-
-def _source(name):
-    def make(resize, keep_aspect, data_dir, manual_dir, source_data_dir=None, download=False):
-        config = tfds_source_config(name, resize, keep_aspect)
-        return TfdsSource(config=config_arg(TfdsSource, config), data_dir=data_dir,
-                          source_data_dir=source_data_dir or data_dir,
-                          source_manual_dir=manual_dir, download=download)
-    return make
-
-
-# name -> (builder factory, train split, test split)
-DATASETS = {
-    "caltech256_30": (_caltech(30), "train", "test"),
-    "caltech256_60": (_caltech(60), "train", "test"),
-    "mit_indoor67": (_indoor, "train", "test"),
-    "stanford_dogs120": (_dogs, "train", "test"),
-    "class_folders": (_folders, "train", "test"),
-    **{s: (_source(s), "train", "validation") for s in SOURCES},
+# Dataset name -> (tfds builder name, options fixed by the name). The builder class (from
+# tfds' registry) turns the options into its config and constructor keywords.
+DATASET_NAMES = {
+    "caltech256_30": ("caltech256", {"train_per_class": 30}),
+    "caltech256_60": ("caltech256", {"train_per_class": 60}),
+    "mit_indoor67": ("mit_indoor67", {}),
+    "stanford_dogs120": ("stanford_dogs120", {}),
+    "class_folders": ("class_folders", {}),
+    **{s: ("tfds_source", {"source": s}) for s in SOURCES},
 }
 
 
@@ -85,23 +47,35 @@ def default_manual_dir(data_dir, name):
     return os.path.join(data_dir, "manual", name)
 
 
+def _tfds_name(name):
+    if name not in DATASET_NAMES:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASET_NAMES)}.")
+    return DATASET_NAMES[name]
+
+
 def get_builder(name, data_dir, manual_dir=None, resize=256, keep_aspect=False, **options):
-    """The (possibly unprepared) builder of ``name``; ``options`` go to its factory."""
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of {sorted(DATASETS)}.")
+    """The (possibly unprepared) tfds builder of ``name``; ``options`` (e.g. ``split_seed``,
+    ``test_set``, ``imagenet_val_dir``, ``source_data_dir``, ``dataset_name``) choose its
+    config and constructor keywords. Only ``class_folders`` reads ``manual_dir`` here."""
+    tfds_name, fixed = _tfds_name(name)
     data_dir = os.path.expanduser(data_dir)
-    if name != "class_folders":
-        manual_dir = manual_dir or default_manual_dir(data_dir, name)
-    return DATASETS[name][0](resize, keep_aspect, data_dir, manual_dir, **options)
+    kwargs = tfds.builder_cls(tfds_name).builder_kwargs(
+        data_dir=data_dir, manual_dir=manual_dir, resize=resize, keep_aspect=keep_aspect,
+        **fixed, **options)
+    return tfds.builder(tfds_name, data_dir=data_dir, **kwargs)
 
 
 def prepare(name, data_dir, manual_dir=None, resize=256, keep_aspect=False, **options):
-    """Builds the stored (resized uint8) copy once; returns the prepared builder."""
+    """Builds the stored (resized uint8) copy once from the files in ``manual_dir``
+    (default ``default_manual_dir``); returns the prepared builder."""
+    if name != "class_folders":
+        manual_dir = manual_dir or default_manual_dir(os.path.expanduser(data_dir), name)
     builder = get_builder(name, data_dir, manual_dir, resize, keep_aspect, **options)
     if not builder.is_prepared():
         logging.info("[tftransfer.data] preparing %s (%s) into %s", name,
                      builder.builder_config.name, builder.data_dir)
-        builder.download_and_prepare()
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+            manual_dir=os.path.expanduser(manual_dir), try_download_gcs=False))
     return builder
 
 
@@ -175,7 +149,7 @@ def load_datasets(name, data_dir, *, manual_dir=None, batch_size=64, crop_size=2
     if crop_size > resize:
         raise ValueError(f"crop_size {crop_size} exceeds resize {resize}.")
     builder = prepare(name, data_dir, manual_dir, resize, keep_aspect, **options)
-    train_split, test_split = DATASETS[name][1:]
+    train_split, test_split = builder.TRAIN_SPLIT, builder.TEST_SPLIT
     if require_test and test_split not in builder.info.splits:
         raise missing_split_error(builder, test_split, manual_dir)
     mean = resolve_mean(builder, mean, train_split)

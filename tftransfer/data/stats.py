@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tftransfer.io_utils import atomic_write_json
 
@@ -21,7 +22,7 @@ def mean_path(builder):
 
 
 def compute_channel_mean(builder, split="train", log_every=5000):
-    """Pixel-weighted RGB mean of ``split``; prints progress every ``log_every`` images."""
+    """Pixel-weighted RGB mean of ``split``; logs progress every ``log_every`` images."""
     ds = builder.as_dataset(split, as_supervised=True).map(
         lambda image, label: (tf.reduce_sum(tf.cast(image, tf.float64), axis=[0, 1]),
                               tf.cast(tf.shape(image)[0] * tf.shape(image)[1], tf.float64)),
@@ -31,7 +32,7 @@ def compute_channel_mean(builder, split="train", log_every=5000):
         total += sums
         pixels += n
         if count % log_every == 0:
-            print(f"[compute_mean] {count} images, running mean {total / pixels}", flush=True)
+            logging.info("[compute_mean] %d images, running mean %s", count, total / pixels)
     if pixels == 0:
         raise ValueError(f"Split {split!r} of {builder.name} is empty: no mean to compute.")
     return tuple(float(v) for v in total / pixels)

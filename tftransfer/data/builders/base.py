@@ -4,16 +4,21 @@ Every builder stores images **once, already resized** (256x256, or shorter side 
 ``keep_aspect``) as raw uint8 tensors, so that training only crops, flips and jitters.
 Features: ``image`` (HxWx3 uint8), ``image/filename`` (text), ``label`` (class index).
 
-Files come from a local ``manual_dir`` (never downloaded). A missing directory or file
-raises ``FileNotFoundError`` naming the directory and what must be put there. A file that
-cannot be read or decoded is logged by name (absl, warning) and skipped. Each split ends
-with one summary line: the images stored and the files skipped, by kind (``SKIP_KINDS``);
-the counts are kept in ``builder.info.metadata["skipped_files"]`` (see ``skipped_files``).
+The builders are registered with tfds when their module is imported (importing
+``tftransfer.data.builders`` imports them all), so ``tfds.builder("caltech256", ...)``
+finds them. Their files come from tfds' manual directory, never downloaded: pass it as
+``download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=...))``;
+``MANUAL_DOWNLOAD_INSTRUCTIONS`` of each builder says what goes there. The manual
+directory is only read: what a builder writes (split lists, the stored data) goes under
+its ``data_dir``. A missing directory or file raises ``FileNotFoundError`` naming the
+directory and what must be put there. A file that cannot be read or decoded is logged by
+name (absl, warning) and skipped. Each split ends with one summary line: the images
+stored and the files skipped, by kind (``SKIP_KINDS``); the counts are kept in
+``builder.info.metadata["skipped_files"]`` (see ``skipped_files``).
 """
 import collections
-import concurrent.futures
 import dataclasses
-import itertools
+import importlib.resources
 import os
 
 import numpy as np
@@ -21,8 +26,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from tftransfer.data.images import UndecodableImageError, load_resized
+from tftransfer.data.ordered_map import ordered_map
 
-CHUNK = 256  # Items decoded concurrently before being written, in order.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 SKIPPED_FILES = "skipped_files"  # info.metadata key: {split: {kind: count}}
 # Why a file was left out. "unreadable" is counted while decoding (every builder); the other
@@ -34,6 +39,10 @@ SKIP_KINDS = {
     "in_subfolder": "inside a sub-folder of a class folder",
     "outside_class": "not inside a class folder",
 }
+HOW_TO_PASS = ("Then pass that directory as the manual directory: manual_dir= of "
+               "tftransfer.data.pipeline (tools/prepare_dataset.py --manual_dir=...), or "
+               "download_config=tfds.download.DownloadConfig(manual_dir=...) of "
+               "download_and_prepare.")
 
 
 @dataclasses.dataclass(eq=False)
@@ -58,12 +67,16 @@ def config_arg(builder_cls, config):
     return config.name
 
 
+def resource_path(name):
+    """Path of the shipped file ``tftransfer/data/resources/<name>``."""
+    return os.fspath(importlib.resources.files("tftransfer.data") / "resources" / name)
+
+
 def missing_error(what, directory, instructions):
     """The error raised when local data is missing: where it was expected and what goes there."""
     return FileNotFoundError(
         f"{what} not found. Expected directory: {directory}\n"
-        f"Put there:\n{instructions.strip()}\n"
-        "Then pass that directory as manual_dir (tools/prepare_dataset.py --manual_dir=...).")
+        f"Put there:\n{instructions.strip()}\n{HOW_TO_PASS}")
 
 
 def require_paths(directory, relative_paths, what, instructions):
@@ -73,6 +86,20 @@ def require_paths(directory, relative_paths, what, instructions):
     for rel in relative_paths:
         if not os.path.exists(os.path.join(directory, rel)):
             raise missing_error(f"{what} ({rel})", directory, instructions)
+
+
+def manual_dir(dl_manager, what, instructions, relative_paths=()):
+    """tfds' manual directory of ``dl_manager`` (a str), checked to hold ``relative_paths``.
+
+    Raises ``FileNotFoundError`` naming the directory and what to put there when it is
+    missing, empty or lacks one of the paths.
+    """
+    try:
+        directory = os.fspath(dl_manager.manual_dir)
+    except AssertionError as err:  # tfds: the directory does not exist or is empty.
+        raise FileNotFoundError(f"{what} not found. {err}\n{HOW_TO_PASS}") from err
+    require_paths(directory, relative_paths, what, instructions)
+    return directory
 
 
 def list_images(directory):
@@ -87,33 +114,52 @@ def list_class_dirs(directory):
                   if not d.startswith(".") and os.path.isdir(os.path.join(directory, d)))
 
 
-class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder):
+def check_class_folders(directory, class_names, dataset, names_source):
+    """The class folders of ``directory``, sorted; each must be one of ``class_names``.
+
+    Raises ``ValueError`` naming the folders that are not (``names_source`` says where the
+    official list is); warns when some classes have no folder.
+    """
+    found = list_class_dirs(directory)
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        raise ValueError(f"Folders {unknown} in {directory} are not {dataset} classes of "
+                         f"{names_source}: remove or rename them to the official names.")
+    if len(found) != len(class_names):
+        logging.warning("[%s] only %d of %d class folders present in %s.", dataset,
+                        len(found), len(class_names), directory)
+    return found
+
+
+class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base: builders yield ``(key, filename, label, read_bytes)``; this class decodes,
     resizes, skips-and-reports undecodable files and writes uint8 tensors.
 
-    Subclasses implement ``_class_names()`` (read from ``manual_dir``; prepared data
-    restores them from disk instead) and ``_split_generators``, which returns
-    ``self._items_split({split: items})``.
+    Subclasses implement ``_class_label()`` (a ``tfds.features.ClassLabel`` with the fixed
+    class names) and ``_split_generators``, which returns
+    ``self._items_split({split: items})``; ``TRAIN_SPLIT`` / ``TEST_SPLIT`` name the
+    splits the pipeline trains and evaluates on, and the classmethod ``builder_kwargs``
+    turns pipeline options into the arguments of ``tfds.builder``.
     """
 
-    def __init__(self, *, manual_dir=None, **kwargs):
-        self._manual_dir = os.path.expanduser(manual_dir) if manual_dir else None
-        super().__init__(**kwargs)
+    TRAIN_SPLIT = "train"
+    TEST_SPLIT = "test"
 
-    def _class_names(self):
+    @classmethod
+    def builder_kwargs(cls, *, data_dir, manual_dir, resize, keep_aspect, **options):
+        """``tfds.builder`` arguments (config and constructor keywords) for pipeline options."""
+        raise NotImplementedError
+
+    def _class_label(self):
         raise NotImplementedError
 
     def _info(self):
-        # Prepared data restores its class names and metadata from disk; fresh data lists
-        # the names here.
-        fresh = self._manual_dir and os.path.isdir(self._manual_dir)
-        names = self._class_names() if fresh else None
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Tensor(shape=(None, None, 3), dtype=np.uint8,
                                               encoding="bytes"),
                 "image/filename": tfds.features.Text(),
-                "label": tfds.features.ClassLabel(names=names),
+                "label": self._class_label(),
             }),
             supervised_keys=("image", "label"),
             metadata=tfds.core.MetadataDict(),
@@ -124,7 +170,7 @@ class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder):
 
         ``listing_skipped``: ``{kind: count}`` of the files the builder's listing left out;
         the unreadable ones are added, and the total goes to the info metadata. Decoding
-        and resizing run in a thread pool, ``CHUNK`` items at a time, in order.
+        and resizing overlap on a few threads (``ordered_map``).
         """
         cfg = self.builder_config
         skipped = collections.Counter({"unreadable": 0, **(listing_skipped or {})})
@@ -132,20 +178,18 @@ class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder):
 
         def load(item):
             try:
-                return load_resized(item[3](), cfg.resize, cfg.keep_aspect), None
+                return item, load_resized(item[3](), cfg.resize, cfg.keep_aspect), None
             except (UndecodableImageError, OSError) as err:
-                return None, err
+                return item, None, err
 
-        with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
-            for chunk in _chunks(items, CHUNK):
-                for (key, filename, label, _), (image, err) in zip(chunk, pool.map(load, chunk)):
-                    if err is not None:
-                        skipped["unreadable"] += 1
-                        logging.warning("[%s] skipping %s: cannot read or decode it (%s)",
-                                        self.name, filename, err)
-                        continue
-                    stored += 1
-                    yield key, {"image": image, "image/filename": filename, "label": label}
+        for (key, filename, label, _), image, err in ordered_map(load, items):
+            if err is not None:
+                skipped["unreadable"] += 1
+                logging.warning("[%s] skipping %s: cannot read or decode it (%s)",
+                                self.name, filename, err)
+                continue
+            stored += 1
+            yield key, {"image": image, "image/filename": filename, "label": label}
         self._record_skipped(split_name, stored, dict(skipped))
 
     def _record_skipped(self, split_name, stored, skipped):
@@ -184,10 +228,3 @@ def file_reader(path):
         with open(path, "rb") as f:
             return f.read()
     return read
-
-
-def _chunks(items, size):
-    """Consecutive lists of ``size`` items (the last one shorter) from any iterable."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk

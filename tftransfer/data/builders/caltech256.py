@@ -1,12 +1,19 @@
 """Caltech 256-30 / 256-60: N random training and 20 test images per class, seeded.
 
-Split rule (paper): per class, ``train_per_class`` images drawn at random, then
-``test_per_class`` drawn from the remaining ones. The draw: class folders sorted, file
-names sorted, ``numpy.random.default_rng([seed, class_index]).permutation``; the first
-``train_per_class`` go to train, the next ``test_per_class`` to test. The chosen files
-are written to ``<manual_dir>/tftransfer_splits/<config>_seed<seed>_{train,test}.txt``
-("next to the data") and reused when they exist, so that two users get the same split
-even if NumPy's generator ever changed.
+Split rule (Li et al. 2018, Section 4.1): per class, ``train_per_class`` images drawn at
+random, then ``test_per_class`` drawn from the remaining ones. The draw: class folders
+sorted, file names sorted, ``numpy.random.default_rng([seed, class_index])`` (the index
+among the class folders present) ``.permutation``; the first ``train_per_class`` go to
+train, the next ``test_per_class`` to test.
+
+The chosen files are written next to the prepared data, as
+``<builder.data_dir>/splits/<train>_<test>_seed<seed>_{train,test}.txt``; the manual
+directory is only read. To train on the same images as someone else (even if NumPy's
+generator ever changed), copy their two files into ``<manual_dir>/tftransfer_splits/``:
+lists found there are used instead of a new draw.
+
+Labels are the positions in the official list of the 257 classes
+(``resources/caltech256_classes.txt``, ``001.ak47`` ... ``257.clutter``).
 """
 import dataclasses
 import os
@@ -15,17 +22,22 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
-                                           file_reader, list_class_dirs, list_images,
-                                           require_paths)
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder,
+                                           check_class_folders, config_arg, config_suffix,
+                                           file_reader, list_images, manual_dir,
+                                           resource_path)
 from tftransfer.io_utils import atomic_write_text
 
 INSTRUCTIONS = """
   256_ObjectCategories/   extracted from 256_ObjectCategories.tar
                           (https://data.caltech.edu/records/nyy15-4j048), holding the
                           257 class folders 001.ak47/ ... 257.clutter/ with their .jpg files.
+  tftransfer_splits/      optional: split lists <n>_20_seed<seed>_{train,test}.txt to reuse
+                          (copied from the splits/ folder of a prepared copy).
 """
-SPLIT_DIR = "tftransfer_splits"
+CLASSES_FILE = "caltech256_classes.txt"
+SHARED_SPLIT_DIR = "tftransfer_splits"  # Under manual_dir: lists to reuse (read only).
+SPLIT_DIR = "splits"  # Under the builder's data_dir: the lists used (written).
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,6 +72,12 @@ def draw_split(files_by_class, train_per_class, test_per_class, seed):
     return train, test
 
 
+def split_file_names(config):
+    """``{split: file name}`` of the split lists of ``config``."""
+    stem = f"{config.train_per_class}_{config.test_per_class}_seed{config.seed}"
+    return {split: f"{stem}_{split}.txt" for split in ("train", "test")}
+
+
 class Caltech256(ResizedImageBuilder):
     """Caltech-256 with the paper's random per-class split, stored resized."""
 
@@ -68,33 +86,51 @@ class Caltech256(ResizedImageBuilder):
     BUILDER_CONFIGS = [caltech256_config(n, keep_aspect=k) for n in (30, 60)
                        for k in (False, True)]
 
-    def _root(self):
-        return os.path.join(self._manual_dir, "256_ObjectCategories")
+    @classmethod
+    def builder_kwargs(cls, *, data_dir, manual_dir, resize, keep_aspect, train_per_class,
+                       split_seed=0):
+        del data_dir, manual_dir  # The manual directory is given when preparing.
+        config = caltech256_config(train_per_class, resize, keep_aspect, split_seed)
+        return {"config": config_arg(cls, config)}
 
-    def _class_names(self):
-        require_paths(self._manual_dir, ["256_ObjectCategories"], "Caltech-256", INSTRUCTIONS)
-        return list_class_dirs(self._root())
+    def _class_label(self):
+        return tfds.features.ClassLabel(names_file=resource_path(CLASSES_FILE))
 
-    def split_files(self):
-        """Train/test ``class/file`` lists: read from the split files, else drawn and written."""
+    def split_files(self, root):
+        """Train/test ``class/file`` lists for the manual directory ``root``: those of
+        ``root/tftransfer_splits/`` when present, else drawn (``draw_split``)."""
         cfg = self.builder_config
-        stem = os.path.join(self._manual_dir, SPLIT_DIR,
-                            f"{cfg.train_per_class}_{cfg.test_per_class}_seed{cfg.seed}")
-        paths = {s: f"{stem}_{s}.txt" for s in ("train", "test")}
-        if all(os.path.exists(p) for p in paths.values()):
-            return tuple(open(paths[s], encoding="utf-8").read().split() for s in paths)
-        files = {c: list_images(os.path.join(self._root(), c)) for c in self._class_names()}
-        train, test = draw_split(files, cfg.train_per_class, cfg.test_per_class, cfg.seed)
+        shared = {s: os.path.join(root, SHARED_SPLIT_DIR, name)
+                  for s, name in split_file_names(cfg).items()}
+        if all(os.path.exists(p) for p in shared.values()):
+            logging.info("[caltech256] using the split files %s and %s", shared["train"],
+                         shared["test"])
+            return tuple(_read_list(shared[s]) for s in ("train", "test"))
+        images = os.path.join(root, "256_ObjectCategories")
+        classes = check_class_folders(images, self.info.features["label"].names,
+                                      "Caltech-256", f"resources/{CLASSES_FILE}")
+        files = {c: list_images(os.path.join(images, c)) for c in classes}
+        return draw_split(files, cfg.train_per_class, cfg.test_per_class, cfg.seed)
+
+    def _write_split_files(self, train, test):
+        """Writes the lists used under ``data_dir/splits/`` (next to the stored data)."""
         for split, names in (("train", train), ("test", test)):
-            atomic_write_text(paths[split], "\n".join(names) + "\n")
-        logging.info("[caltech256] wrote split files %s and %s", paths["train"], paths["test"])
-        return train, test
+            path = os.path.join(self.data_dir, SPLIT_DIR,
+                                split_file_names(self.builder_config)[split])
+            atomic_write_text(path, "\n".join(names) + "\n")
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # All files are local.
-        label = {c: i for i, c in enumerate(self._class_names())}
-        train, test = self.split_files()
+        root = manual_dir(dl_manager, "Caltech-256", INSTRUCTIONS, ["256_ObjectCategories"])
+        images = os.path.join(root, "256_ObjectCategories")
+        label = self.info.features["label"].str2int
+        train, test = self.split_files(root)
+        self._write_split_files(train, test)
         return self._items_split({
-            split: [(rel, rel, label[rel.split("/")[0]],
-                     file_reader(os.path.join(self._root(), rel))) for rel in names]
+            split: [(rel, rel, label(rel.split("/")[0]),
+                     file_reader(os.path.join(images, rel))) for rel in names]
             for split, names in (("train", train), ("test", test))})
+
+
+def _read_list(path):
+    with open(path, encoding="utf-8") as f:
+        return [line for line in f.read().splitlines() if line]

@@ -23,6 +23,13 @@ modification time (ns). Another tree with the same folder name, or the same tree
 image added, removed, renamed or rewritten (new size or mtime), is prepared anew, in its
 own directory; the same unchanged tree (or a copy keeping modification times) is reused.
 Listing costs one ``stat`` per file at every load.
+
+Unlike the other builders, this one lists its tree when it is constructed
+(``ClassFolders(root=...)``): the class names tfds needs in ``_info`` and the fingerprint in
+the config name are only known from the tree. Preparing then reads tfds' manual directory
+(``download_config=tfds.download.DownloadConfig(manual_dir=<the same tree>)``), lists it
+again and refuses, before anything is written, a tree whose listing differs from the one
+the builder was made for (another tree, or files changed in between).
 """
 import collections
 import dataclasses
@@ -34,7 +41,7 @@ import tensorflow_datasets as tfds
 
 from tftransfer.data.builders.base import (IMAGE_EXTENSIONS, ResizeConfig, ResizedImageBuilder,
                                            config_suffix, describe_skipped, file_reader,
-                                           require_paths)
+                                           manual_dir, require_paths)
 
 SPLITS = ("train", "validation", "test")
 # Kinds of files left out by the listing (``unreadable`` is added while decoding).
@@ -219,24 +226,39 @@ class ClassFolders(ResizedImageBuilder):
     VERSION = tfds.core.Version("1.0.0")
     MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
 
-    def __init__(self, *, manual_dir, dataset_name=None, resize=256, keep_aspect=False,
-                 **kwargs):
-        """Lists ``manual_dir`` (``scan_tree``) and takes the config of its fingerprint;
-        ``dataset_name`` defaults to the folder's name."""
-        root = os.path.expanduser(manual_dir)
+    def __init__(self, *, root, dataset_name=None, resize=256, keep_aspect=False, **kwargs):
+        """Lists the tree ``root`` (``scan_tree``) and takes the config of its fingerprint;
+        ``dataset_name`` defaults to the folder's name. Prepare it with ``root`` as the
+        manual directory."""
+        root = os.path.expanduser(root)
         self._tree = scan_tree(root)
         config = class_folders_config(dataset_name or os.path.basename(os.path.normpath(root)),
                                       self._tree, resize, keep_aspect)
-        super().__init__(config=config, manual_dir=root, **kwargs)
+        super().__init__(config=config, **kwargs)
 
-    def _class_names(self):
-        return self._tree.classes
+    @classmethod
+    def builder_kwargs(cls, *, data_dir, manual_dir, resize, keep_aspect, dataset_name=None):
+        del data_dir  # Unused: the tree is the manual directory.
+        if not manual_dir:
+            raise ValueError("class_folders needs manual_dir=<root with train/<class>/ folders>.")
+        return {"root": manual_dir, "dataset_name": dataset_name, "resize": resize,
+                "keep_aspect": keep_aspect}
+
+    def _class_label(self):
+        return tfds.features.ClassLabel(names=self._tree.classes)
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # All files are local, listed by scan_tree.
-        label = {c: i for i, c in enumerate(self._tree.classes)}
+        root = manual_dir(dl_manager, "Class-per-folder dataset", INSTRUCTIONS, ["train"])
+        tree = scan_tree(root)
+        if (tree.images, tree.skipped) != (self._tree.images, self._tree.skipped):
+            raise ValueError(
+                f"The class-per-folder tree {root} (the manual directory) is not the tree "
+                f"{self._tree.root} this builder was made for, or files changed since it "
+                "was listed. Make the builder again (ClassFolders(root=<tree>)) and prepare "
+                "it with that tree as manual_dir.")
+        label = {c: i for i, c in enumerate(tree.classes)}
         items = {split: [(f"{c}/{f}", f"{split}/{c}/{f}", label[c],
-                          file_reader(os.path.join(self._manual_dir, split, c, f)))
+                          file_reader(os.path.join(root, split, c, f)))
                          for c, f, _, _ in images]
-                 for split, images in self._tree.images.items()}
-        return self._items_split(items, self._tree.skipped)
+                 for split, images in tree.images.items()}
+        return self._items_split(items, tree.skipped)

@@ -1,14 +1,15 @@
-"""MIT Indoors 67 with the creators' official TrainImages.txt / TestImages.txt lists.
+"""MIT Indoors 67 with the official split lists (Li et al. 2018, Section 4.1).
 
-Each list line is ``<class>/<file>.jpg`` relative to ``Images/``; classes are the 67
-folder names in sorted order (label = position). 80 train and 20 test images per class.
+Labels are the positions in the official list of the 67 classes
+(``resources/mit_indoor67_classes.txt``, the sorted folder names of ``Images/``).
 """
 import os
 
 import tensorflow_datasets as tfds
 
-from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
-                                           file_reader, list_class_dirs, require_paths)
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder,
+                                           check_class_folders, config_arg, config_suffix,
+                                           file_reader, manual_dir, resource_path)
 
 INSTRUCTIONS = """
   Images/           extracted from indoorCVPR_09.tar
@@ -18,12 +19,20 @@ INSTRUCTIONS = """
   TestImages.txt    the official split lists from the same page, one
                     "<class>/<file>.jpg" per line.
 """
+CLASSES_FILE = "mit_indoor67_classes.txt"
+SPLIT_LISTS = (("train", "TrainImages.txt"), ("test", "TestImages.txt"))
 
 
 def mit_indoor67_config(resize=256, keep_aspect=False):
     """The config named like ``square256``."""
     return ResizeConfig(name=config_suffix(resize, keep_aspect), version="1.0.0",
                         resize=resize, keep_aspect=keep_aspect)
+
+
+def read_list(path):
+    """The non-empty lines of a split list, stripped."""
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
 
 
 class MitIndoor67(ResizedImageBuilder):
@@ -33,20 +42,22 @@ class MitIndoor67(ResizedImageBuilder):
     MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
     BUILDER_CONFIGS = [mit_indoor67_config(keep_aspect=k) for k in (False, True)]
 
-    def _class_names(self):
-        require_paths(self._manual_dir, ["Images", "TrainImages.txt", "TestImages.txt"],
-                      "MIT Indoors 67", INSTRUCTIONS)
-        return list_class_dirs(os.path.join(self._manual_dir, "Images"))
+    @classmethod
+    def builder_kwargs(cls, *, data_dir, manual_dir, resize, keep_aspect):
+        del data_dir, manual_dir  # The manual directory is given when preparing.
+        return {"config": config_arg(cls, mit_indoor67_config(resize, keep_aspect))}
 
-    def _read_list(self, name):
-        with open(os.path.join(self._manual_dir, name), encoding="utf-8") as f:
-            return [line.strip() for line in f if line.strip()]
+    def _class_label(self):
+        return tfds.features.ClassLabel(names_file=resource_path(CLASSES_FILE))
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # All files are local.
-        label = {c: i for i, c in enumerate(self._class_names())}
-        images = os.path.join(self._manual_dir, "Images")
+        root = manual_dir(dl_manager, "MIT Indoors 67", INSTRUCTIONS,
+                          ["Images"] + [name for _, name in SPLIT_LISTS])
+        images = os.path.join(root, "Images")
+        check_class_folders(images, self.info.features["label"].names, "MIT Indoors 67",
+                            f"resources/{CLASSES_FILE}")
+        label = self.info.features["label"].str2int
         return self._items_split({
-            split: [(rel, rel, label[rel.split("/")[0]], file_reader(os.path.join(images, rel)))
-                    for rel in self._read_list(list_name)]
-            for split, list_name in (("train", "TrainImages.txt"), ("test", "TestImages.txt"))})
+            split: [(rel, rel, label(rel.split("/")[0]), file_reader(os.path.join(images, rel)))
+                    for rel in read_list(os.path.join(root, list_name))]
+            for split, list_name in SPLIT_LISTS})

@@ -1,4 +1,8 @@
-"""Stanford Dogs 120: official training list; test set = ImageNet validation dogs (paper).
+"""Stanford Dogs 120: official training list; test set = ImageNet validation dogs.
+
+The test set is the paper's (Li et al. 2018, Section 4.1): the Stanford Dogs test images
+overlap the ImageNet training set, so the ImageNet validation images of the dog classes
+are used instead.
 
 Labels are the 120 Dogs classes in the order of the shipped mapping
 ``resources/stanford_dogs_synsets.tsv`` (sorted folder names ``n02085620-Chihuahua``...,
@@ -14,16 +18,16 @@ each with its WordNet synset and ILSVRC-2012 class index).
   these overlap the ImageNet training set).
 """
 import dataclasses
-import importlib.resources
 import os
 import re
 
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder,
+                                           check_class_folders, config_arg, config_suffix,
                                            file_reader, list_class_dirs, list_images,
-                                           missing_error, require_paths)
+                                           manual_dir, missing_error, resource_path)
 
 INSTRUCTIONS = """
   Images/           extracted from images.tar
@@ -31,18 +35,19 @@ INSTRUCTIONS = """
                     n02085620-Chihuahua/ ... with their .jpg files;
   train_list.mat    and
   test_list.mat     extracted from lists.tar (same page).
-For the paper's test set also pass imagenet_val_dir=<folder of the 50000 ILSVRC-2012
-validation JPEGs (ILSVRC2012_img_val.tar extracted)> or imagenet_data_dir=<tfds data_dir
-holding a prepared imagenet2012>.
+For the paper's test set also give the builder imagenet_val_dir=<folder of the 50000
+ILSVRC-2012 validation JPEGs (ILSVRC2012_img_val.tar extracted)> or
+imagenet_data_dir=<tfds data_dir holding a prepared imagenet2012>.
 """
 TEST_SETS = ("imagenet_val", "official")
+SYNSETS_FILE = "stanford_dogs_synsets.tsv"
 VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.jpe?g", re.IGNORECASE)
 
 
 def dog_classes():
     """The shipped mapping: list of ``(dogs_folder, synset, ilsvrc_index)`` by Dogs label."""
-    text = importlib.resources.files("tftransfer.data").joinpath(
-        "resources/stanford_dogs_synsets.tsv").read_text(encoding="utf-8")
+    with open(resource_path(SYNSETS_FILE), encoding="utf-8") as f:
+        text = f.read()
     rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
     return [(folder, synset, int(index)) for _, folder, synset, index in rows]
 
@@ -85,30 +90,27 @@ class StanfordDogs120(ResizedImageBuilder):
                        for k in (False, True)]
 
     def __init__(self, *, imagenet_val_dir=None, imagenet_data_dir=None, **kwargs):
+        """``imagenet_val_dir`` / ``imagenet_data_dir``: where the ImageNet validation
+        images of the ``imagenet_val`` test set are (module docstring)."""
         self._imagenet_val_dir = imagenet_val_dir
         self._imagenet_data_dir = imagenet_data_dir
         super().__init__(**kwargs)
 
-    def _class_names(self):
-        return [folder for folder, _, _ in dog_classes()]
+    @classmethod
+    def builder_kwargs(cls, *, data_dir, manual_dir, resize, keep_aspect,
+                       test_set="imagenet_val", imagenet_val_dir=None, imagenet_data_dir=None):
+        del data_dir, manual_dir  # The manual directory is given when preparing.
+        config = stanford_dogs_config(test_set, resize, keep_aspect)
+        return {"config": config_arg(cls, config), "imagenet_val_dir": imagenet_val_dir,
+                "imagenet_data_dir": imagenet_data_dir}
 
-    def _check_folders(self):
-        """The archive's class folders must be Dogs classes of the shipped mapping."""
-        require_paths(self._manual_dir, ["Images", "train_list.mat", "test_list.mat"],
-                      "Stanford Dogs", INSTRUCTIONS)
-        found = list_class_dirs(os.path.join(self._manual_dir, "Images"))
-        unknown = sorted(set(found) - set(self._class_names()))
-        if unknown:
-            raise ValueError(f"Folders {unknown} in {self._manual_dir}/Images are not Stanford "
-                             "Dogs classes of resources/stanford_dogs_synsets.tsv.")
-        if len(found) != len(self._class_names()):
-            logging.warning("[stanford_dogs120] only %d of 120 class folders present.",
-                            len(found))
+    def _class_label(self):
+        return tfds.features.ClassLabel(names=[folder for folder, _, _ in dog_classes()])
 
-    def _list_items(self, entries):
-        label = {c: i for i, c in enumerate(self._class_names())}
-        images = os.path.join(self._manual_dir, "Images")
-        return [(rel, rel, label[rel.split("/")[0]], file_reader(os.path.join(images, rel)))
+    def _list_items(self, root, entries):
+        label = self.info.features["label"].str2int
+        images = os.path.join(root, "Images")
+        return [(rel, rel, label(rel.split("/")[0]), file_reader(os.path.join(images, rel)))
                 for rel in entries]
 
     def _imagenet_items(self):
@@ -151,11 +153,13 @@ class StanfordDogs120(ResizedImageBuilder):
         return _tfds_dog_items(builder, label)
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # All files are local.
-        self._check_folders()
-        train = self._list_items(read_mat_list(os.path.join(self._manual_dir, "train_list.mat")))
+        root = manual_dir(dl_manager, "Stanford Dogs", INSTRUCTIONS,
+                          ["Images", "train_list.mat", "test_list.mat"])
+        check_class_folders(os.path.join(root, "Images"), self.info.features["label"].names,
+                            "Stanford Dogs", f"resources/{SYNSETS_FILE}")
+        train = self._list_items(root, read_mat_list(os.path.join(root, "train_list.mat")))
         if self.builder_config.test_set == "official":
-            test = self._list_items(read_mat_list(os.path.join(self._manual_dir, "test_list.mat")))
+            test = self._list_items(root, read_mat_list(os.path.join(root, "test_list.mat")))
         else:
             test = self._imagenet_items()
         return self._items_split({"train": train, "test": test})

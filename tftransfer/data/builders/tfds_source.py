@@ -2,24 +2,31 @@
 
 tfds' ``food101``, ``imagenet2012`` and ``places365_small`` keep the original JPEGs.
 ``TfdsSource`` reads a prepared copy (``source_data_dir``), decodes each image once and
-stores it resized as uint8, with the source's splits and class names. Nothing is
-downloaded unless ``download=True`` is passed: ``imagenet2012`` is prepared from the
-ILSVRC tar files in ``source_manual_dir``; the others must already be prepared (e.g. with
-``tfds build food101 --data_dir=...`` on a connected machine, then copied here).
+stores it resized as uint8, with the source's splits and class names (read from the
+source's tfds info). Nothing is downloaded unless ``download=True`` is passed:
+``imagenet2012`` is prepared from the ILSVRC tar files in the manual directory
+(``download_config=tfds.download.DownloadConfig(manual_dir=...)``, only read); the others
+must already be prepared (e.g. with ``tfds build food101 --data_dir=...`` on a connected
+machine, then copied here).
 """
 import dataclasses
 import os
 
 import tensorflow_datasets as tfds
 
-from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_suffix,
-                                           missing_error)
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_arg,
+                                           config_suffix, missing_error)
 
 SOURCES = ("food101", "imagenet2012", "places365_small")
 # Labelled splits kept: "validation" is Food-101's official test set and the ImageNet /
 # Places365 validation set (Places365's "test" split has no labels).
 SOURCE_SPLITS = ("train", "validation")
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
+INSTRUCTIONS = """
+  For imagenet2012 only, when no prepared tfds imagenet2012 is in source_data_dir:
+  ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from https://image-net.org).
+  food101 and places365_small need no manual files (a prepared copy in source_data_dir).
+"""
 
 
 @dataclasses.dataclass(eq=False)
@@ -39,7 +46,7 @@ def tfds_source_config(source, resize=256, keep_aspect=False):
 
 def _instructions(builder):
     if builder.name == "imagenet2012":
-        return ("  source_manual_dir with " + " and ".join(IMAGENET_TARS) +
+        return ("  the manual directory with " + " and ".join(IMAGENET_TARS) +
                 " (from https://image-net.org), or a prepared tfds imagenet2012 in "
                 f"{builder.data_dir}.")
     return (f"  a prepared tfds {builder.name} in {builder.data_dir} (dataset_info.json and "
@@ -69,23 +76,42 @@ class TfdsSource(ResizedImageBuilder):
     """A tfds image-classification dataset re-stored resized (splits and classes kept)."""
 
     VERSION = tfds.core.Version("1.0.0")
+    MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
     BUILDER_CONFIGS = [tfds_source_config(s, keep_aspect=k) for s in SOURCES
                        for k in (False, True)]
+    TEST_SPLIT = "validation"
 
-    def __init__(self, *, source_data_dir=None, source_manual_dir=None, download=False,
-                 **kwargs):
-        self._source_args = (source_data_dir, source_manual_dir, download)
-        super().__init__(manual_dir=source_data_dir or source_manual_dir, **kwargs)
+    def __init__(self, *, source_data_dir=None, download=False, **kwargs):
+        """``source_data_dir``: the tfds data_dir of the source; ``download``: let tfds
+        download it (food101, places365_small)."""
+        self._source_data_dir = source_data_dir
+        self._download = download
+        super().__init__(**kwargs)
 
-    def _class_names(self):
-        return tfds.builder(self.builder_config.source,
-                            data_dir=self._source_args[0]).info.features["label"].names
+    @classmethod
+    def builder_kwargs(cls, *, data_dir, manual_dir, resize, keep_aspect, source,
+                       source_data_dir=None, download=False):
+        del manual_dir  # The ILSVRC tar files, if any, are given when preparing.
+        return {"config": config_arg(cls, tfds_source_config(source, resize, keep_aspect)),
+                "source_data_dir": source_data_dir or data_dir, "download": download}
+
+    def _class_label(self):
+        source = tfds.builder(self.builder_config.source, data_dir=self._source_data_dir)
+        return tfds.features.ClassLabel(names=source.info.features["label"].names)
 
     def _split_generators(self, dl_manager):
-        del dl_manager  # Sources are prepared locally by prepare_source.
-        source = prepare_source(self.builder_config.source, *self._source_args)
+        source = prepare_source(self.builder_config.source, self._source_data_dir,
+                                _optional_manual_dir(dl_manager), self._download)
         return self._items_split({split: _source_items(source, split)
                                   for split in SOURCE_SPLITS})
+
+
+def _optional_manual_dir(dl_manager):
+    """tfds' manual directory (a str), or None when it does not exist or is empty."""
+    try:
+        return os.fspath(dl_manager.manual_dir)
+    except AssertionError:  # tfds: missing or empty.
+        return None
 
 
 def _source_items(builder, split):
