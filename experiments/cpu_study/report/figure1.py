@@ -17,7 +17,7 @@ def section(t):
     by_beta = sel.groupby("beta")["val_accuracy"].mean()
     return ["## Alpha x beta (Figure 1 analog)", "",
             f"L2-SP on the {s['figure1_split']} split, validation accuracy "
-            f"({int(sel['num_val'].iloc[0])} images, one run per cell):", "",
+            f"({int(sel['num_val'].iloc[0])} images):", "",
             "![figure 1](figure1_alpha_beta.png)", "",
             f"Best cell alpha = {best['alpha']:g}, beta = {best['beta']:g} "
             f"({100 * best['val_accuracy']:.1f}%); mean over alpha per beta: " +

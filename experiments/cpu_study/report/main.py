@@ -59,8 +59,7 @@ def _selection_table(t):
         if group["val_accuracy"].nunique() == 1:
             saturated.append(f"{label(method)} on {split}")
     n_val = int(sel["num_val"].iloc[0])
-    lines = ["Validation accuracy (%) of each alpha in the main experiment's selection, one "
-             "run per cell "
+    lines = ["Validation accuracy (%) of each alpha in the main experiment's selection "
              f"({n_val} validation images; one image is {100 / n_val:.1f} points):", "",
              table(["split", "method"] + [f"alpha {a:g}" for a in alphas], rows), ""]
     if saturated:
