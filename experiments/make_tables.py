@@ -7,9 +7,10 @@ target dataset, scheme and variant (starred: 10 test crops, with ``--keep_aspect
 paper's flagfiles), and
 prints:
 
-- Table 2: test accuracy (%), ``mean+-std`` over seeds (sample std, n-1; a single run shows
-  its value), the paper's number and ours minus the paper's;
-- Table 5: drop of source-task accuracy (points) after fine-tuning, mean over seeds, the
+- Table 2: test accuracy (%), ``mean+-std`` over seeds (sample std, ddof=1; a single run
+  shows its value; the CSV's ``runs`` column gives the number of seeds), the paper's number
+  (:mod:`experiments.published`) and ours minus the paper's;
+- Table 5: drop of source-task accuracy (points) after fine-tuning, mean+-std over seeds, the
   paper's drop and the difference.
 
 Cells without runs say ``missing``; datasets outside the paper's (e.g. ``synthetic``) get
@@ -24,21 +25,9 @@ import sys
 
 import pandas as pd
 
-TARGETS = {"caltech256_30": "Caltech-30", "caltech256_60": "Caltech-60",
-           "mit_indoor67": "Indoors", "stanford_dogs120": "Dogs", "food101": "Foods"}
-SCHEMES = {"l2": "L2", "l2_sp": "L2-SP", "l2_sp_fisher": "L2-SP-Fisher"}
-# The paper's Table 2 (mean, std over 5 runs) and Table 5 (drop in points), RECIPE.md.
-PAPER_TABLE2 = {
-    ("l2", False): [(81.5, 0.2), (85.3, 0.2), (79.6, 0.5), (66.3, 0.2), (84.6, 0.1)],
-    ("l2_sp", False): [(83.5, 0.1), (86.4, 0.2), (84.2, 0.3), (74.9, 0.2), (85.4, 0.3)],
-    ("l2_sp_fisher", False): [(83.3, 0.1), (86.0, 0.1), (84.0, 0.4), (74.4, 0.1), (85.1, 0.1)],
-    ("l2", True): [(82.7, 0.2), (86.5, 0.4), (80.7, 0.9), (67.7, 0.3), (86.7, 0.2)],
-    ("l2_sp", True): [(84.9, 0.1), (87.9, 0.2), (85.2, 0.3), (77.1, 0.2), (87.1, 0.1)],
-    ("l2_sp_fisher", True): [(84.8, 0.1), (87.9, 0.1), (85.2, 0.1), (76.9, 0.1), (87.0, 0.1)],
-}
-PAPER_TABLE5 = {"mit_indoor67": (24.1, 5.3, 4.9), "caltech256_30": (15.4, 4.2, 3.6),
-                "caltech256_60": (16.9, 3.6, 3.2), "stanford_dogs120": (14.1, 4.7, 4.2),
-                "food101": (68.6, 64.5, 53.2)}
+from experiments import published
+
+TARGETS, SCHEMES = published.TARGETS, published.METHODS
 MISSING = "missing"
 
 
@@ -82,11 +71,11 @@ def table2(frame):
         for scheme, label in SCHEMES.items():
             label = label + ("*" if starred else "")
             row = {"method": label}
-            for i, dataset in enumerate(_columns(frame)):
+            for dataset in _columns(frame):
                 runs = frame[(frame.dataset == dataset) & (frame.scheme == scheme) &
                              (frame.starred == starred)]
                 mean, std, n = _summary(runs["accuracy"])
-                paper = PAPER_TABLE2[scheme, starred][i] if dataset in TARGETS else None
+                paper = published.table2(scheme, dataset, starred)
                 name = TARGETS.get(dataset, dataset)
                 ours = MISSING if mean is None else _fmt(mean, std)
                 theirs = "-" if paper is None else _fmt(*paper)
@@ -106,14 +95,14 @@ def table5(frame):
     rows, records = [], []
     for dataset in _columns(frame):
         row = {"target": TARGETS.get(dataset, dataset)}
-        for j, (scheme, label) in enumerate(SCHEMES.items()):
+        for scheme, label in SCHEMES.items():
             runs = frame[(frame.dataset == dataset) & (frame.scheme == scheme) &
                          ~frame.starred]
             mean, std, n = _summary(runs["source_drop"].astype(float))
-            paper = PAPER_TABLE5[dataset][j] if dataset in PAPER_TABLE5 else None
+            paper = published.table5(scheme, dataset)
             ours = MISSING if mean is None else _fmt(mean, std)
             diff = "-" if mean is None or paper is None else f"{mean - paper:+.1f}"
-            row[label] = f"{ours} (paper {'-' if paper is None else paper}, diff {diff})"
+            row[label] = f"{ours} (paper {'-' if paper is None else f'{paper:.1f}'}, diff {diff})"
             records.append({"target": dataset, "method": label, "runs": n, "mean": mean,
                             "std": std, "paper": paper,
                             "diff": None if mean is None or paper is None else mean - paper})
@@ -122,10 +111,8 @@ def table5(frame):
 
 
 def markdown(frame):
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(
-        index=False)]
-    return "\n".join(lines)
+    """The table as Markdown (``DataFrame.to_markdown``), cells verbatim."""
+    return frame.to_markdown(index=False, disable_numparse=True)
 
 
 def main(argv=None):
@@ -136,9 +123,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     frame = load_records(args.directories)
     print(f"{len(frame)} results record(s) found", file=sys.stderr)
-    tables = {"table2": ("Table 2: target test accuracy (%), mean+-std over seeds",
+    tables = {"table2": ("Table 2: target test accuracy (%), mean+-std (sample std, ddof=1) over the seeds "
+                         "of each cell (the CSV's runs column)",
                          *table2(frame)),
-              "table5": ("Table 5: drop of source-task accuracy (points) after fine-tuning",
+              "table5": ("Table 5: drop of source-task accuracy (points) after fine-tuning, "
+                         "mean+-std (ddof=1) over the seeds of each cell",
                          *table5(frame))}
     for name, (title, shown, numbers) in tables.items():
         if args.format in ("markdown", "both"):

@@ -4,8 +4,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.analysis import deviation
-from tftransfer.analysis._io import train
+from tftransfer.analysis import deviation, plots
+from tftransfer.analysis.cli import fit_sgd, write_csv, write_png
+from tftransfer.variables import select_variables
 
 from tests.analysis_testutil import assert_finite_csv, assert_png, load_tool, tiny_data, tiny_resnet
 
@@ -18,8 +19,10 @@ class WeightDeviationTest(tf.test.TestCase):
         x, y = tiny_data(n=16)
         tmp = self.get_temp_dir()
         csv, png = os.path.join(tmp, "dev.csv"), os.path.join(tmp, "dev.png")
-        callback = deviation.WeightDeviation(csv, png, every_n_batches=2)
-        train(model, x, y, epochs=2, learning_rate=0.05, batch_size=4, callbacks=[callback])
+        callback = deviation.WeightDeviation(every_n_batches=2)
+        fit_sgd(model, x, y, epochs=2, learning_rate=0.05, batch_size=4, callbacks=[callback])
+        write_csv(callback.frame(), csv)
+        write_png(plots.plot_deviation(callback.frame()), png)
         frame = assert_finite_csv(self, csv, ["step", "deviation"])
         assert_png(self, png)
         kernels = [v.path for v in model.trainable_variables if v.path.endswith("kernel")]
@@ -35,7 +38,7 @@ class WeightDeviationTest(tf.test.TestCase):
 
     def test_unknown_path(self):
         with self.assertRaisesRegex(ValueError, "unknown variable paths"):
-            deviation.select_variables(tiny_resnet(), ["nope/kernel"])
+            select_variables(tiny_resnet(), ["nope/kernel"])
 
     def test_tool(self):
         tmp = self.get_temp_dir()

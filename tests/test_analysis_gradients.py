@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.analysis import gradients
-from tftransfer.analysis._io import train
+from tftransfer.analysis import gradients, plots
+from tftransfer.analysis.cli import fit_sgd, write_csv, write_png
 
 from tests.analysis_testutil import assert_finite_csv, assert_png, load_tool, tiny_data, tiny_resnet
 
@@ -50,8 +50,13 @@ class GradientStatisticsTest(tf.test.TestCase):
         model = tiny_resnet(seed=3)
         x, y = tiny_data(n=16)
         prefix = os.path.join(self.get_temp_dir(), "g")
-        callback = gradients.GradientStatistics((x[:8], y[:8]), prefix, every_n_batches=2)
-        train(model, x, y, epochs=1, learning_rate=0.05, batch_size=4, callbacks=[callback])
+        callback = gradients.GradientStatistics((x[:8], y[:8]), every_n_batches=2)
+        fit_sgd(model, x, y, epochs=1, learning_rate=0.05, batch_size=4, callbacks=[callback])
+        norm_frame, loss_frame = callback.frames()
+        write_csv(norm_frame, prefix + "_grad_norms.csv")
+        write_csv(loss_frame, prefix + "_loss_variation.csv")
+        write_png(plots.plot_gradient_norms(norm_frame), prefix + "_grad_norms.png")
+        write_png(plots.plot_loss_variation(loss_frame), prefix + "_loss_variation.png")
         norms = assert_finite_csv(self, prefix + "_grad_norms.csv", ["step", "grad_norm"])
         losses = assert_finite_csv(self, prefix + "_loss_variation.csv", ["eta", "loss"])
         assert_png(self, prefix + "_grad_norms.png")

@@ -13,7 +13,7 @@ import argparse
 import time
 
 from tftransfer import fisher
-from tftransfer.analysis._io import load_arrays, load_model
+from tftransfer.analysis.cli import load_arrays, load_model
 
 
 def parse_args(argv=None):

@@ -1,5 +1,6 @@
-"""Gradient statistics while training from a starting point (papers/000 Figures 6, 7, 11):
-per-layer gradient-norm distributions and the loss variation along the gradient, PNG + CSV.
+"""Gradient statistics while training from a starting point (Liu et al. 2019, "Towards
+Understanding the Transferability of Deep Representations", Figures 6, 7, 11): per-layer
+gradient-norm distributions and the loss variation along the gradient, PNG + CSV.
 
     python tools/gradient_stats.py --model start.keras --data target_train.npz \
         --out_dir outputs/gradients [--init pretrained|random] [--epochs 3] \
@@ -13,8 +14,8 @@ import os
 
 import keras
 
-from tftransfer.analysis import gradients
-from tftransfer.analysis._io import load_arrays, load_model, train
+from tftransfer.analysis import gradients, plots
+from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_csv, write_png
 
 
 def main(argv=None):
@@ -36,11 +37,14 @@ def main(argv=None):
         model = keras.models.clone_model(model)
     x, y = load_arrays(args.data)
     prefix = os.path.join(args.out_dir, f"gradients_{args.init}")
-    callback = gradients.GradientStatistics((x[:args.probe_size], y[:args.probe_size]), prefix,
+    callback = gradients.GradientStatistics((x[:args.probe_size], y[:args.probe_size]),
                                             every_n_batches=args.every_n_batches)
-    train(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
-    outputs = [f"{prefix}_{kind}.{ext}" for kind in ("grad_norms", "loss_variation")
-               for ext in ("png", "csv")]
+    fit_sgd(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
+    outputs = []
+    for kind, frame, plot in zip(("grad_norms", "loss_variation"), callback.frames(),
+                                 (plots.plot_gradient_norms, plots.plot_loss_variation)):
+        outputs += [write_png(plot(frame), f"{prefix}_{kind}.png"),
+                    write_csv(frame, f"{prefix}_{kind}.csv")]
     print("wrote " + ", ".join(outputs))
     return outputs
 

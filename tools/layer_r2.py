@@ -1,4 +1,4 @@
-"""Layer-wise R^2 of fine-tuned vs pretrained activations (paper Figure 4), PNG plus CSV.
+"""Layer-wise R^2 of fine-tuned vs pretrained activations (Li et al. 2018, Figure 4), PNG plus CSV.
 
     python tools/layer_r2.py --pretrained source.keras \
         --finetuned L2=ft_l2.keras --finetuned L2-SP=ft_l2sp.keras \
@@ -7,8 +7,8 @@
 import argparse
 import os
 
-from tftransfer.analysis import r2
-from tftransfer.analysis._io import load_arrays, load_model, parse_named
+from tftransfer.analysis import plots, r2
+from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
 
 
 def main(argv=None):
@@ -32,7 +32,9 @@ def main(argv=None):
         results[name] = r2.layer_r2(pretrained, load_model(path), x, layers, args.batch_size)
     png = os.path.join(args.out_dir, "layer_r2.png")
     csv = os.path.join(args.out_dir, "layer_r2.csv")
-    r2.plot_r2(r2.r2_frame(results), png, csv)
+    frame = r2.r2_frame(results)
+    write_png(plots.plot_r2(frame), png)
+    write_csv(frame, csv)
     print(f"wrote {png} and {csv}")
     return png, csv
 

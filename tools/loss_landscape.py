@@ -1,5 +1,7 @@
 """1-D and 2-D loss landscapes around a model's weights along filter-normalised random
-directions (Li et al. 2018; papers/000 Figures 3, 5, 10, 12, 13), PNG plus CSV.
+directions (H. Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets", as used by
+Liu et al. 2019, "Towards Understanding the Transferability of Deep Representations",
+Figures 3, 5, 10, 12, 13), PNG plus CSV.
 
     python tools/loss_landscape.py --model start_or_solution.keras --data target.npz \
         --out_dir outputs/landscape [--radius 1.0] [--points 21] [--grid 11] \
@@ -13,8 +15,8 @@ import os
 
 import numpy as np
 
-from tftransfer.analysis import landscape
-from tftransfer.analysis._io import load_arrays, load_model
+from tftransfer.analysis import landscape, plots
+from tftransfer.analysis.cli import load_arrays, load_model, write_csv, write_png
 
 
 def main(argv=None):
@@ -40,14 +42,16 @@ def main(argv=None):
     frame = landscape.slice_1d(model, data, alphas, paths, args.seed, args.batch_size,
                                progress=True)
     outputs += [os.path.join(args.out_dir, "landscape_1d." + ext) for ext in ("png", "csv")]
-    landscape.plot_1d(frame, *outputs[-2:])
+    write_png(plots.plot_slice_1d(frame), outputs[-2])
+    write_csv(frame, outputs[-1])
     if args.grid:
         grid = np.linspace(-args.radius, args.radius, args.grid)
         print(f"2-D slice: {args.grid}x{args.grid} points")
         frame = landscape.slice_2d(model, data, grid, grid, paths, args.seed,
                                    args.batch_size, progress=True)
         outputs += [os.path.join(args.out_dir, "landscape_2d." + ext) for ext in ("png", "csv")]
-        landscape.plot_2d(frame, *outputs[-2:])
+        write_png(plots.plot_slice_2d(frame), outputs[-2])
+        write_csv(frame, outputs[-1])
     print("wrote " + ", ".join(outputs))
     return outputs
 

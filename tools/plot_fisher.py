@@ -1,4 +1,4 @@
-"""Log-scale boxplots of a Fisher file per layer (paper Figure 5), PNG plus CSV summary.
+"""Log-scale boxplots of a Fisher file per layer (Li et al. 2018, Figure 5), PNG plus CSV summary.
 
     python tools/plot_fisher.py --fisher fisher.npz --out_dir outputs/fisher [--all]
 """
@@ -6,7 +6,8 @@ import argparse
 import os
 
 from tftransfer import fisher
-from tftransfer.analysis import fisher_plot
+from tftransfer.analysis import fisher_stats, plots
+from tftransfer.analysis.cli import write_csv, write_png
 
 
 def main(argv=None):
@@ -20,7 +21,9 @@ def main(argv=None):
     paths = list(values) if args.all else None
     png = os.path.join(args.out_dir, "fisher_boxplots.png")
     csv = os.path.join(args.out_dir, "fisher_boxplots.csv")
-    fisher_plot.plot_fisher(values, png, csv, paths=paths)
+    summary = fisher_stats.fisher_summary(values, paths)
+    write_png(plots.plot_fisher(values, list(summary["path"])), png)
+    write_csv(summary, csv)
     print(f"wrote {png} and {csv}")
     return png, csv
 

@@ -1,4 +1,4 @@
-"""Source-task accuracy drop with the source head put back (paper Table 5), PNG plus CSV.
+"""Source-task accuracy drop with the source head put back (Li et al. 2018, Table 5), PNG plus CSV.
 
 The source head (``--head``, a Dense layer of the pretrained model) scores the features
 (``--feature_layer``) of the pretrained model and of each fine-tuned model on source data.
@@ -13,8 +13,8 @@ import os
 
 import pandas as pd
 
-from tftransfer.analysis import source_task
-from tftransfer.analysis._io import load_arrays, load_model, parse_named
+from tftransfer.analysis import plots, source_task
+from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
 
 
 def main(argv=None):
@@ -30,7 +30,7 @@ def main(argv=None):
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
     pretrained = load_model(args.pretrained)
-    kernel, bias = source_task.head_weights(pretrained, args.head)
+    head = source_task.source_head(pretrained, args.head)
     x, y = load_arrays(args.data)
     if y is None:
         raise ValueError(f"{args.data!r} has no 'y': source labels are needed.")
@@ -38,14 +38,15 @@ def main(argv=None):
     rows = []
     for name, path in parse_named(args.finetuned).items():
         tuned = source_task.feature_model(load_model(path), args.feature_layer)
-        result = source_task.source_accuracy_drop(base, tuned, kernel, bias, (x, y),
-                                                  args.batch_size)
+        result = source_task.source_accuracy_drop(base, tuned, head, (x, y), args.batch_size)
         print(f"{name}: source accuracy {result['pretrained']:.2f}% -> "
               f"{result['finetuned']:.2f}% (drop {result['drop']:.2f})")
         rows.append({"method": name, **result})
     png = os.path.join(args.out_dir, "source_drop.png")
     csv = os.path.join(args.out_dir, "source_drop.csv")
-    source_task.plot_drops(pd.DataFrame(rows), png, csv)
+    frame = pd.DataFrame(rows)
+    write_png(plots.plot_drops(frame), png)
+    write_csv(frame, csv)
     print(f"wrote {png} and {csv}")
     return png, csv
 

@@ -1,5 +1,7 @@
 """Spectra of penultimate features and linear-probe vs fine-tune accuracy across source
-checkpoints (papers/003; papers/000 Figure 9), PNGs plus CSVs.
+checkpoints (Liu et al. 2019, "Towards Understanding the Transferability of Deep
+Representations", Figure 9, and the feature-extraction vs fine-tuning study of pretraining
+epochs and feature singular values), PNGs plus CSVs.
 
     python tools/spectrum.py --checkpoint e1=ckpt_01.keras --checkpoint e5=ckpt_05.keras \
         --train target_train.npz --test target_test.npz --out_dir outputs/spectrum \
@@ -14,8 +16,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from tftransfer.analysis import source_task, spectrum
-from tftransfer.analysis._io import load_arrays, load_model, parse_named
+from tftransfer.analysis import plots, source_task, spectrum
+from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
 
 
 def main(argv=None):
@@ -49,10 +51,14 @@ def main(argv=None):
                   f"{100 * result['finetune_accuracy']:.2f}%")
             rows.append({"checkpoint": name, **result})
     outputs = [os.path.join(args.out_dir, "spectrum." + ext) for ext in ("png", "csv")]
-    spectrum.plot_spectrum(spectrum.spectrum_frame(spectra), *outputs)
+    frame = spectrum.spectrum_frame(spectra)
+    write_png(plots.plot_spectrum(frame), outputs[0])
+    write_csv(frame, outputs[1])
     if rows:
         outputs += [os.path.join(args.out_dir, "transfer." + ext) for ext in ("png", "csv")]
-        spectrum.plot_transfer(pd.DataFrame(rows), *outputs[-2:])
+        frame = pd.DataFrame(rows)
+        write_png(plots.plot_transfer(frame), outputs[-2])
+        write_csv(frame, outputs[-1])
     print("wrote " + ", ".join(outputs))
     return outputs
 

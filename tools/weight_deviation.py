@@ -1,5 +1,6 @@
 """Trains a model from its starting point and plots ``||W - W0||_F / sqrt(n)`` per layer
-(papers/000 Figure 2), PNG plus CSV.
+(Liu et al. 2019, "Towards Understanding the Transferability of Deep Representations",
+Figure 2), PNG plus CSV.
 
     python tools/weight_deviation.py --model start.keras --data target_train.npz \
         --out_dir outputs/deviation [--epochs 5] [--learning_rate 0.01] [--every_n_batches 10]
@@ -10,8 +11,8 @@ In your own training, add ``tftransfer.analysis.deviation.WeightDeviation(csv, p
 import argparse
 import os
 
-from tftransfer.analysis import deviation
-from tftransfer.analysis._io import load_arrays, load_model, train
+from tftransfer.analysis import deviation, plots
+from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_csv, write_png
 
 
 def main(argv=None):
@@ -29,8 +30,11 @@ def main(argv=None):
     x, y = load_arrays(args.data)
     png = os.path.join(args.out_dir, "weight_deviation.png")
     csv = os.path.join(args.out_dir, "weight_deviation.csv")
-    callback = deviation.WeightDeviation(csv, png, every_n_batches=args.every_n_batches)
-    train(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
+    callback = deviation.WeightDeviation(every_n_batches=args.every_n_batches)
+    fit_sgd(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
+    frame = callback.frame()
+    write_png(plots.plot_deviation(frame), png)
+    write_csv(frame, csv)
     print(f"wrote {png} and {csv}")
     return png, csv
 

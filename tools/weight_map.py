@@ -1,4 +1,5 @@
-"""t-SNE map of one layer's weights across runs and snapshots (papers/000 Figure 4), PNG + CSV.
+"""t-SNE map of one layer's weights across runs and snapshots (Liu et al. 2019,
+"Towards Understanding the Transferability of Deep Representations", Figure 4), PNG + CSV.
 
     python tools/weight_map.py --variable stage3_block1_2_conv/kernel \
         --run pretrained/cars=ft_cars_1.keras --run random/cars=scratch_cars_1.keras ... \
@@ -10,8 +11,8 @@ Needs scikit-learn (``pip install scikit-learn``).
 import argparse
 import os
 
-from tftransfer.analysis import weight_map
-from tftransfer.analysis._io import load_model
+from tftransfer.analysis import plots, weight_map
+from tftransfer.analysis.cli import load_model, parse_named, write_csv, write_png
 
 
 def main(argv=None):
@@ -24,10 +25,8 @@ def main(argv=None):
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
     labels, weights = [], []
-    for item in args.run:
-        label, sep, path = item.partition("=")
-        if not sep:
-            raise ValueError(f"expected LABEL=PATH, got {item!r}.")
+    for item in args.run:  # labels may repeat, so one item at a time
+        (label, path), = parse_named([item]).items()
         by_path = {v.path: v for v in load_model(path).variables}
         if args.variable not in by_path:
             raise ValueError(f"{path!r} has no variable {args.variable!r}; it has "
@@ -37,7 +36,8 @@ def main(argv=None):
     frame = weight_map.weight_map(labels, weights, args.perplexity, args.seed)
     png = os.path.join(args.out_dir, "weight_map.png")
     csv = os.path.join(args.out_dir, "weight_map.csv")
-    weight_map.plot_weight_map(frame, png, csv, title=f"t-SNE of {args.variable}")
+    write_png(plots.plot_weight_map(frame, title=f"t-SNE of {args.variable}"), png)
+    write_csv(frame, csv)
     print(f"wrote {png} and {csv}")
     return png, csv
 

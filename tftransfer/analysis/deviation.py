@@ -1,45 +1,28 @@
 """Weight deviation from the starting point, ``||W - W0||_F / sqrt(n)`` per layer
 (Li et al. 2018, Figure 2), recorded during training by a Keras callback; the formula and
-the snapshot are the core's (:mod:`tftransfer.variables`)."""
+the snapshot are the core's (:mod:`tftransfer.variables`). Plot the table with
+:func:`tftransfer.analysis.plots.plot_deviation`."""
 import keras
 import pandas as pd
 
-from tftransfer.analysis._io import new_figure, save_figure, write_csv
 from tftransfer.variables import StartingPoint, deviation, select_variables
-
-
-def plot_deviation(frame, png_path, csv_path=None):
-    """One line per variable: deviation against training step (PNG, CSV)."""
-    fig, ax = new_figure(7.5, 4.5)
-    for path, sub in frame.groupby("path", sort=False):
-        ax.plot(sub["step"], sub["deviation"], label=path)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("||W - W0||_F / sqrt(n)")
-    ax.set_title("Deviation from the starting point")
-    ax.legend(fontsize=6, ncol=2)
-    if csv_path:
-        write_csv(frame, csv_path)
-    return save_figure(fig, png_path)
 
 
 class WeightDeviation(keras.callbacks.Callback):
     """Records the deviation of chosen variables from their values when training starts.
 
     Recorded at step 0, every ``every_n_batches`` batches (if given) and at every epoch end;
-    the CSV (columns step, epoch, path, deviation) is rewritten at each epoch end and, with
-    the PNG, when training ends. ``frame()`` returns the table.
+    ``frame()`` returns the table (columns step, epoch, path, deviation).
 
     Args:
-      csv_path, png_path: output files (either may be None).
       paths: variable paths; default every kernel (``.../kernel``).
       every_n_batches: also record inside epochs.
     """
 
-    def __init__(self, csv_path=None, png_path=None, paths=None, every_n_batches=None):
+    def __init__(self, paths=None, every_n_batches=None):
         super().__init__()
         if every_n_batches is not None and every_n_batches < 1:
             raise ValueError(f"every_n_batches must be >= 1, got {every_n_batches}.")
-        self.csv_path, self.png_path = csv_path, png_path
         self.paths, self.every_n_batches = paths, every_n_batches
         self.rows = []
 
@@ -60,14 +43,6 @@ class WeightDeviation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not (self.every_n_batches and self._step % self.every_n_batches == 0):
             self._record()
-        if self.csv_path:
-            write_csv(self.frame(), self.csv_path)
-
-    def on_train_end(self, logs=None):
-        if self.csv_path:
-            write_csv(self.frame(), self.csv_path)
-        if self.png_path:
-            plot_deviation(self.frame(), self.png_path)
 
     def frame(self):
         return pd.DataFrame(self.rows, columns=["step", "epoch", "path", "deviation"])

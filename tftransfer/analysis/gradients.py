@@ -1,4 +1,5 @@
-"""Gradient statistics during training (papers/000 Figures 6, 7, 11).
+"""Gradient statistics during training (Liu et al. 2019, "Towards Understanding the
+Transferability of Deep Representations", Figures 6, 7 and 11).
 
 On a fixed probe batch (x, y), with the model in inference mode and L the mean
 cross-entropy, at the current weights w:
@@ -9,15 +10,15 @@ cross-entropy, at the current weights w:
   the landscape is smooth (a Lipschitz probe, Santurkar et al. 2018).
 
 :class:`GradientStatistics` records both every ``every_n_batches`` training batches, with the
-step sizes taken as multiples of the optimizer's current learning rate.
+step sizes taken as multiples of the optimizer's current learning rate; the tables are drawn
+by :func:`tftransfer.analysis.plots.plot_gradient_norms` and ``plot_loss_variation``.
 """
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tftransfer.analysis._io import new_figure, save_figure, write_csv
-from tftransfer.analysis.deviation import select_variables
+from tftransfer.variables import select_variables
 
 
 def _loss(model, x, y):
@@ -58,56 +59,23 @@ def loss_along_gradient(model, x, y, step_sizes):
     return np.array(losses)
 
 
-def plot_gradient_norms(frame, png_path, csv_path=None):
-    """Boxplots, per variable, of the gradient norms recorded over training (PNG, CSV)."""
-    paths = list(dict.fromkeys(frame["path"]))
-    fig, ax = new_figure(max(6.0, 0.45 * len(paths)), 4.5)
-    ax.boxplot([frame[frame["path"] == p]["grad_norm"].to_numpy() for p in paths],
-               showfliers=True)
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(1, len(paths) + 1))
-    ax.set_xticklabels(paths, rotation=60, ha="right", fontsize=7)
-    ax.set_ylabel("||dL/dW|| over training (log)")
-    ax.set_title("Gradient norm per layer during training")
-    if csv_path:
-        write_csv(frame, csv_path)
-    return save_figure(fig, png_path)
-
-
-def plot_loss_variation(frame, png_path, csv_path=None):
-    """Band between min and max of ``L(w - eta g)`` over eta, against step (PNG, CSV)."""
-    spread = frame.groupby("step")["loss"].agg(["min", "max"]).reset_index()
-    fig, ax = new_figure(6.5, 4.0)
-    ax.fill_between(spread["step"], spread["min"], spread["max"], alpha=0.4)
-    ax.plot(spread["step"], spread["max"] - spread["min"], label="variation (max - min)")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss along the gradient")
-    ax.set_title("Loss variation along the gradient direction")
-    ax.legend()
-    if csv_path:
-        write_csv(frame, csv_path)
-    return save_figure(fig, png_path)
-
-
 class GradientStatistics(keras.callbacks.Callback):
     """Records gradient norms and the loss along the gradient on a probe batch.
 
     Args:
       probe: ``(x, y)`` arrays of a fixed batch.
-      output_prefix: writes ``<prefix>_grad_norms.{csv,png}`` and
-        ``<prefix>_loss_variation.{csv,png}`` (CSVs at each epoch end, all when training ends).
       every_n_batches: recording period in training batches (also recorded at step 0).
       step_scales: step sizes as multiples of the optimizer's current learning rate.
       paths: variables whose gradient norms are recorded; default every kernel.
     """
 
-    def __init__(self, probe, output_prefix=None, every_n_batches=10,
+    def __init__(self, probe, every_n_batches=10,
                  step_scales=(0.25, 0.5, 1.0, 2.0, 4.0), paths=None):
         super().__init__()
         if every_n_batches < 1:
             raise ValueError(f"every_n_batches must be >= 1, got {every_n_batches}.")
         self.x, self.y = (tf.convert_to_tensor(a) for a in probe)
-        self.output_prefix, self.every_n_batches = output_prefix, every_n_batches
+        self.every_n_batches = every_n_batches
         self.step_scales, self.paths = tuple(step_scales), paths
         self.norm_rows, self.loss_rows = [], []
 
@@ -119,12 +87,6 @@ class GradientStatistics(keras.callbacks.Callback):
         self._step += 1
         if self._step % self.every_n_batches == 0:
             self._record()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._write(plots=False)
-
-    def on_train_end(self, logs=None):
-        self._write(plots=True)
 
     def frames(self):
         """``(gradient-norm table, loss-along-gradient table)``."""
@@ -139,13 +101,3 @@ class GradientStatistics(keras.callbacks.Callback):
         for eta, loss in zip(etas, loss_along_gradient(self.model, self.x, self.y, etas)):
             self.loss_rows.append((self._step, eta, loss))
 
-    def _write(self, plots):
-        if not self.output_prefix:
-            return
-        for frame, kind, plot in zip(self.frames(), ("grad_norms", "loss_variation"),
-                                     (plot_gradient_norms, plot_loss_variation)):
-            csv = f"{self.output_prefix}_{kind}.csv"
-            if plots:
-                plot(frame, f"{self.output_prefix}_{kind}.png", csv)
-            else:
-                write_csv(frame, csv)

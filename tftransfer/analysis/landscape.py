@@ -1,4 +1,6 @@
-"""Loss landscape slices along filter-normalised random directions (Li et al. 2018).
+"""Loss landscape slices along filter-normalised random directions (the visualisation of
+H. Li et al. 2018, "Visualizing the Loss Landscape of Neural Nets", used by Liu et al. 2019,
+"Towards Understanding the Transferability of Deep Representations", Figures 3, 5, 10, 12, 13).
 
 Around the model's current weights w (load the starting point or the solution first):
 
@@ -24,9 +26,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tftransfer.analysis._io import new_figure, save_figure, write_csv
 from tftransfer.batching import labelled_batches
-from tftransfer.analysis.deviation import select_variables
+from tftransfer.variables import select_variables
 
 
 def filter_normalized_direction(variables, seed=0, ignore_1d=True):
@@ -96,7 +97,7 @@ def _scan(model, data, points, directions, paths, batch_size, progress):
 def slice_1d(model, data, alphas=np.linspace(-1, 1, 21), paths=None, seed=0,
              batch_size=256, progress=False):
     """Table (alpha, loss, accuracy) of ``L(w + alpha d)``; ``paths`` restricts the
-    perturbed variables (e.g. one layer, papers/000 Figures 12-13)."""
+    perturbed variables (e.g. one layer, Liu et al. 2019, Figures 12-13)."""
     rows = _scan(model, data, [(float(a),) for a in alphas], [seed], paths, batch_size,
                  progress)
     return pd.DataFrame(rows, columns=["alpha", "loss", "accuracy"])
@@ -130,34 +131,3 @@ def interpolation(model, start, end, data, ts=np.linspace(0, 1, 11), batch_size=
     finally:
         model.set_weights(saved)
     return pd.DataFrame(rows, columns=["t", "loss", "accuracy"])
-
-
-def plot_1d(frames, png_path, csv_path=None):
-    """Line plot of loss against alpha; ``frames`` is one table or ``{label: table}``."""
-    frames = frames if isinstance(frames, dict) else {"model": frames}
-    fig, ax = new_figure(6.0, 4.0)
-    for label, frame in frames.items():
-        ax.plot(frame["alpha"], frame["loss"], marker="o", ms=3, label=label)
-    ax.set_xlabel("alpha (filter-normalised direction)")
-    ax.set_ylabel("cross-entropy")
-    ax.set_title("1-D loss landscape")
-    ax.legend()
-    if csv_path:
-        write_csv(pd.concat([f.assign(label=k) for k, f in frames.items()]), csv_path)
-    return save_figure(fig, png_path)
-
-
-def plot_2d(frame, png_path, csv_path=None, levels=20):
-    """Contour plot of the 2-D slice (PNG, CSV)."""
-    alphas, betas = np.unique(frame["alpha"]), np.unique(frame["beta"])
-    grid = frame.pivot(index="beta", columns="alpha", values="loss").loc[betas, alphas]
-    fig, ax = new_figure(5.5, 4.5)
-    contour = ax.contour(alphas, betas, grid.to_numpy(), levels=levels)
-    ax.clabel(contour, fontsize=6)
-    ax.plot([0], [0], "k+")
-    ax.set_xlabel("alpha (direction 1)")
-    ax.set_ylabel("beta (direction 2)")
-    ax.set_title("2-D loss landscape")
-    if csv_path:
-        write_csv(frame, csv_path)
-    return save_figure(fig, png_path)

@@ -1,4 +1,5 @@
-"""Layer-wise R^2 of fine-tuned activations regressed on pretrained ones (paper Figure 4).
+"""Layer-wise R^2 of fine-tuned activations regressed on pretrained ones (Li et al. 2018,
+Figure 4; drawn by :func:`tftransfer.analysis.plots.plot_r2`).
 
 For every unit u of a layer (a feature map of a convolution: every spatial position of every
 example is an observation), the fine-tuned activation y is regressed on the pretrained
@@ -14,7 +15,6 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tftransfer.analysis._io import new_figure, save_figure, write_csv
 from tftransfer.batching import batches
 
 
@@ -103,31 +103,3 @@ def r2_frame(results):
     rows = [(name, layer, unit, float(v)) for name, per_layer in results.items()
             for layer, values in per_layer.items() for unit, v in enumerate(values)]
     return pd.DataFrame(rows, columns=["model", "layer", "unit", "r2"])
-
-
-def plot_r2(frame, png_path, csv_path=None, title="R^2 of fine-tuned vs pretrained activations"):
-    """Boxplots of R^2 per layer, one colour per model; writes the PNG (and the CSV)."""
-    models = list(dict.fromkeys(frame["model"]))
-    layers = list(dict.fromkeys(frame["layer"]))
-    fig, ax = new_figure(max(6.0, 0.9 * len(layers) * len(models)), 4.5)
-    width = 0.8 / len(models)
-    for j, name in enumerate(models):
-        sub = frame[frame["model"] == name]
-        data = [sub[sub["layer"] == layer]["r2"].to_numpy() for layer in layers]
-        positions = np.arange(len(layers)) + (j - (len(models) - 1) / 2) * width
-        box = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True,
-                         showfliers=False)
-        colour = f"C{j}"
-        for patch in box["boxes"]:
-            patch.set_facecolor(colour)
-            patch.set_alpha(0.6)
-        ax.plot([], [], color=colour, lw=8, alpha=0.6, label=name)
-    ax.set_xticks(np.arange(len(layers)))
-    ax.set_xticklabels(layers, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("R^2 per unit")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
-    ax.legend()
-    if csv_path:
-        write_csv(frame, csv_path)
-    return save_figure(fig, png_path)

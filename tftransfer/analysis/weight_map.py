@@ -1,13 +1,12 @@
-"""2-D map of weight space: t-SNE of one layer's weights across runs (papers/000 Figure 4).
+"""2-D map of weight space: t-SNE of one layer's weights across runs (Liu et al. 2019,
+"Towards Understanding the Transferability of Deep Representations", Figure 4).
 
 Each point is one weight tensor (e.g. the same layer of several runs and/or several
 snapshots of a run), flattened. scikit-learn is an optional extra, imported when used
-(``pip install scikit-learn``).
+(``pip install scikit-learn``). Drawn by :func:`tftransfer.analysis.plots.plot_weight_map`.
 """
 import numpy as np
 import pandas as pd
-
-from tftransfer.analysis._io import new_figure, save_figure, write_csv
 
 
 def embed(weights, perplexity=5.0, seed=0):
@@ -35,17 +34,3 @@ def weight_map(labels, weights, perplexity=5.0, seed=0):
     xy = embed(weights, perplexity, seed)
     return pd.DataFrame({"label": list(labels), "point": np.arange(len(labels)),
                          "x": xy[:, 0], "y": xy[:, 1]})
-
-
-def plot_weight_map(frame, png_path, csv_path=None, title="t-SNE of layer weights"):
-    """Scatter plot coloured by label (PNG, CSV)."""
-    fig, ax = new_figure(5.5, 5.0)
-    for i, (label, sub) in enumerate(frame.groupby("label", sort=False)):
-        ax.scatter(sub["x"], sub["y"], s=25, color=f"C{i % 10}", label=str(label))
-    ax.set_title(title)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.legend(fontsize=7)
-    if csv_path:
-        write_csv(frame, csv_path)
-    return save_figure(fig, png_path)

@@ -1,35 +1,13 @@
-"""Shared plumbing of the analyses: batches in, CSV and PNG out (atomically), tool inputs."""
+"""What the analysis command-line tools (``tools/*.py``) share: reading their inputs
+(``.keras`` models, ``.npz`` arrays, ``NAME=PATH`` items), writing their outputs (CSV
+tables and PNG figures, atomically) and the plain SGD fit two of them run their callbacks
+under."""
 import os
 
 import keras
 import numpy as np
-from matplotlib.figure import Figure
 
 from tftransfer.io_utils import atomic_path
-
-
-def write_csv(frame, path):
-    """Writes a pandas DataFrame to ``path`` atomically; returns ``path``."""
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
-    return path
-
-
-def new_figure(width=7.0, height=4.5, panels=None):
-    """A matplotlib Figure independent of pyplot (Agg canvas) and its Axes: one Axes, or a
-    list of ``panels`` side by side when ``panels`` is given."""
-    fig = Figure(figsize=(width, height))
-    if panels is None:
-        return fig, fig.add_subplot(1, 1, 1)
-    return fig, [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
-
-
-def save_figure(fig, path, dpi=120):
-    """Saves ``fig`` as PNG to ``path`` atomically; returns ``path``."""
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return path
 
 
 def load_model(path):
@@ -53,18 +31,33 @@ def load_arrays(path):
         return data["x"], (data["y"] if "y" in data.files else None)
 
 
-def parse_named(items):
+def parse_named(items, what="PATH"):
     """Parses command-line ``NAME=PATH`` items into an ordered ``{name: path}``."""
     out = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise ValueError(f"expected NAME=PATH, got {item!r}.")
+            raise ValueError(f"expected NAME={what}, got {item!r}.")
         out[name] = path
     return out
 
 
-def train(model, x, y, epochs, learning_rate, batch_size, callbacks=(), seed=0):
+def write_csv(frame, path):
+    """Writes a pandas DataFrame to ``path`` atomically (no index); returns ``path``."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
+
+
+def write_png(fig, path, dpi=120):
+    """Lays out and saves a matplotlib Figure as PNG to ``path`` atomically; returns it."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def fit_sgd(model, x, y, epochs, learning_rate, batch_size, callbacks=(), seed=0):
     """Fits ``model`` (logits) with SGD, momentum 0.9, mean cross-entropy; returns history."""
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),

@@ -1,0 +1,39 @@
+"""The CPU study's report, ``README.md`` and its figures, generated from the study's CSV
+files and ``study.json`` only (:func:`write_report`): every number and every sentence that
+compares methods is computed from those files, so the report cannot disagree with them.
+The published numbers it quotes come from :mod:`experiments.published`.
+
+One module per section, each with ``section(t) -> (Markdown lines, {file name: Figure})``
+on the tables ``t`` of :func:`experiments.cpu_study.experiments.load_tables`; the
+statistics convention (mean ± sample std, ddof=1, over seeds; the two-SE rule) is in
+:mod:`.common`.
+"""
+import os
+
+from tftransfer.analysis.cli import write_png
+from tftransfer.io_utils import atomic_write_text
+from experiments.cpu_study.experiments import load_tables
+from experiments.cpu_study.report import (axes, deviation, figure1, fisher, freeze, header,
+                                          imagenet, landscape, main, protocol_section, r2,
+                                          source_drop, verdict)
+from experiments.cpu_study.report.common import compare, label, stats
+
+__all__ = ["write_report", "load_tables", "compare", "label", "stats"]
+
+SECTIONS = (verdict, protocol_section, main, source_drop, axes, deviation, figure1, freeze,
+            r2, fisher, landscape, imagenet)
+
+
+def write_report(report_dir):
+    """Draws the figures and writes ``README.md`` in ``report_dir`` from its CSV files;
+    returns the README's path."""
+    t = load_tables(report_dir)
+    body = []
+    for module in SECTIONS:
+        lines, figures = module.section(t)
+        body += lines
+        for name, fig in figures.items():
+            write_png(fig, os.path.join(report_dir, name))
+    path = os.path.join(report_dir, "README.md")
+    atomic_write_text(path, "\n".join(header.head(t) + body + header.files()))
+    return path

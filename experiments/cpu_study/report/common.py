@@ -1,0 +1,85 @@
+"""What every section of the CPU study's report shares: method labels, row selection and
+the statistics convention.
+
+Statistics: over seeds, the mean and the *sample* standard deviation (ddof=1; 0 for a
+single value), ``mean ± std`` with the number of seeds stated in each table's caption.
+Comparisons: the difference of two methods' means ``d = m_a - m_b`` (in points) is called
+a gain or a loss when ``|d| > 2 SE`` with ``SE = sqrt(s_a^2 / n_a + s_b^2 / n_b)`` (``s``
+the sample std, ``n`` the seeds), and "no clear difference" otherwise.
+"""
+import math
+
+import numpy as np
+import pandas as pd
+
+LABELS = {"scratch": "from scratch", "none": "fine-tuning, no penalty", "l2": "L2",
+          "l2_sp": "L2-SP", "l2_sp_fisher": "L2-SP-Fisher", "l1_sp": "L1-SP",
+          "group_lasso_sp": "GL-SP", "group_lasso_sp_fisher": "GL-SP-Fisher",
+          "linear_probe": "linear probe (frozen features)",
+          "lr_mult": "fine-tuning, LR x0.01 / x0.1 on lower / upper units"}
+
+
+def label(method):
+    if method.startswith("freeze"):
+        k, base = method[len("freeze"):].split("_", 1)
+        return f"{LABELS.get(base, base)}, first {k} units frozen"
+    return LABELS.get(method, method)
+
+
+def stats(frame, column="test_accuracy", scale=100.0):
+    """(mean, sample std (ddof=1), n) of ``column`` x ``scale``, NaNs dropped; std is 0
+    for one value."""
+    values = scale * frame[column].to_numpy(dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return (math.nan, math.nan, 0)
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return (float(np.mean(values)), std, len(values))
+
+
+def fmt(stat, digits=2):
+    mean, std, n = stat
+    if n == 0:
+        return "-"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def compare(a, b):
+    """``(d, se, word)`` for stats ``a`` and ``b`` (the two-SE rule of the module docstring)."""
+    d = a[0] - b[0]
+    se = math.sqrt((a[1] ** 2 / a[2] if a[2] else 0) + (b[1] ** 2 / b[2] if b[2] else 0))
+    if a[2] == 0 or b[2] == 0:
+        return d, se, "not measured"
+    if abs(d) > 2 * se and se > 0 or (se == 0 and d != 0):
+        return d, se, "higher" if d > 0 else "lower"
+    return d, se, "no clear difference"
+
+
+def sentence(name_a, a, name_b, b):
+    d, se, word = compare(a, b)
+    if word == "not measured":
+        return f"{name_a} vs {name_b}: not measured"
+    if word == "no clear difference":
+        return (f"{name_a} {a[0]:.2f} vs {name_b} {b[0]:.2f}: no clear difference "
+                f"({d:+.2f} points, 2 SE = {2 * se:.2f})")
+    return (f"{name_a} {a[0]:.2f} is {word} than {name_b} {b[0]:.2f} ({d:+.2f} points, "
+            f"2 SE = {2 * se:.2f})")
+
+
+def select(frame, **equal):
+    for key, value in equal.items():
+        frame = frame[frame[key] == value]
+    return frame
+
+
+def chosen_alpha(runs, **where):
+    sub = select(runs, **where)
+    if sub.empty or where.get("method") in ("scratch", "none", "linear_probe", "lr_mult"):
+        return "-"
+    return f"{sub['alpha'].iloc[0]:g}"
+
+
+def table(header, rows):
+    """A Markdown pipe table (``DataFrame.to_markdown``) of string cells, kept verbatim."""
+    frame = pd.DataFrame([[str(c) for c in row] for row in rows], columns=list(header))
+    return frame.to_markdown(index=False, disable_numparse=True)
