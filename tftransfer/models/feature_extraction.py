@@ -1,4 +1,4 @@
-"""The frozen-features baseline ("DeCAF", "CNN-SVM"; papers/002): a linear classifier on
+"""The frozen-features baseline ("DeCAF", "CNN-SVM"; Hong, transfer lecture, docs/recipe.md): a linear classifier on
 L2-normalised penultimate features of the source network.
 
 ``phi(x) = f(x) / max(||f(x)||_2, 1e-12)`` with ``f`` the globally pooled features
@@ -15,6 +15,7 @@ batches.
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tftransfer.batching import labelled_batches, num_batches
 from tftransfer.regularizers import L2
@@ -99,10 +100,10 @@ def feature_baseline(feature_model, train, test, num_classes, classifier="logist
     if classifier not in CLASSIFIERS:
         raise ValueError(f"Unknown classifier {classifier!r}; expected one of {CLASSIFIERS}.")
     if verbose:
-        print("Extracting train features")
+        logging.info("Extracting train features")
     x_train, y_train = extract_features(feature_model, train, batch_size, verbose)
     if verbose:
-        print("Extracting test features")
+        logging.info("Extracting test features")
     x_test, y_test = extract_features(feature_model, test, batch_size, verbose)
     if classifier == "logistic":
         model = fit_logistic_regression(x_train, y_train, num_classes, **classifier_kwargs)
@@ -117,6 +118,6 @@ def feature_baseline(feature_model, train, test, num_classes, classifier="logist
               "num_train": int(len(y_train)), "num_test": int(len(y_test)),
               "feature_dim": int(x_train.shape[-1])}
     if verbose:
-        print(f"{classifier}: train accuracy {result['train_accuracy']:.4f}, "
-              f"test accuracy {result['test_accuracy']:.4f}")
+        logging.info(f"{classifier}: train accuracy {result['train_accuracy']:.4f}, "
+                     f"test accuracy {result['test_accuracy']:.4f}")
     return result
