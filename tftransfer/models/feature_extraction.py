@@ -1,5 +1,6 @@
-"""The frozen-features baseline ("DeCAF", "CNN-SVM"; Hong, transfer lecture, docs/recipe.md): a linear classifier on
-L2-normalised penultimate features of the source network.
+"""The frozen-features baseline ("DeCAF", "CNN-SVM"; Hong, transfer lecture, see
+docs/recipe.md): a linear classifier on L2-normalised penultimate features of the source
+network.
 
 ``phi(x) = f(x) / max(||f(x)||_2, 1e-12)`` with ``f`` the globally pooled features
 (``TransferModel.feature_model()``). The classifier is either

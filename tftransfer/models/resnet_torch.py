@@ -16,8 +16,8 @@ shortcut projection is ``_0_``, the three convolutions ``_1_``, ``_2_``, ``_3_``
 """
 import keras
 
-BN_MOMENTUM = 0.9  # PyTorch's default momentum 0.1 in Keras' convention (the authors' 0.9, docs/recipe.md)
-BN_EPSILON = 1e-5
+from tftransfer.models.layers import conv_bn
+
 # Input scaling of torchvision weights: x / 255 (RGB), minus the ImageNet mean
 # (0.485, 0.456, 0.406), divided by the standard deviation (0.229, 0.224, 0.225).
 PREPROCESSING = "torch"
@@ -40,26 +40,14 @@ def unit_names(depth=50):
                        for b in range(1, n + 1)]
 
 
-def _conv_bn(x, filters, kernel, stride, name, relu):
-    pad = kernel // 2
-    if pad:
-        x = keras.layers.ZeroPadding2D(pad, name=name + "_pad")(x)
-    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=False,
-                            kernel_initializer="he_normal", name=name + "_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                                        name=name + "_bn")(x)
-    if relu:
-        x = keras.layers.ReLU(name=name + "_relu")(x)
-    return x
-
-
 def _bottleneck(x, filters, stride, name):
     shortcut = x
     if stride != 1 or x.shape[-1] != 4 * filters:
-        shortcut = _conv_bn(x, 4 * filters, 1, stride, name + "_0", relu=False)
-    y = _conv_bn(x, filters, 1, 1, name + "_1", relu=True)
-    y = _conv_bn(y, filters, 3, stride, name + "_2", relu=True)
-    y = _conv_bn(y, 4 * filters, 1, 1, name + "_3", relu=False)
+        shortcut = conv_bn(x, 4 * filters, 1, stride, name + "_0", relu=False,
+                           symmetric_pad=True)
+    y = conv_bn(x, filters, 1, 1, name + "_1", relu=True, symmetric_pad=True)
+    y = conv_bn(y, filters, 3, stride, name + "_2", relu=True, symmetric_pad=True)
+    y = conv_bn(y, 4 * filters, 1, 1, name + "_3", relu=False, symmetric_pad=True)
     y = keras.layers.Add(name=name + "_add")([shortcut, y])
     return keras.layers.ReLU(name=name + "_out")(y)
 
@@ -78,7 +66,7 @@ def resnet_torch(depth=50, input_shape=(224, 224, 3), include_top=True, classes=
     """
     blocks = _blocks_per_stage(depth)
     inputs = keras.Input(input_shape, name="images")
-    x = _conv_bn(inputs, 64, 7, 2, "stem", relu=True)
+    x = conv_bn(inputs, 64, 7, 2, "stem", relu=True, symmetric_pad=True)
     x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     for s, (filters, n) in enumerate(zip(STAGE_FILTERS, blocks), start=1):

@@ -11,8 +11,8 @@ set of layers whose name starts with ``unit + "_"``. :func:`unit_names` lists th
 """
 import keras
 
-BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (docs/recipe.md)
-BN_EPSILON = 1e-5
+from tftransfer.models.layers import conv_bn
+
 
 
 def unit_names(widths=(16, 32, 64), blocks_per_stage=1):
@@ -21,23 +21,12 @@ def unit_names(widths=(16, 32, 64), blocks_per_stage=1):
                        for b in range(1, blocks_per_stage + 1)]
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, relu):
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                            use_bias=False, kernel_initializer="he_normal",
-                            name=name + "_conv")(x)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                                        name=name + "_bn")(x)
-    if relu:
-        x = keras.layers.ReLU(name=name + "_relu")(x)
-    return x
-
-
 def _basic_block(x, filters, strides, name):
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, strides, name + "_shortcut", relu=False)
-    y = _conv_bn(x, filters, 3, strides, name + "_1", relu=True)
-    y = _conv_bn(y, filters, 3, 1, name + "_2", relu=False)
+        shortcut = conv_bn(x, filters, 1, strides, name + "_shortcut", relu=False)
+    y = conv_bn(x, filters, 3, strides, name + "_1", relu=True)
+    y = conv_bn(y, filters, 3, 1, name + "_2", relu=False)
     y = keras.layers.Add(name=name + "_add")([shortcut, y])
     return keras.layers.ReLU(name=name + "_out")(y)
 
@@ -54,7 +43,7 @@ def small_resnet(input_shape=(28, 28, 1), num_classes=10, widths=(16, 32, 64),
       head_name: name of the classifier layer.
     """
     inputs = keras.Input(input_shape, name="images")
-    x = _conv_bn(inputs, widths[0], 3, 1, "stem", relu=True)
+    x = conv_bn(inputs, widths[0], 3, 1, "stem", relu=True)
     for s, filters in enumerate(widths, start=1):
         for b in range(1, blocks_per_stage + 1):
             strides = 2 if (s > 1 and b == 1) else 1

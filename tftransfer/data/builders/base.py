@@ -57,6 +57,18 @@ def config_suffix(resize, keep_aspect):
     return f"{'aspect' if keep_aspect else 'square'}{resize}"
 
 
+def choice_config(config_cls, field, value, allowed, resize=256, keep_aspect=False):
+    """A ``config_cls`` named ``<value>_<square|aspect><resize>`` whose ``field`` is ``value``.
+
+    Raises:
+      ValueError: ``value`` is not one of ``allowed``.
+    """
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {allowed}, got {value!r}.")
+    return config_cls(name=f"{value}_{config_suffix(resize, keep_aspect)}", version="1.0.0",
+                      resize=resize, keep_aspect=keep_aspect, **{field: value})
+
+
 def config_arg(builder_cls, config):
     """``config`` as tfds wants it: its name when the class already registers that config."""
     registered = builder_cls.builder_configs.get(config.name)

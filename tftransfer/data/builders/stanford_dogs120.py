@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder,
-                                           check_class_folders, config_arg, config_suffix,
+                                           check_class_folders, choice_config, config_arg,
                                            file_reader, list_class_dirs, list_images,
                                            manual_dir, missing_error, resource_path)
 
@@ -68,11 +68,7 @@ class StanfordDogsConfig(ResizeConfig):
 
 def stanford_dogs_config(test_set="imagenet_val", resize=256, keep_aspect=False):
     """The config named like ``imagenet_val_square256``."""
-    if test_set not in TEST_SETS:
-        raise ValueError(f"test_set must be one of {TEST_SETS}, got {test_set!r}.")
-    return StanfordDogsConfig(name=f"{test_set}_{config_suffix(resize, keep_aspect)}",
-                              version="1.0.0", resize=resize, keep_aspect=keep_aspect,
-                              test_set=test_set)
+    return choice_config(StanfordDogsConfig, "test_set", test_set, TEST_SETS, resize, keep_aspect)
 
 
 def read_mat_list(path):

@@ -14,8 +14,8 @@ import os
 
 import tensorflow_datasets as tfds
 
-from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, config_arg,
-                                           config_suffix, missing_error)
+from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, choice_config,
+                                           config_arg, missing_error)
 
 SOURCES = ("food101", "imagenet2012", "places365_small")
 # Labelled splits kept: "validation" is Food-101's official test set and the ImageNet /
@@ -37,11 +37,7 @@ class TfdsSourceConfig(ResizeConfig):
 
 def tfds_source_config(source, resize=256, keep_aspect=False):
     """The config named like ``food101_square256``."""
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}.")
-    return TfdsSourceConfig(name=f"{source}_{config_suffix(resize, keep_aspect)}",
-                            version="1.0.0", resize=resize, keep_aspect=keep_aspect,
-                            source=source)
+    return choice_config(TfdsSourceConfig, "source", source, SOURCES, resize, keep_aspect)
 
 
 def _instructions(builder):
