@@ -1,5 +1,5 @@
 """Small fixtures shared by the analysis tests: a tiny ResNet, tiny data, tool loading."""
-import importlib.util
+import importlib
 import os
 
 import keras
@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 
 from tftransfer.models.small_resnet import small_resnet
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_resnet(seed=0, num_classes=3, input_shape=(8, 8, 1), widths=(4, 8)):
@@ -30,12 +28,8 @@ def tiny_data(n=24, num_classes=3, shape=(8, 8, 1), seed=0):
 
 
 def load_tool(name):
-    """Imports ``tools/<name>.py`` as a module (its ``main(argv)`` runs the tool)."""
-    path = os.path.join(ROOT, "tools", name + ".py")
-    spec = importlib.util.spec_from_file_location("tool_" + name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module ``tools.<name>`` (its ``main(argv)`` runs the tool)."""
+    return importlib.import_module(f"tools.{name}")
 
 
 def assert_png(test, path):

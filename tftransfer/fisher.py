@@ -1,4 +1,5 @@
-"""Diagonal Fisher information of a classifier that outputs logits (Li et al. 2018, Section 3: L2-SP-Fisher; docs/recipe.md).
+"""Diagonal Fisher information of a classifier that outputs logits (L2-SP-Fisher of Li et
+al. 2018, Section 3; docs/recipe.md).
 
     F_j = 1/m * sum_i sum_k p_k(x_i) * (d/dw_j log p_k(x_i))**2,   p = softmax(model(x))
 
@@ -8,7 +9,8 @@ batch, vectorised); ``mode="sampled"`` draws ``num_samples`` labels ``k ~ p(x_i)
 example and averages their squared scores, an unbiased estimate costing one backward pass
 per sample. Per-example gradients are vectorised (:mod:`tftransfer.per_example`); batch
 norm runs in inference mode. Memory grows with ``batch_size * R`` (R = classes in exact
-mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large models. Optionally ``F <- min(F, clip) + epsilon``.
+mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large models. Optionally
+``F <- min(F, clip) + epsilon``.
 
 The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's shape, the form
 ``tftransfer.penalize(..., fisher=...)`` takes; :func:`save` / :func:`load` store it as .npz.

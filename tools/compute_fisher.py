@@ -12,6 +12,8 @@ expectation over the model's own predictions).
 import argparse
 import time
 
+from absl import logging
+
 from tftransfer import fisher
 from tftransfer.analysis.cli import load_arrays, load_model
 
@@ -37,7 +39,7 @@ def main(argv=None):
     model = load_model(args.model)
     x, _ = load_arrays(args.data)
     examples = len(x) if args.max_examples is None else min(len(x), args.max_examples)
-    print(f"Fisher ({args.mode}) of {args.model} on {examples} examples of {args.data}")
+    logging.info(f"Fisher ({args.mode}) of {args.model} on {examples} examples of {args.data}")
     start = time.time()
     values = fisher.diagonal(model, x, mode=args.mode, num_samples=args.num_samples,
                              max_examples=examples, batch_size=args.batch_size,
@@ -47,9 +49,10 @@ def main(argv=None):
                 "num_samples": args.num_samples, "examples": examples,
                 "epsilon": args.epsilon, "clip": args.clip, "seed": args.seed}
     fisher.save(args.out, values, metadata)
-    print(f"wrote {len(values)} variables to {args.out} in {time.time() - start:.1f}s")
+    logging.info(f"wrote {len(values)} variables to {args.out} in {time.time() - start:.1f}s")
     return args.out
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

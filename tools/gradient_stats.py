@@ -14,6 +14,8 @@ import os
 
 import keras
 
+from absl import logging
+
 from tftransfer.analysis import gradients, plots
 from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_csv, write_png
 
@@ -45,9 +47,10 @@ def main(argv=None):
                                  (plots.plot_gradient_norms, plots.plot_loss_variation)):
         outputs += [write_png(plot(frame), f"{prefix}_{kind}.png"),
                     write_csv(frame, f"{prefix}_{kind}.csv")]
-    print("wrote " + ", ".join(outputs))
+    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

@@ -7,6 +7,8 @@
 import argparse
 import os
 
+from absl import logging
+
 from tftransfer.analysis import plots, r2
 from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
 
@@ -28,16 +30,17 @@ def main(argv=None):
     layers = args.layers.split(",") if args.layers else None
     results = {}
     for name, path in parse_named(args.finetuned).items():
-        print(f"R^2 of {name} ({path}) on {len(x)} examples")
+        logging.info(f"R^2 of {name} ({path}) on {len(x)} examples")
         results[name] = r2.layer_r2(pretrained, load_model(path), x, layers, args.batch_size)
     png = os.path.join(args.out_dir, "layer_r2.png")
     csv = os.path.join(args.out_dir, "layer_r2.csv")
     frame = r2.r2_frame(results)
     write_png(plots.plot_r2(frame), png)
     write_csv(frame, csv)
-    print(f"wrote {png} and {csv}")
+    logging.info(f"wrote {png} and {csv}")
     return png, csv
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from absl import logging
+
 from tftransfer.analysis import landscape, plots
 from tftransfer.analysis.cli import load_arrays, load_model, write_csv, write_png
 
@@ -38,7 +40,7 @@ def main(argv=None):
     paths = args.paths.split(",") if args.paths else None
     outputs = []
     alphas = np.linspace(-args.radius, args.radius, args.points)
-    print(f"1-D slice: {args.points} points")
+    logging.info(f"1-D slice: {args.points} points")
     frame = landscape.slice_1d(model, data, alphas, paths, args.seed, args.batch_size,
                                progress=True)
     outputs += [os.path.join(args.out_dir, "landscape_1d." + ext) for ext in ("png", "csv")]
@@ -46,15 +48,16 @@ def main(argv=None):
     write_csv(frame, outputs[-1])
     if args.grid:
         grid = np.linspace(-args.radius, args.radius, args.grid)
-        print(f"2-D slice: {args.grid}x{args.grid} points")
+        logging.info(f"2-D slice: {args.grid}x{args.grid} points")
         frame = landscape.slice_2d(model, data, grid, grid, paths, args.seed,
                                    args.batch_size, progress=True)
         outputs += [os.path.join(args.out_dir, "landscape_2d." + ext) for ext in ("png", "csv")]
         write_png(plots.plot_slice_2d(frame), outputs[-2])
         write_csv(frame, outputs[-1])
-    print("wrote " + ", ".join(outputs))
+    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

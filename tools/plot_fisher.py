@@ -5,6 +5,8 @@
 import argparse
 import os
 
+from absl import logging
+
 from tftransfer import fisher
 from tftransfer.analysis import fisher_stats, plots
 from tftransfer.analysis.cli import write_csv, write_png
@@ -24,9 +26,10 @@ def main(argv=None):
     summary = fisher_stats.fisher_summary(values, paths)
     write_png(plots.plot_fisher(values, list(summary["path"])), png)
     write_csv(summary, csv)
-    print(f"wrote {png} and {csv}")
+    logging.info(f"wrote {png} and {csv}")
     return png, csv
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

@@ -13,6 +13,8 @@ import os
 
 import pandas as pd
 
+from absl import logging
+
 from tftransfer.analysis import plots, source_task
 from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
 
@@ -39,17 +41,18 @@ def main(argv=None):
     for name, path in parse_named(args.finetuned).items():
         tuned = source_task.feature_model(load_model(path), args.feature_layer)
         result = source_task.source_accuracy_drop(base, tuned, head, (x, y), args.batch_size)
-        print(f"{name}: source accuracy {result['pretrained']:.2f}% -> "
-              f"{result['finetuned']:.2f}% (drop {result['drop']:.2f})")
+        logging.info(f"{name}: source accuracy {result['pretrained']:.2f}% -> "
+                     f"{result['finetuned']:.2f}% (drop {result['drop']:.2f})")
         rows.append({"method": name, **result})
     png = os.path.join(args.out_dir, "source_drop.png")
     csv = os.path.join(args.out_dir, "source_drop.csv")
     frame = pd.DataFrame(rows)
     write_png(plots.plot_drops(frame), png)
     write_csv(frame, csv)
-    print(f"wrote {png} and {csv}")
+    logging.info(f"wrote {png} and {csv}")
     return png, csv
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

@@ -16,6 +16,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from absl import logging
+
 from tftransfer.analysis import plots, source_task, spectrum
 from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
 
@@ -47,8 +49,8 @@ def main(argv=None):
             result = spectrum.probe_and_finetune(
                 model, train, test, num_classes, args.feature_layer, args.epochs,
                 args.learning_rate, args.learning_rate, args.batch_size, args.seed)
-            print(f"{name}: probe {100 * result['probe_accuracy']:.2f}%, fine-tune "
-                  f"{100 * result['finetune_accuracy']:.2f}%")
+            logging.info(f"{name}: probe {100 * result['probe_accuracy']:.2f}%, fine-tune "
+                         f"{100 * result['finetune_accuracy']:.2f}%")
             rows.append({"checkpoint": name, **result})
     outputs = [os.path.join(args.out_dir, "spectrum." + ext) for ext in ("png", "csv")]
     frame = spectrum.spectrum_frame(spectra)
@@ -59,9 +61,10 @@ def main(argv=None):
         frame = pd.DataFrame(rows)
         write_png(plots.plot_transfer(frame), outputs[-2])
         write_csv(frame, outputs[-1])
-    print("wrote " + ", ".join(outputs))
+    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

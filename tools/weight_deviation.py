@@ -11,6 +11,8 @@ In your own training, add ``tftransfer.analysis.deviation.WeightDeviation(csv, p
 import argparse
 import os
 
+from absl import logging
+
 from tftransfer.analysis import deviation, plots
 from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_csv, write_png
 
@@ -35,9 +37,10 @@ def main(argv=None):
     frame = callback.frame()
     write_png(plots.plot_deviation(frame), png)
     write_csv(frame, csv)
-    print(f"wrote {png} and {csv}")
+    logging.info(f"wrote {png} and {csv}")
     return png, csv
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

@@ -11,6 +11,8 @@ Needs scikit-learn (``pip install scikit-learn``).
 import argparse
 import os
 
+from absl import logging
+
 from tftransfer.analysis import plots, weight_map
 from tftransfer.analysis.cli import load_model, parse_named, write_csv, write_png
 
@@ -38,9 +40,10 @@ def main(argv=None):
     csv = os.path.join(args.out_dir, "weight_map.csv")
     write_png(plots.plot_weight_map(frame, title=f"t-SNE of {args.variable}"), png)
     write_csv(frame, csv)
-    print(f"wrote {png} and {csv}")
+    logging.info(f"wrote {png} and {csv}")
     return png, csv
 
 
 if __name__ == "__main__":
+    logging.set_verbosity(logging.INFO)
     main()

@@ -104,7 +104,8 @@ class Study:
         def progress(i, group_records):
             before, done[0] = done[0], done[0] + len(group_records)
             if done[0] * 10 // len(configs) > before * 10 // len(configs):
-                logging.info(f"  {label}: {done[0]}/{len(configs)} runs, {time.time() - started:.0f} s")
+                logging.info(f"  {label}: {done[0]}/{len(configs)} runs, "
+                             f"{time.time() - started:.0f} s")
 
         results = self.pool.map(pool_lib.run_configs,
                                 [[configs[i] for i in group] for group in groups], progress)
@@ -191,7 +192,8 @@ class Study:
         function()
         self.phase_seconds[name] = time.time() - started
         self.write_tables()
-        logging.info(f"== {name} done in {self.phase_seconds[name]:.0f} s; tables in {self.report_dir}")
+        logging.info(f"== {name} done in {self.phase_seconds[name]:.0f} s; "
+                     f"tables in {self.report_dir}")
 
     # ------------------------------------------------------------- experiments
     def sources(self):
