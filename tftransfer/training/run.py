@@ -5,7 +5,9 @@
    holds belongs to these flags (:mod:`tftransfer.training.identity`); return the record at
    once when ``results.json`` exists (a finished run is never retrained);
 2. seeds (``keras.utils.set_random_seed(--seed)``), op determinism if asked, strategy;
-3. inputs, then the compiled model (:mod:`tftransfer.training.model`);
+3. inputs (through the hook ``inputs``, a :class:`tftransfer.training.data.Inputs`: the
+   driver's own datasets by default), then the compiled model
+   (:mod:`tftransfer.training.model`);
 4. restore the latest checkpoint if any (the resumed run finishes the same schedule);
 5. ``model.fit`` on the training stream for the remaining steps, with periodic checkpoints
    and progress (:mod:`tftransfer.training.callbacks`): penalties are ``model.losses``, the
