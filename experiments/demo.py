@@ -23,7 +23,6 @@ fixes the last, so machines with other core counts print the same table.
 
     python -m experiments.demo [--data_dir DIR] [--output_dir DIR] [--examples_per_class 20]
 """
-import dataclasses
 import os
 import time
 
@@ -32,6 +31,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from tftransfer.io_utils import atomic_write_json, atomic_write_text
+from tftransfer.training import config as config_lib
 from tftransfer.training import flags as driver_flags
 from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
@@ -80,7 +80,7 @@ def driver_config(*names, **overrides):
                                 "checkout of tftransfer (they live in its flags/ directory).")
     values(["demo"] + [f"--flagfile={p}" for p in paths])
     config = driver_flags.config_from_flags(values, validate=False)
-    return dataclasses.replace(config, verbose=0, **overrides)
+    return config_lib.replace(config, verbose=0, **overrides)
 
 
 def count_source_images():
@@ -100,7 +100,7 @@ def pretrain_source():
     config = driver_config("demo_source", data_dir=FLAGS.data_dir, output_dir=output_dir,
                            train_steps=steps, lr_boundaries=[b for b in [steps * 2 // 3]
                                                              if 0 < b < steps])
-    config = dataclasses.replace(config, verbose=1)  # progress lines of the long run
+    config = config_lib.replace(config, verbose=1)  # progress lines of the long run
     if os.path.exists(os.path.join(output_dir, "results.json")):
         logging.info(f"source model: loading cached weights {weights}")
     else:

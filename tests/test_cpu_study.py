@@ -1,6 +1,7 @@
 """The CPU study (experiments/cpu_study): selection only on validation accuracy, the protocol's
 run configurations, a report whose numbers come from its CSV files, and the --quick study
 end to end on the real Fashion-MNIST files."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from tests.test_demo import write_tiny_fashion
 from experiments.cpu_study import experiments, pool as pool_lib, protocol, report
+from tftransfer.training import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,7 +58,8 @@ class PoolTest(tf.test.TestCase):
                    for seed in (1, 2, 3)]
         configs.append(protocol.target_config(target, "l2_sp", 0.01, 1, "root", None, False))
         configs.append(protocol.target_config(longer, "none", 0.0, 1, "root", None, False))
-        # Seeds and outputs differ within a group; alpha and length are model fields.
+        # Seeds and outputs differ within a group; alpha and the learning-rate schedule
+        # (lr_boundaries, set by the length) are model options.
         self.assertEqual(pool_lib.by_model(configs), [[0, 1, 2], [4], [3]])
 
 
@@ -73,35 +76,54 @@ class ProtocolTest(tf.test.TestCase):
 
     def test_selection_runs_hold_out_validation_and_finals_use_all_images(self):
         select, final = self.config("l2_sp", select=True), self.config("l2_sp")
-        self.assertGreater(select.validation_fraction, 0)
-        self.assertEqual(final.validation_fraction, 0.0)
-        self.assertNotEqual(select.output_dir, final.output_dir)
-        self.assertEqual(final.classes, [1, 3, 4, 6, 9])
-        self.assertEqual(final.source_classes, 5)
-        self.assertEqual(final.lr_boundaries, [200])
-        self.assertEqual(final.pad, 2)
+        self.assertGreater(select.config.data.validation_fraction, 0)
+        self.assertEqual(final.config.data.validation_fraction, 0.0)
+        self.assertNotEqual(select.config.runtime.output_dir, final.config.runtime.output_dir)
+        self.assertEqual(final.config.data.fashion_mnist.classes, [1, 3, 4, 6, 9])
+        self.assertEqual(final.config.model.source_classes, 5)
+        self.assertEqual(final.config.optim.lr_boundaries, [200])
+        self.assertEqual(final.inputs.pad, 2)
+        self.assertEqual(final.inputs.source_classes, (0, 2, 5, 7, 8))
+
+    def test_study_inputs_are_part_of_the_identity(self):
+        """Padding, the RGB channel and the test subset change the result: a run with other
+        study inputs is another run (own identity, own default directory)."""
+        from tftransfer.training import identity
+        run = self.config("l2_sp")
+        padded = dataclasses.replace(run.inputs, pad=run.inputs.pad + 1)
+        self.assertNotEqual(identity.digest(run.config, run.inputs),
+                            identity.digest(run.config, padded))
+        self.assertNotEqual(identity.digest(run.config, run.inputs),
+                            identity.digest(run.config))
+        self.assertEqual(identity.of(run.config, run.inputs)["inputs"]["pad"], run.inputs.pad)
+
+    def flags(self, method, **kwargs):
+        return config_lib.to_dict(self.config(method, **kwargs).config)
 
     def test_method_fields(self):
-        scratch = self.config("scratch")
-        self.assertEqual((scratch.source, scratch.weights, scratch.scheme), ("none", None, "none"))
-        probe = self.config("linear_probe")
-        self.assertEqual(probe.freeze_units, len(protocol.SMALL.units))
-        self.assertTrue(probe.freeze_batch_norm)
-        self.assertEqual((probe.scheme, probe.alpha, probe.beta), ("l2", 0.0, protocol.BETA))
-        frozen = self.config("freeze2_l2_sp")
-        self.assertEqual((frozen.scheme, frozen.freeze_units, frozen.alpha), ("l2_sp", 2, 0.1))
-        fisher = self.config("group_lasso_sp_fisher")
-        self.assertEqual(fisher.fisher_file, "fisher.npz")
-        self.assertIsNone(self.config("l2_sp").fisher_file)
-        self.assertEqual(self.config("lr_mult").lr_multipliers,
+        scratch = self.flags("scratch")
+        self.assertEqual((scratch["source"], scratch["weights"], scratch["scheme"]),
+                         ("none", None, "none"))
+        probe = self.flags("linear_probe")
+        self.assertEqual(probe["freeze_units"], len(protocol.SMALL.units))
+        self.assertTrue(probe["freeze_batch_norm"])
+        self.assertEqual((probe["scheme"], probe["alpha"], probe["beta"]),
+                         ("l2", 0.0, protocol.BETA))
+        frozen = self.flags("freeze2_l2_sp")
+        self.assertEqual((frozen["scheme"], frozen["freeze_units"], frozen["alpha"]),
+                         ("l2_sp", 2, 0.1))
+        fisher = self.flags("group_lasso_sp_fisher")
+        self.assertEqual(fisher["fisher_file"], "fisher.npz")
+        self.assertIsNone(self.flags("l2_sp")["fisher_file"])
+        self.assertEqual(self.flags("lr_mult")["lr_multipliers"],
                          ["stem=0.01", "stage1_block1=0.01", "stage2_block1=0.1",
                           "stage3_block1=0.1"])
 
     def test_source_eval_only_when_asked(self):
-        self.assertIsNone(self.config("l2").source_eval_dataset)
+        self.assertIsNone(self.flags("l2")["source_eval_dataset"])
         asked = self.config("l2", source_eval=True)
-        self.assertEqual(asked.source_eval_dataset, "fashion_mnist")
-        self.assertEqual(asked.source_eval_classes, [0, 2, 5, 7, 8])
+        self.assertEqual(asked.config.evaluation.source_eval_dataset, "fashion_mnist")
+        self.assertEqual(asked.inputs.source_classes, (0, 2, 5, 7, 8))
 
 
 def _fake_tables(directory):

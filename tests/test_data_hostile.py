@@ -220,9 +220,9 @@ class NoTestFolderTest(tf.test.TestCase):
         self.assertEqual((data.num_train, data.num_test, data.num_classes), (4, 0, 2))
         self.assertEqual(next(iter(data.train))[0].shape, (2, RESIZE, RESIZE, 3))
         # The training driver gets the same message, not an AttributeError.
-        config = config_lib.RunConfig(dataset="class_folders", data_dir=data_dir,
-                                      manual_dir=root, resize=RESIZE, crop_size=RESIZE,
-                                      batch_size=2, eval_batch_size=2, mean="imagenet")
+        config = config_lib.make(dataset="class_folders", data_dir=data_dir,
+                                 manual_dir=root, resize=RESIZE, crop_size=RESIZE,
+                                 batch_size=2, eval_batch_size=2, mean="imagenet")
         with self.assertRaisesRegex(ValueError, "no test/ split"):
             training_data.load(config)
 

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.training.config import RunConfig
+from tftransfer.training import config as config_lib
 from tftransfer.training.model import ModelCache, build_compiled, seed_states
 
 
 def _config(seed):
-    return RunConfig(arch="efficientnet_lite0", source="none", weights=None, scheme="none",
+    return config_lib.make(arch="efficientnet_lite0", source="none", weights=None, scheme="none",
                      alpha=0.0, beta=0.0, dataset="synthetic", resize=32, crop_size=32,
                      batch_size=4, seed=seed, export=False)
 

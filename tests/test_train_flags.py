@@ -1,6 +1,7 @@
-"""Flags: defined once from RunConfig with the paper's defaults, documented in the help,
-and every invalid combination stops before any work with a message naming the fix."""
-import dataclasses
+"""Flags: defined once from RunConfig's options with the paper's defaults, documented in the
+help by section, removed flags answered with their replacement, the effect tags behind the
+identity and the model cache, and every invalid combination stops before any work with a
+message naming the fix."""
 import glob
 import os
 import tempfile
@@ -11,6 +12,8 @@ from absl import flags
 from tests.train_testutil import ROOT, run_driver
 from tftransfer.training import config as config_lib
 from tftransfer.training import flags as flags_lib
+from tftransfer.training import identity
+from tftransfer.training.model import ModelCache
 
 
 def parse(*argv):
@@ -24,20 +27,68 @@ class FlagsTest(tf.test.TestCase):
 
     def test_defaults_are_the_paper_recipe(self):
         config = flags_lib.config_from_flags(parse())
-        self.assertEqual((config.batch_size, config.train_steps, config.lr_boundaries,
-                          config.lr_decay_factor, config.momentum),
-                         (64, 9000, [6000], 0.1, 0.9))
-        self.assertEqual(config.eval_crops, 1)
+        o = config.optim
+        self.assertEqual((o.batch_size, o.train_steps, o.lr_boundaries, o.lr_decay_factor,
+                          o.momentum), (64, 9000, [6000], 0.1, 0.9))
+        self.assertEqual((config.model.arch, config.model.source), ("resnet101", "imagenet"))
+        self.assertEqual((config.penalty.scheme, config.penalty.alpha, config.penalty.beta),
+                         ("l2_sp", 0.1, 0.01))
+        self.assertEqual(config.evaluation.eval_crops, 1)
 
     def test_flags_parse_into_config_and_help_lists_them(self):
         values = parse("--lr_boundaries=5000", "--alpha=0.01", "--model_widths=4,8",
                        "--arch=small_resnet", "--noexport")
         config = flags_lib.config_from_flags(values)
-        self.assertEqual((config.lr_boundaries, config.alpha, config.model_widths,
-                          config.export), ([5000], 0.01, [4, 8], False))
+        self.assertEqual((config.optim.lr_boundaries, config.penalty.alpha,
+                          config.model.model_widths, config.runtime.export),
+                         ([5000], 0.01, [4, 8], False))
         help_text = values.get_help()
-        for field in dataclasses.fields(config_lib.RunConfig):
-            self.assertRegex(help_text, rf"--(\[no\])?{field.name}:")
+        self.assertLen(config_lib.LEAVES, 56)
+        for name in config_lib.LEAVES:
+            self.assertRegex(help_text, rf"--(\[no\])?{name}:")
+        for section in ("model", "data", "penalty", "optim", "evaluation", "runtime"):
+            self.assertIn(f"tftransfer.training.config.{section}:", help_text)
+        self.assertEqual(config_lib.LEAVES["dogs_test_set"].path,
+                         ("data", "stanford_dogs120", "test_set"))
+
+    def test_removed_flags_name_their_replacement(self):
+        for flag in ("--pad=2", "--grey_to_rgb", "--test_examples_per_class=5",
+                     "--source_eval_classes=0,1"):
+            name = flag[2:].split("=")[0]
+            with self.assertRaisesRegex(config_lib.ConfigError,
+                                        rf"--{name} was removed from the driver: .*input hook "
+                                        r"of tftransfer.training.run.run"):
+                flags_lib.config_from_flags(parse(flag), validate=False)
+        self.assertNotIn("pad", config_lib.LEAVES)
+
+    def test_effects_decide_identity_and_model_cache(self):
+        """Every option declares its effect; the identity holds the ``model`` and
+        ``result`` ones, the cache key the ``model`` ones, and nothing is listed by hand."""
+        self.assertEqual({leaf.effect for leaf in config_lib.LEAVES.values()},
+                         set(config_lib.EFFECTS))
+        base = config_lib.make(dataset="synthetic", arch="small_resnet", resize=20,
+                               crop_size=16)
+        self.assertCountEqual(identity.of(base), config_lib.names_with(config_lib.MODEL,
+                                                                       config_lib.RESULT))
+        for name, leaf in config_lib.LEAVES.items():
+            default = config_lib.get(base, name)
+            if isinstance(default, bool):
+                other = not default
+            elif isinstance(default, (int, float)):
+                other = default + 1
+            elif isinstance(default, list):
+                other = default + ["1"]
+            else:
+                other = "changed"
+            changed = config_lib.replace(base, **{name: other})
+            self.assertEqual(identity.digest(changed) != identity.digest(base),
+                             leaf.effect != config_lib.OUTPUT, name)
+            self.assertEqual(ModelCache.config_key(changed) != ModelCache.config_key(base),
+                             leaf.effect == config_lib.MODEL, name)
+        self.assertIn("seed", config_lib.names_with(config_lib.RESULT))
+        self.assertIn("alpha", config_lib.names_with(config_lib.MODEL))
+        with self.assertRaisesRegex(TypeError, r"\['pad'\] are not options"):
+            config_lib.replace(base, pad=2)
 
     def test_unknown_names_are_rejected_at_parse_time(self):
         for flag in ("--arch=resnet7", "--scheme=l3_sp", "--dataset=cifar", "--strategy=x"):
@@ -45,8 +96,8 @@ class FlagsTest(tf.test.TestCase):
                 parse(flag)
 
     def test_invalid_combinations_name_the_problem(self):
-        base = config_lib.RunConfig(dataset="synthetic", arch="small_resnet", resize=20,
-                                    crop_size=16)
+        base = config_lib.make(dataset="synthetic", arch="small_resnet", resize=20,
+                               crop_size=16)
         cases = {
             "needs --fisher_file": dict(scheme="l2_sp_fisher"),
             "is negative": dict(alpha=-0.1),
@@ -58,17 +109,22 @@ class FlagsTest(tf.test.TestCase):
             "'first:K=M'": dict(lr_multipliers=["conv1"]),
             "needs --tpu": dict(strategy="tpu"),
             "is unknown": dict(arch="resnet7"),
+            "--classes applies to --dataset=fashion_mnist only": dict(classes=[1, 2]),
+            "--dogs_test_set applies to --dataset=stanford_dogs120 only": dict(
+                dogs_test_set="official"),
+            "--validation_fraction is supported for": dict(dataset="caltech256_30",
+                                                           validation_fraction=0.2),
         }
         for message, change in cases.items():
             with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
-                config_lib.validate(dataclasses.replace(base, **change))
+                config_lib.validate(config_lib.replace(base, **change))
         config_lib.validate(base)
 
     def test_every_float_must_be_finite(self):
         """NaN passes every comparison (``nan < 0`` is False): each float field, found from
         the dataclass types, is rejected when NaN or infinite."""
-        base = config_lib.RunConfig(dataset="synthetic", arch="small_resnet", resize=20,
-                                    crop_size=16)
+        base = config_lib.make(dataset="synthetic", arch="small_resnet", resize=20,
+                               crop_size=16)
         self.assertContainsSubset({"alpha", "beta", "epsilon", "learning_rate", "momentum",
                                    "lr_decay_factor", "validation_fraction"},
                                   config_lib.FLOAT_FIELDS)
@@ -76,13 +132,13 @@ class FlagsTest(tf.test.TestCase):
             for value in (float("nan"), float("inf"), -float("inf")):
                 with self.assertRaisesRegex(config_lib.ConfigError,
                                             rf"--{name}={value} is not a finite number"):
-                    config_lib.validate(dataclasses.replace(base, **{name: value}))
+                    config_lib.validate(config_lib.replace(base, **{name: value}))
         with self.assertRaisesRegex(config_lib.ConfigError, "M finite and >= 0"):
-            config_lib.validate(dataclasses.replace(base, lr_multipliers=["stem=nan"]))
+            config_lib.validate(config_lib.replace(base, lr_multipliers=["stem=nan"]))
 
     def test_ranges_of_the_optimiser(self):
-        base = config_lib.RunConfig(dataset="synthetic", arch="small_resnet", resize=20,
-                                    crop_size=16)
+        base = config_lib.make(dataset="synthetic", arch="small_resnet", resize=20,
+                               crop_size=16)
         cases = {r"--momentum=2 must be in \[0, 1\)": dict(momentum=2),
                  r"--momentum=1.0 must be in \[0, 1\)": dict(momentum=1.0),
                  "--learning_rate=0.0 must be > 0": dict(learning_rate=0.0),
@@ -90,22 +146,22 @@ class FlagsTest(tf.test.TestCase):
                  "--source=custom needs --weights": dict(source="custom")}
         for message, change in cases.items():
             with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
-                config_lib.validate(dataclasses.replace(base, **change))
-        config_lib.validate(dataclasses.replace(base, momentum=0.0, learning_rate=1e-4))
+                config_lib.validate(config_lib.replace(base, **change))
+        config_lib.validate(config_lib.replace(base, momentum=0.0, learning_rate=1e-4))
 
     def test_class_lists(self):
-        base = config_lib.RunConfig(dataset="fashion_mnist", arch="small_resnet", resize=28,
-                                    crop_size=28)
+        base = config_lib.make(dataset="fashion_mnist", arch="small_resnet", resize=28,
+                               crop_size=28)
         cases = {r"--classes=\[0, 0\] repeats \[0\]": dict(classes=[0, 0]),
                  r"--classes=\[0, 12\] is out of range": dict(classes=[0, 12]),
                  r"--classes=\[-1, 3\] is out of range": dict(classes=[-1, 3]),
                  r"--classes=\[3\] keeps a single class": dict(classes=[3]),
-                 "--source_eval_classes=.* out of range": dict(
-                     source_eval_dataset="fashion_mnist", source_eval_classes=[0, 10])}
+                 "--synthetic_classes applies to --dataset=synthetic only": dict(
+                     synthetic_classes=3)}
         for message, change in cases.items():
             with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
-                config_lib.validate(dataclasses.replace(base, **change))
-        config_lib.validate(dataclasses.replace(base, classes=[5, 6]))
+                config_lib.validate(config_lib.replace(base, **change))
+        config_lib.validate(config_lib.replace(base, classes=[5, 6]))
 
     def test_every_flagfile_parses_to_its_cell(self):
         cwd = os.getcwd()
@@ -117,24 +173,25 @@ class FlagsTest(tf.test.TestCase):
                                                      validate=False)
                 name = os.path.basename(path)[len("table2_"):-len(".cfg")]
                 starred = name.endswith("_star")
-                self.assertEqual(config.eval_crops, 10 if starred else 1, path)
-                self.assertEqual(config.keep_aspect, starred, path)
-                self.assertTrue(name.startswith(config.dataset + "_"), path)
-                scheme = name[len(config.dataset) + 1:].removesuffix("_star")
-                self.assertEqual(config.scheme, scheme, path)
-                self.assertEqual((config.train_steps, config.lr_boundaries, config.batch_size),
+                dataset, o = config.data.dataset, config.optim
+                self.assertEqual(config.evaluation.eval_crops, 10 if starred else 1, path)
+                self.assertEqual(config.data.keep_aspect, starred, path)
+                self.assertTrue(name.startswith(dataset + "_"), path)
+                scheme = name[len(dataset) + 1:].removesuffix("_star")
+                self.assertEqual(config.penalty.scheme, scheme, path)
+                self.assertEqual((o.train_steps, o.lr_boundaries, o.batch_size),
                                  (9000, [6000], 64), path)
-                self.assertEqual(config.source, "places365" if config.dataset ==
+                self.assertEqual(config.model.source, "places365" if dataset ==
                                  "mit_indoor67" else "imagenet", path)
-                self.assertEqual(bool(config.source_eval_dataset), path.startswith(
+                self.assertEqual(bool(config.evaluation.source_eval_dataset), path.startswith(
                     "flags/table5"), path)
-                outputs.add(config.output_dir)
+                outputs.add(config.runtime.output_dir)
             self.assertLen(outputs, 30 + 15)
             demo = flags_lib.config_from_flags(parse(
                 "--flagfile=flags/demo_target.cfg", "--flagfile=flags/demo_scratch.cfg"),
                 validate=False)
-            self.assertEqual((demo.source, demo.weights, demo.classes), ("none", None,
-                                                                         [5, 6, 7, 8, 9]))
+            self.assertEqual((demo.model.source, demo.model.weights,
+                              demo.data.fashion_mnist.classes), ("none", None, [5, 6, 7, 8, 9]))
         finally:
             os.chdir(cwd)
 

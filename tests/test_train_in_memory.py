@@ -1,5 +1,6 @@
 """In-memory inputs of the driver: padding + random crop + mirror for grey images, upscaled
-RGB Fashion-MNIST, the source task's classes, and the flags' checks."""
+RGB Fashion-MNIST, the first test images of each class, the source task through the input
+hook, and the checks of the dataset options."""
 import dataclasses
 import os
 
@@ -52,7 +53,7 @@ class FashionInputsTest(tf.test.TestCase):
         super().setUp()
         self.data_dir = os.path.join(self.get_temp_dir(), "fashion")
         write_tiny_fashion(self.data_dir, per_class_train=6, per_class_test=3)
-        self.config = config_lib.RunConfig(
+        self.config = config_lib.make(
             dataset="fashion_mnist", data_dir=self.data_dir, classes=[5, 6], arch="small_resnet",
             source="none", scheme="none", resize=28, crop_size=28, mean="none",
             batch_size=4, eval_batch_size=4)
@@ -68,9 +69,8 @@ class FashionInputsTest(tf.test.TestCase):
         self.assertAllEqual(data_lib.resize_grey(images, 28, rgb=False), images)
 
     def test_rgb_upscaled_fashion_inputs(self):
-        config = dataclasses.replace(self.config, resize=40, crop_size=40, grey_to_rgb=True,
-                                     pad=3)
-        data = data_lib.load(config_lib.validate(config))
+        config = config_lib.validate(config_lib.replace(self.config, resize=40, crop_size=40))
+        data = data_lib.in_memory_inputs(config, *data_lib.arrays(config), pad=3, rgb=True)
         self.assertEqual(data.input_shape, (40, 40, 3))
         x, _ = next(iter(data.train))
         self.assertEqual(x.shape, (4, 40, 40, 3))
@@ -80,8 +80,8 @@ class FashionInputsTest(tf.test.TestCase):
 
     def test_test_examples_per_class_keeps_the_first_of_each_class(self):
         full = data_lib.load(config_lib.validate(self.config))
-        cut = data_lib.load(config_lib.validate(dataclasses.replace(
-            self.config, test_examples_per_class=1)))
+        cut = data_lib.in_memory_inputs(self.config, *data_lib.arrays(self.config),
+                                        test_examples_per_class=1)
         full_x, full_y = [np.concatenate([b[i].numpy() for b in full.test]) for i in (0, 1)]
         cut_x, cut_y = [np.concatenate([b[i].numpy() for b in cut.test]) for i in (0, 1)]
         firsts = [np.flatnonzero(full_y == c)[0] for c in np.unique(full_y)]
@@ -89,23 +89,43 @@ class FashionInputsTest(tf.test.TestCase):
         self.assertAllEqual(cut_y, full_y[sorted(firsts)])
         self.assertAllEqual(cut_x, full_x[sorted(firsts)])
 
-    def test_source_eval_classes(self):
-        config = dataclasses.replace(self.config, source_eval_dataset="fashion_mnist",
-                                     source_eval_classes=[0, 1, 2])
-        test = data_lib.source_eval_data(config, "unit", 3)
+    def test_source_task_of_the_driver_has_every_class(self):
+        config = config_lib.replace(self.config, source_eval_dataset="fashion_mnist")
+        test = data_lib.source_eval_data(config, "unit", 10)
+        labels = np.concatenate([y.numpy() for _, y in test])
+        self.assertEqual(sorted(set(labels.tolist())), list(range(10)))
+        self.assertLen(labels, 30)
+
+    def test_input_hook_gives_the_source_task(self):
+        """An :class:`Inputs` subclass passed to the driver replaces its data: here the
+        source task keeps three classes."""
+
+        @dataclasses.dataclass(frozen=True)
+        class FirstClasses(data_lib.Inputs):
+            classes: tuple = (0, 1, 2)
+
+            def identity(self):
+                return {"classes": list(self.classes)}
+
+            def source(self, config, num_classes):
+                return self.load(config_lib.replace(
+                    data_lib.source_config(config, num_classes), classes=list(self.classes)))
+
+        config = config_lib.replace(self.config, source_eval_dataset="fashion_mnist")
+        test = data_lib.source_eval_data(config, "unit", 3, FirstClasses())
         labels = np.concatenate([y.numpy() for _, y in test])
         self.assertEqual(sorted(set(labels.tolist())), [0, 1, 2])
         self.assertLen(labels, 9)
 
     def test_invalid_combinations(self):
         cases = {"set --crop_size=--resize": dict(resize=40, crop_size=32),
-                 "--grey_to_rgb applies to --dataset=fashion_mnist": dict(
-                     dataset="synthetic", grey_to_rgb=True, resize=28, crop_size=28),
-                 "--pad applies to the in-memory datasets": dict(dataset="caltech256_30",
-                                                                  pad=2),
-                 "--pad=-1 is negative": dict(pad=-1),
-                 "--test_examples_per_class is supported for": dict(
-                     dataset="caltech256_30", test_examples_per_class=5)}
+                 "--classes applies to --dataset=fashion_mnist only": dict(
+                     dataset="synthetic"),
+                 "--imagenet_val_dir applies to --dataset=stanford_dogs120 only": dict(
+                     imagenet_val_dir="/x"),
+                 "--eval_crops=1 only": dict(eval_crops=10, resize=40, crop_size=40),
+                 "--validation_fraction is supported for": dict(
+                     dataset="caltech256_30", classes=[], validation_fraction=0.5)}
         for message, change in cases.items():
             with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
-                config_lib.validate(dataclasses.replace(self.config, **change))
+                config_lib.validate(config_lib.replace(self.config, **change))

@@ -2,7 +2,6 @@
 the data and the model exist, in one line each: Fisher values and keys, weights of other
 shapes (never Keras' dump of the arrays), unknown learning-rate groups, frozen units beyond
 the network, deviation paths, batch sizes the replicas cannot split."""
-import dataclasses
 import os
 import subprocess
 import sys
@@ -181,7 +180,7 @@ class PreflightTest(tf.test.TestCase):
         config = self.config(strategy="mirrored", cpu_logical_devices=3)
         self.assertEqual(preflight.expected_replicas(config), 3)
         self.assertProblem(config, "--batch_size=8", "divisible by the 3 replicas")
-        preflight.check(dataclasses.replace(config, batch_size=9))
+        preflight.check(config_lib.replace(config, batch_size=9))
 
     def test_batch_not_divisible_by_the_workers(self):
         cluster = '{"cluster": {"worker": ["a:1", "b:1", "c:1"]}, "task": {"type": "worker"}}'
@@ -193,8 +192,8 @@ class PreflightTest(tf.test.TestCase):
 
     def test_run_stops_before_writing_anything(self):
         output_dir = os.path.join(self.get_temp_dir(), "never")
-        config = dataclasses.replace(self.config(model_widths=OTHER_WIDTHS),
-                                     output_dir=output_dir)
+        config = config_lib.replace(self.config(model_widths=OTHER_WIDTHS),
+                                    output_dir=output_dir)
         with self.assertRaisesRegex(config_lib.ConfigError, "layer 'stem_conv'"):
             run(config)
         self.assertFalse(os.path.exists(output_dir))

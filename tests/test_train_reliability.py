@@ -151,10 +151,10 @@ class OutputDirectoryTest(tf.test.TestCase):
             pass
 
     def test_default_output_dir_is_one_per_identity(self):
-        a = config_lib.RunConfig(dataset="synthetic")
-        self.assertIsNone(a.output_dir)
-        same = config_lib.RunConfig(dataset="synthetic", verbose=0, log_every=7)
-        other = config_lib.RunConfig(dataset="synthetic", seed=1)
+        a = config_lib.make(dataset="synthetic")
+        self.assertIsNone(a.runtime.output_dir)
+        same = config_lib.make(dataset="synthetic", verbose=0, log_every=7)
+        other = config_lib.make(dataset="synthetic", seed=1)
         self.assertEqual(identity.default_output_dir(a), identity.default_output_dir(same))
         self.assertNotEqual(identity.default_output_dir(a), identity.default_output_dir(other))
         self.assertStartsWith(identity.default_output_dir(a), os.path.join("runs", "synthetic-"))

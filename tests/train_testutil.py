@@ -1,10 +1,9 @@
 """Shared helpers of the driver tests: a tiny synthetic configuration and process runner."""
-import dataclasses
 import os
 import subprocess
 import sys
 
-from tftransfer.training.config import RunConfig
+from tftransfer.training import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -16,7 +15,7 @@ TINY = dict(dataset="synthetic", arch="small_resnet", model_widths=[4, 8], resiz
 
 
 def tiny_config(output_dir, **overrides):
-    return dataclasses.replace(RunConfig(**TINY), output_dir=output_dir, **overrides)
+    return config_lib.make(**dict(TINY, output_dir=output_dir, **overrides))
 
 
 def tiny_flags(output_dir, **overrides):

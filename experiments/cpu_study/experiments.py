@@ -107,14 +107,14 @@ class Study:
                 logging.info(f"  {label}: {done[0]}/{len(configs)} runs, "
                              f"{time.time() - started:.0f} s")
 
-        results = self.pool.map(pool_lib.run_configs,
+        results = self.pool.map(pool_lib.run_study_runs,
                                 [[configs[i] for i in group] for group in groups], progress)
         records = [None] * len(configs)
         for group, group_records in zip(groups, results):
             for i, record in zip(group, group_records):
                 records[i] = record
-        for config, record in zip(configs, records):
-            path = os.path.join(config.output_dir, "results.json")
+        for job, record in zip(configs, records):
+            path = os.path.join(job.config.runtime.output_dir, "results.json")
             if os.path.getmtime(path) >= self.started:
                 self.trained += 1
             else:
@@ -135,17 +135,18 @@ class Study:
         ``(split, n, steps)``; records the rows and ``self.chosen[(cell, method)]``."""
         jobs = []
         for cell, method, alpha, beta in itertools.product(cells, methods, alphas, betas):
-            config = protocol.target_config(self._target(*cell), method, alpha, 0, self.root,
-                                            self.data_dir, select=True, beta=beta)
-            jobs.append((cell, method, config))
+            job = protocol.target_config(self._target(*cell), method, alpha, 0, self.root,
+                                         self.data_dir, select=True, beta=beta)
+            jobs.append((cell, method, job))
         records = self._run_all([j[2] for j in jobs], "selection")
         by_key = {}
-        for (cell, method, config), record in zip(jobs, records):
+        for (cell, method, job), record in zip(jobs, records):
+            penalty = job.config.penalty
             self.rows["selection"].append(dict(
                 arm="small_resnet", split=cell[0], examples_per_class=cell[1], steps=cell[2],
-                method=method, alpha=config.alpha, beta=config.beta,
+                method=method, alpha=penalty.alpha, beta=penalty.beta,
                 val_accuracy=record["accuracy"], num_val=record["num_eval"]))
-            if config.beta == protocol.BETA:
+            if penalty.beta == protocol.BETA:
                 by_key.setdefault((cell, method), []).append(record)
         for key, group in by_key.items():
             self.chosen[key] = choose(group)
@@ -166,25 +167,25 @@ class Study:
         for cell, method, seed in itertools.product(cells, methods, range(1, seeds + 1)):
             alpha = self._alpha(cell, method)
             logging = log_deviation and method not in ("scratch", "linear_probe")
-            config = protocol.target_config(
+            job = protocol.target_config(
                 self._target(*cell), method, alpha, seed, self.root, self.data_dir,
                 select=False, log_every=max(1, cell[2] // 20) if logging else 0,
                 deviation_layers=list(self.kernel_sizes) if logging else (),
                 save_weights=seed == save_seed, source_eval=source_eval)
-            jobs.append((cell, method, config))
+            jobs.append((cell, method, job))
         records = self._run_all([j[2] for j in jobs], experiment)
-        for (cell, method, config), record in zip(jobs, records):
-            curve = analyses.distance_curve(config.output_dir, self.kernel_sizes)
+        for (cell, method, job), record in zip(jobs, records):
+            curve = analyses.distance_curve(job.config.runtime.output_dir, self.kernel_sizes)
             distance = float(curve["distance"].iloc[-1]) if curve is not None else np.nan
-            self.rows["runs"].append(_run_row(experiment, cell[0], method, config, record,
+            self.rows["runs"].append(_run_row(experiment, cell[0], method, job.config, record,
                                               distance))
             if curve is not None:
                 for step, distance in zip(curve["step"], curve["distance"]):
                     self.rows["deviation"].append(dict(
                         experiment=experiment, split=cell[0], examples_per_class=cell[1],
-                        steps=cell[2], method=method, seed=config.seed, step=int(step),
-                        distance=float(distance)))
-        return {(j[0], j[1], j[2].seed): j[2] for j in jobs}
+                        steps=cell[2], method=method, seed=job.config.optim.seed,
+                        step=int(step), distance=float(distance)))
+        return {(j[0], j[1], j[2].config.optim.seed): j[2] for j in jobs}
 
     def _phase(self, name, function):
         started = time.time()
@@ -205,8 +206,9 @@ class Study:
             int(np.isin(labels, SPLITS[name].source_classes).sum()))
             for name in self.s.splits}
         records = self._run_all(list(configs.values()), "sources")
-        for (name, config), record in zip(configs.items(), records):
-            self.weights[name] = os.path.join(config.output_dir, "model.weights.h5")
+        for (name, job), record in zip(configs.items(), records):
+            self.weights[name] = os.path.join(job.config.runtime.output_dir,
+                                              "model.weights.h5")
             self.rows["sources"].append(dict(
                 split=name, source_classes=" ".join(map(str, SPLITS[name].source_classes)),
                 target_classes=" ".join(map(str, SPLITS[name].target_classes)),
@@ -222,11 +224,11 @@ class Study:
             return
         jobs = []
         for name in self.s.splits:
-            config = protocol.target_config(
+            job = protocol.target_config(
                 self._target(name, self.s.main_examples, self.s.main_steps), "none", 0.0, 0,
                 self.root, self.data_dir, select=False, source_eval=True)
             self.fisher_files[name] = os.path.join(self.root, "sources", name, "fisher.npz")
-            jobs.append((config, self.fisher_files[name], self.s.fisher_examples))
+            jobs.append((job, self.fisher_files[name], self.s.fisher_examples))
         self.pool.map(_fisher_job, jobs)
         from tftransfer import fisher as fisher_lib
         from tftransfer.analysis.fisher_stats import fisher_summary
@@ -285,10 +287,10 @@ class Study:
                 for m in tuned for a in self.s.imagenet_alphas]
         records = self._run_all([j[2] for j in jobs], "imagenet selection")
         chosen = {}
-        for (method, alpha, config), record in zip(jobs, records):
+        for (method, alpha, job), record in zip(jobs, records):
             self.rows["selection"].append(dict(
                 arm=arm.arch, split="imagenet", examples_per_class=target.examples_per_class,
-                steps=target.steps, method=method, alpha=alpha, beta=config.beta,
+                steps=target.steps, method=method, alpha=alpha, beta=job.config.penalty.beta,
                 val_accuracy=record["accuracy"], num_val=record["num_eval"]))
             chosen.setdefault(method, []).append(record)
         chosen = {m: choose(group) for m, group in chosen.items()}
@@ -296,8 +298,9 @@ class Study:
                                              self.data_dir, select=False))
                   for m in self.s.imagenet_methods for seed in range(1, self.s.axis_seeds + 1)]
         records = self._run_all([f[1] for f in finals], "imagenet")
-        for (method, config), record in zip(finals, records):
-            self.rows["runs"].append(_run_row("imagenet", "imagenet", method, config, record))
+        for (method, job), record in zip(finals, records):
+            self.rows["runs"].append(_run_row("imagenet", "imagenet", method, job.config,
+                                              record))
 
     def analyses(self):
         methods = [m for m in ("none", "l2", "l2_sp", "l2_sp_fisher") if m in self.s.methods]
@@ -350,20 +353,20 @@ class Study:
 def _run_row(experiment, split, method, config, record, distance=np.nan):
     """One row of the ``runs`` table: a final run's configuration and results."""
     return dict(
-        experiment=experiment, arm=config.arch, split=split,
-        examples_per_class=config.examples_per_class, steps=config.train_steps,
-        method=method, alpha=config.alpha, beta=config.beta,
-        freeze_units=config.freeze_units, seed=config.seed,
+        experiment=experiment, arm=config.model.arch, split=split,
+        examples_per_class=config.data.examples_per_class, steps=config.optim.train_steps,
+        method=method, alpha=config.penalty.alpha, beta=config.penalty.beta,
+        freeze_units=config.model.freeze_units, seed=config.optim.seed,
         test_accuracy=record["accuracy"], num_test=record["num_eval"],
         source_accuracy_before=record.get("source_accuracy_before", np.nan),
         source_accuracy_after=record.get("source_accuracy_after", np.nan),
         source_drop=record.get("source_drop", np.nan), distance=distance,
-        train_time_s=record["train_time_s"], output_dir=config.output_dir)
+        train_time_s=record["train_time_s"], output_dir=config.runtime.output_dir)
 
 
 def _fisher_job(job):
-    config, path, examples = job
-    return analyses.source_fisher(config, path, examples)
+    run, path, examples = job
+    return analyses.source_fisher(run, path, examples)
 
 
 def _analysis_job(job):

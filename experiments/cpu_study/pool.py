@@ -30,32 +30,34 @@ def _cache():
     return _CACHE
 
 
-def run_config(config):
-    """One driver run of ``config`` (a RunConfig) with the worker's model cache."""
+def run_study_run(job):
+    """One driver run of ``job`` (a :class:`~experiments.cpu_study.protocol.StudyRun`: its
+    configuration and inputs) with the worker's model cache."""
     from tftransfer.training.run import run
 
-    return run(config, cache=_cache())
+    return run(job.config, cache=_cache(), inputs=job.inputs)
 
 
-def run_configs(configs):
-    """The driver runs of ``configs``, in order, in one worker (one compiled model when
-    they differ only in run-only fields such as the seed)."""
-    return [run_config(config) for config in configs]
+def run_study_runs(jobs):
+    """The driver runs of ``jobs``, in order, in one worker (one compiled model when they
+    differ only in options that leave it unchanged, such as the seed)."""
+    return [run_study_run(job) for job in jobs]
 
 
-def by_model(configs):
-    """Indices of ``configs`` grouped by compiled model (:meth:`ModelCache.config_key`),
-    costliest group first (cost: runs x steps x batch x pixels), so that a pool runs each
-    group in one worker with one compile and the long groups start first."""
+def by_model(jobs):
+    """Indices of ``jobs`` (StudyRuns) grouped by compiled model
+    (:meth:`ModelCache.config_key`), costliest group first (cost: runs x steps x batch x
+    pixels), so that a pool runs each group in one worker with one compile and the long
+    groups start first."""
     from tftransfer.training.model import ModelCache
 
     groups = {}
-    for i, config in enumerate(configs):
-        groups.setdefault(ModelCache.config_key(config), []).append(i)
+    for i, job in enumerate(jobs):
+        groups.setdefault(ModelCache.config_key(job.config), []).append(i)
 
     def cost(indices):
-        return sum(configs[i].train_steps * configs[i].batch_size * configs[i].crop_size ** 2
-                   for i in indices)
+        return sum(jobs[i].config.optim.train_steps * jobs[i].config.optim.batch_size
+                   * jobs[i].config.data.crop_size ** 2 for i in indices)
 
     return sorted(groups.values(), key=cost, reverse=True)
 

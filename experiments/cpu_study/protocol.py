@@ -1,5 +1,7 @@
 """The CPU study's protocol: source/target splits, methods and the driver configuration of
-every run (each run is one :func:`tftransfer.training.run.run` of a ``RunConfig``).
+every run (each run is a :class:`StudyRun`: one :func:`tftransfer.training.run.run` of a
+``RunConfig`` with the study's inputs, :class:`StudyInputs`, passed through the driver's
+input hook).
 
 Splits of Fashion-MNIST (classes: 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat,
 5 sandal, 6 shirt, 7 sneaker, 8 bag, 9 ankle boot), analogs of the paper's pairs:
@@ -16,7 +18,8 @@ Methods (``alpha`` the strength on inherited weights, ``beta`` = 0.01 on the new
 ``l2``, ``l2_sp``, ``l2_sp_fisher``, ``l1_sp``, ``group_lasso_sp``,
 ``group_lasso_sp_fisher`` (the schemes of :mod:`tftransfer.penalty`), ``linear_probe`` (every unit and batch norm frozen, only the
 new head trains, L2(beta) on it), ``lr_mult`` (plain fine-tuning with learning rates x0.01
-on the first half of the units and x0.1 on the rest, papers/002), and ``freeze{k}_l2`` /
+on the first half of the units and x0.1 on the rest, as in discriminative fine-tuning),
+and ``freeze{k}_l2`` /
 ``freeze{k}_l2_sp`` (the first k units frozen, Figure 3).
 """
 import dataclasses
@@ -24,7 +27,8 @@ import os
 from typing import Tuple
 
 from tftransfer.penalty import FISHER_SCHEMES
-from tftransfer.training.config import RunConfig
+from tftransfer.training import config as config_lib
+from tftransfer.training import data as data_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,19 +90,67 @@ SMALL = Arm("small_resnet", 28, False, ("stem", "stage1_block1", "stage2_block1"
                                         "stage3_block1"))
 
 
+@dataclasses.dataclass(frozen=True)
+class StudyInputs(data_lib.Inputs):
+    """The study's Fashion-MNIST inputs, given to the driver through its input hook
+    (``run(config, inputs=...)``): the training images zero-padded by ``pad`` pixels per
+    side before the random crop back to the network's size, then mirrored w.p. 1/2
+    (CIFAR-style augmentation); the grey channel repeated three times when ``rgb`` (for
+    networks pretrained on RGB images); the first ``test_examples_per_class`` test images
+    of each class in stored order (0 = all; ``--quick``); ``source_classes``: the source
+    task's classes (for ``--source_eval_dataset=fashion_mnist`` and the source Fisher)."""
+    pad: int = 0
+    rgb: bool = False
+    test_examples_per_class: int = 0
+    source_classes: Tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.pad < 0 or self.test_examples_per_class < 0:
+            raise ValueError(f"{self}: pad and test_examples_per_class must be >= 0.")
+
+    def identity(self):
+        return {"inputs": "cpu_study.StudyInputs", **dataclasses.asdict(self),
+                "source_classes": list(self.source_classes)}
+
+    def input_shape(self, config):
+        size = config.data.crop_size
+        return (size, size, 3 if self.rgb else 1)
+
+    def load(self, config):
+        if config.data.dataset != "fashion_mnist":
+            raise ValueError(f"StudyInputs reads Fashion-MNIST, not --dataset="
+                             f"{config.data.dataset}.")
+        return data_lib.in_memory_inputs(
+            config, *data_lib.arrays(config), pad=self.pad, rgb=self.rgb,
+            test_examples_per_class=self.test_examples_per_class)
+
+    def source(self, config, num_classes):
+        config = config_lib.replace(data_lib.source_config(config, num_classes),
+                                    classes=list(self.source_classes))
+        return self.load(config)
+
+
+@dataclasses.dataclass
+class StudyRun:
+    """One run of the study: the driver's ``config`` and the study's ``inputs``."""
+    config: config_lib.RunConfig
+    inputs: StudyInputs
+
+
 def source_config(split, root, epochs, data_dir, num_train, batch_size=128):
-    """Pretraining of the small ResNet on ``split``'s source classes (all their training
-    images) for ``epochs`` (may be fractional) epochs, learning rate 0.05 divided by 10
-    after 2/3 of the steps."""
+    """The :class:`StudyRun` pretraining the small ResNet on ``split``'s source classes
+    (all their training images) for ``epochs`` (may be fractional) epochs, learning rate
+    0.05 divided by 10 after 2/3 of the steps."""
     steps = max(1, round(epochs * -(-num_train // batch_size)))
-    return RunConfig(
+    config = config_lib.make(
         arch="small_resnet", source="none", weights=None, dataset="fashion_mnist",
         data_dir=data_dir, classes=list(split.source_classes), resize=28, crop_size=28,
-        mean="none", pad=PAD, scheme="none", alpha=0.0, beta=0.0, batch_size=batch_size,
+        mean="none", scheme="none", alpha=0.0, beta=0.0, batch_size=batch_size,
         train_steps=steps, lr_boundaries=[b for b in [steps * 2 // 3] if 0 < b < steps],
         learning_rate=0.05,
         save_weights=True, export=False, checkpoint_every=0, log_every=0, verbose=0,
         eval_batch_size=1000, output_dir=os.path.join(root, "sources", split.name))
+    return StudyRun(config, StudyInputs(pad=PAD))
 
 
 def lr_multiplier_entries(units):
@@ -121,7 +173,7 @@ class Target:
 
 
 def method_fields(method, alpha, beta, arm, fisher_file):
-    """RunConfig fields that define ``method``."""
+    """RunConfig options (by flag name) that define ``method``."""
     base, k = base_method(method), frozen_units(method)
     if base == "scratch":
         return dict(source="none", weights=None, scheme="none", alpha=0.0, beta=0.0)
@@ -142,7 +194,7 @@ def method_fields(method, alpha, beta, arm, fisher_file):
 def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA,
                   validation_fraction=0.3, log_every=0, save_weights=False,
                   deviation_layers=(), source_eval=False):
-    """The driver configuration of one target run.
+    """The :class:`StudyRun` of one target run.
 
     ``select``: train on part of the labelled images and evaluate on the held-out
     ``validation_fraction`` of them (model selection; ``results.json`` then says
@@ -161,10 +213,8 @@ def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA
         dataset="fashion_mnist", data_dir=data_dir, classes=list(target.split.target_classes),
         examples_per_class=target.examples_per_class, split_seed=0,
         validation_fraction=validation_fraction if select else 0.0,
-        resize=arm.size, crop_size=arm.size, grey_to_rgb=arm.rgb, mean="none",
-        pad=max(1, round(PAD * arm.size / 28)), batch_size=32, train_steps=steps,
+        resize=arm.size, crop_size=arm.size, mean="none", batch_size=32, train_steps=steps,
         lr_boundaries=[b for b in [steps * 2 // 3] if 0 < b < steps], learning_rate=0.01,
-        test_examples_per_class=0 if select else target.test_examples_per_class,
         seed=seed, export=False, checkpoint_every=0, log_every=log_every, verbose=0,
         save_weights=save_weights, eval_batch_size=500, output_dir=output_dir)
     fields.update(method_fields(method, alpha, beta, arm, target.fisher_file))
@@ -173,6 +223,9 @@ def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA
     fields["deviation_layers"] = list(deviation_layers) if log_every else []
     if source_eval and fields["source"] == "custom":
         fields.update(source_eval_dataset="fashion_mnist",
-                      source_eval_classes=list(target.split.source_classes),
                       source_eval_examples=target.source_eval_examples)
-    return RunConfig(**fields)
+    inputs = StudyInputs(
+        pad=max(1, round(PAD * arm.size / 28)), rgb=arm.rgb,
+        test_examples_per_class=0 if select else target.test_examples_per_class,
+        source_classes=tuple(target.split.source_classes))
+    return StudyRun(config_lib.make(**fields), inputs)

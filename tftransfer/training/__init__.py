@@ -2,5 +2,6 @@
 
 ``python -m tftransfer.train --flagfile=flags/<experiment>.cfg`` runs one experiment;
 :func:`tftransfer.training.run.run` does the same from Python with a
-:class:`tftransfer.training.config.RunConfig`.
+:class:`tftransfer.training.config.RunConfig` (``config.make(**flags)``) and optionally an
+input hook (:class:`tftransfer.training.data.Inputs`).
 """

@@ -134,7 +134,8 @@ class Progress(keras.callbacks.Callback):
             out.writerows(rows)
 
     def _is_log_step(self, step):
-        return step % self.config.log_every == 0 or step == self.config.train_steps
+        return (step % self.config.runtime.log_every == 0
+                or step == self.config.optim.train_steps)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._is_log_step(self.start_step + self._batches + 1):
@@ -155,14 +156,15 @@ class Progress(keras.callbacks.Callback):
         accuracy = (k * acc_k - j * acc_j) / (k - j)
         self._last = (k, loss_k, acc_k, now)
         penalty = float(sum(float(l) for l in self.model.losses)) if self.model.losses else 0.0
-        rate = (k - j) * self.config.batch_size / max(now - then, 1e-9)
+        rate = (k - j) * self.config.optim.batch_size / max(now - then, 1e-9)
         row = {"step": step, "loss": loss, "penalty": penalty, "accuracy": accuracy,
                "learning_rate": self._rate, "images_per_s": rate}
         for path, value in deviation(self.variables, self.reference).items():
             row[f"deviation:{path}"] = value
         if self.verbose:
-            left = (self.config.train_steps - step) * self.config.batch_size / max(rate, 1e-9)
-            log(f"step {step}/{self.config.train_steps}  loss {loss:.4f}  penalty "
+            steps, batch = self.config.optim.train_steps, self.config.optim.batch_size
+            left = (steps - step) * batch / max(rate, 1e-9)
+            log(f"step {step}/{steps}  loss {loss:.4f}  penalty "
                 f"{penalty:.4f}  accuracy {accuracy:.3f}  lr {row['learning_rate']:.3g}  "
                 f"{rate:.0f} images/s  {left / 60:.1f} min left")
         if self.write:

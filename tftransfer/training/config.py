@@ -1,11 +1,29 @@
-"""The run configuration of the driver: one dataclass, every field an absl flag.
+"""The run configuration of the driver: nested sections declared once, every leaf an absl
+flag with its effect on the run.
 
-Each field carries its help text (and, for names, the allowed values) in its metadata;
-:mod:`tftransfer.training.flags` turns the fields into flags, so names, defaults and help
-live here only. Defaults are the paper's recipe (RECIPE.md): SGD with momentum 0.9, batch
-64, 9000 steps, learning rate divided by 10 after 6000 steps, ResNet-101 from ImageNet.
-:func:`validate` rejects invalid combinations before any work starts.
+:class:`RunConfig` holds six sections (``model``, ``data``, ``penalty``, ``optim``,
+``evaluation``, ``runtime``); ``data`` holds one options section per dataset that has
+options of its own (``data.synthetic``, ``data.fashion_mnist``, ``data.stanford_dogs120``).
+Every leaf field is declared once with :func:`option`: its flag name (flat, e.g.
+``--arch``, ``--alpha``, ``--dogs_test_set``), help text, allowed values, range and its
+*effect*:
+
+- :data:`MODEL`: changes the compiled model (architecture, source weights, penalty,
+  optimizer, freezing, strategy, precision); part of the
+  :class:`~tftransfer.training.model.ModelCache` key and of the run identity;
+- :data:`RESULT`: changes what the run computes but not the compiled model (data, seed,
+  steps, evaluation); part of the run identity (:mod:`tftransfer.training.identity`);
+- :data:`OUTPUT`: changes only what is logged or saved, and where.
+
+"Is this the same run" and "can this compiled model be reused" are derived from these tags
+(:func:`names_with`), :mod:`tftransfer.training.flags` derives the flags from the same
+declaration. :func:`make` and :func:`replace` build and change a configuration by flag
+name. Defaults are the recipe of Li et al. 2018, Section 4.1: SGD with momentum 0.9, batch
+64, 9000 steps, learning rate divided by 10 after 6000 steps, ResNet-101 from ImageNet,
+alpha 0.1 and beta 0.01 for L2-SP. :func:`validate` rejects invalid combinations before
+any work starts; each section and each dataset's options check themselves.
 """
+import copy
 import dataclasses
 import math
 import os
@@ -14,279 +32,488 @@ from typing import List, Optional
 from tftransfer.models.build import ARCHS, SOURCES
 from tftransfer.penalty import FISHER_SCHEMES, SCHEMES
 
-IN_MEMORY_DATASETS = ("synthetic", "fashion_mnist")
+MODEL, RESULT, OUTPUT = "model", "result", "output"
+EFFECTS = (MODEL, RESULT, OUTPUT)
+# Ranges of numeric options (the message each one gives when violated).
+NON_NEGATIVE, POSITIVE, POSITIVE_INT = "non_negative", "positive", "positive_int"
+
 PIPELINE_DATASETS = ("caltech256_30", "caltech256_60", "mit_indoor67", "stanford_dogs120",
                      "food101", "imagenet2012", "places365_small", "class_folders")
+IN_MEMORY_DATASETS = ("synthetic", "fashion_mnist")
 DATASETS = IN_MEMORY_DATASETS + PIPELINE_DATASETS
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MEANS = ("dataset", "imagenet", "none")
-
-
-def _field(default, help, choices=None, kind=None):
-    metadata = {"help": help, "choices": choices, "kind": kind}
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+FASHION_MNIST_CLASSES = 10
 
 
 class ConfigError(ValueError):
     """An invalid run configuration; the message lists every problem and its fix."""
 
 
-@dataclasses.dataclass
-class RunConfig:
-    """Everything one run needs (see each field's help, or ``--helpfull``)."""
-
-    # Model.
-    arch: str = _field("resnet101", "Network architecture.", ARCHS)
-    source: str = _field("imagenet", "Source task of the starting point ('none': random "
-                         "initialisation, i.e. training from scratch).", SOURCES)
-    weights: Optional[str] = _field(None, "Local weights file of the source network with its "
-                                    "classifier (default: the keras.applications ImageNet "
-                                    "download for keras-layout ResNets).", kind=str)
-    source_classes: Optional[int] = _field(None, "Width of the source classifier (default 1000 "
-                                           "for imagenet, 365 for places365).", kind=int)
-    layout: Optional[str] = _field(None, "ResNet layout: 'keras' (keras.applications) or "
-                                   "'torch' (torchvision-converted weights).", kind=str)
-    head_init: str = _field("he", "Initialisation of the new classifier.", ("he", "glorot"))
-    model_widths: List[int] = _field([], "small_resnet only: channels per stage (default "
-                                     "16,32,64).", kind=int)
-    # Data.
-    dataset: str = _field("stanford_dogs120", "Target dataset ('synthetic': random images, "
-                          "for tests; 'fashion_mnist': the demo's IDX files).", DATASETS)
-    data_dir: Optional[str] = _field(None, "Data directory (tfds data_dir; for fashion_mnist "
-                                     "the directory with the IDX files).", kind=str)
-    manual_dir: Optional[str] = _field(None, "Directory with the manually downloaded files "
-                                       "(default <data_dir>/manual/<dataset>).", kind=str)
-    classes: List[int] = _field([], "fashion_mnist: the classes kept, relabelled 0..n-1 in "
-                                "this order (default all 10).", kind=int)
-    synthetic_classes: int = _field(4, "synthetic: number of classes.")
-    examples_per_class: int = _field(0, "Keep this many training images per class (drawn "
-                                     "with --split_seed; 0 = all; synthetic: 0 means 16).")
-    validation_fraction: float = _field(0.0, "Share of the kept training images of each class "
-                                        "held out as a validation split; when > 0 the model "
-                                        "trains on the rest and is evaluated on the "
-                                        "validation split instead of the test set (model "
-                                        "selection). In-memory datasets only.")
-    split_seed: int = _field(0, "Seed of the per-class subsample and validation split.")
-    test_examples_per_class: int = _field(0, "Evaluate on the first N test images of each "
-                                          "class in stored order (0 = all; for smoke runs). "
-                                          "In-memory datasets only.")
-    resize: int = _field(256, "Stored image size: the side of the square resize, or the "
-                         "shorter side with --keep_aspect (fashion_mnist: the 28x28 images "
-                         "are upscaled, bilinear, to this side).")
-    grey_to_rgb: bool = _field(False, "fashion_mnist: repeat the grey channel three times "
-                               "(for networks pretrained on RGB images).")
-    pad: int = _field(0, "In-memory datasets: zero-pad each training image by this many "
-                      "pixels per side before the random crop back to --crop_size, then "
-                      "mirror w.p. 1/2 (CIFAR-style augmentation; grey images are only "
-                      "augmented when --pad > 0).")
-    keep_aspect: bool = _field(False, "Resize keeping the aspect ratio, shorter side "
-                               "--resize (the paper's starred variant).")
-    crop_size: int = _field(224, "Training and test crop size (the network's input size).")
-    eval_crops: int = _field(1, "Test crops per image: 1 (central crop) or 10 (corners, "
-                             "centre and their mirrors, probabilities averaged).", (1, 10))
-    mean: str = _field("dataset", "Mean subtracted before the network's preprocessing: the "
-                       "target training set's per-channel mean, ImageNet's, or 'none' (the "
-                       "preprocessing mode's own).", MEANS)
-    color_jitter: bool = _field(True, "Random brightness/saturation/contrast in training.")
-    dogs_test_set: str = _field("imagenet_val", "stanford_dogs120 test set: the ImageNet "
-                                "validation dogs (paper) or the official list (8580, the "
-                                "authors' code).", ("imagenet_val", "official"))
-    imagenet_val_dir: Optional[str] = _field(None, "stanford_dogs120: directory of the "
-                                             "ILSVRC-2012 validation images.", kind=str)
-    # Penalty.
-    scheme: str = _field("l2_sp", "Regularisation scheme.", SCHEMES)
-    alpha: float = _field(0.1, "Strength on the inherited weights (RECIPE.md: 0.1 for l2_sp, "
-                          "1e-4 for l2 in the authors' script).")
-    beta: float = _field(0.01, "Strength of L2 on the new classifier.")
-    epsilon: float = _field(1e-16, "Smoothing constant of l1_sp and the group-lasso schemes.")
-    penalize_all_trainable: bool = _field(False, "Also penalise biases and batch-norm "
-                                          "parameters (TLlib's rule).")
-    fisher_file: Optional[str] = _field(None, "Fisher diagonal (.npz of tftransfer.fisher."
-                                        "save, tools/compute_fisher.py), for the Fisher "
-                                        "schemes.", kind=str)
-    # Optimisation.
-    learning_rate: float = _field(0.01, "Initial learning rate (paper: 0.005, 0.01 or 0.02 "
-                                  "per task).")
-    lr_boundaries: List[int] = _field([6000], "Steps after which the learning rate is "
-                                      "multiplied by --lr_decay_factor (paper: 6000; the "
-                                      "authors' script: 5000).", kind=int)
-    lr_decay_factor: float = _field(0.1, "Factor applied at each boundary.")
-    momentum: float = _field(0.9, "SGD momentum.")
-    batch_size: int = _field(64, "Global batch size, whatever the number of replicas.")
-    train_steps: int = _field(9000, "Training iterations.")
-    seed: int = _field(0, "Seed of the new layer's initialisation, shuffling and "
-                       "augmentation: runs differing only in it are the paper's repeats.")
-    deterministic: bool = _field(False, "Enable TensorFlow op determinism (bitwise "
-                                 "reproducible runs, slower on GPU).")
-    freeze_units: int = _field(0, "Freeze the first k units (stem, then residual blocks: "
-                               "the paper's Figure 3).")
-    freeze_batch_norm: bool = _field(False, "Run every batch-norm layer in inference mode "
-                                     "(statistics and affine parameters frozen).")
-    lr_multipliers: List[str] = _field([], "Per-group learning-rate multipliers, entries "
-                                       "'UNIT_OR_LAYER=MULTIPLIER' or 'first:K=MULTIPLIER' "
-                                       "(the first K units), e.g. first:4=0.01,predictions=1.",
-                                       kind=str)
-    # Evaluation.
-    source_eval_dataset: Optional[str] = _field(None, "Evaluate the source task (Table 5) on "
-                                                "this dataset's test/validation split with "
-                                                "the source classifier put back, before and "
-                                                "after fine-tuning.", DATASETS)
-    source_eval_data_dir: Optional[str] = _field(None, "data_dir of --source_eval_dataset "
-                                                 "(default --data_dir).", kind=str)
-    source_eval_classes: List[int] = _field([], "fashion_mnist: the source task's classes, "
-                                            "relabelled 0..n-1 in this order (default all "
-                                            "10).", kind=int)
-    source_eval_examples: int = _field(0, "Evaluate the source task on at most this many "
-                                       "images (0 = all).")
-    eval_batch_size: int = _field(64, "Batch size of the evaluations.")
-    # Run.
-    output_dir: Optional[str] = _field(None, "Where checkpoints, logs, the exported model "
-                                       "and results.json go (default: runs/<dataset>-"
-                                       "<scheme>-<hash of the flags that change the "
-                                       "result>, one directory per run).", kind=str)
-    strategy: str = _field("default", "Distribution strategy.", STRATEGIES)
-    tpu: Optional[str] = _field(None, "TPU name or address for --strategy=tpu.", kind=str)
-    cpu_logical_devices: int = _field(0, "Split the CPU into this many logical devices "
-                                      "(mirrored training without accelerators, for tests).")
-    precision: str = _field("float32", "Keras dtype policy; mixed_float16 adds loss "
-                            "scaling (LossScaleOptimizer).", PRECISIONS)
-    xla: bool = _field(False, "Compile the train step with XLA (jit_compile).")
-    checkpoint_every: int = _field(500, "Checkpoint every N steps (0: only at the end).")
-    log_every: int = _field(100, "Log line, train_log.csv row and TensorBoard scalars every N "
-                            "steps (0: none, which lets Keras dispatch steps asynchronously).")
-    deviation_layers: List[str] = _field([], "Kernels whose deviation ||W - W0||_F/sqrt(n) is "
-                                         "logged (variable paths; default: first, middle and "
-                                         "last inherited kernel).", kind=str)
-    export: bool = _field(True, "Export the inference model as a SavedModel and check it.")
-    save_weights: bool = _field(False, "Also save the trained weights as model.weights.h5 "
-                                "(usable as --weights of a later run with --source=custom).")
-    verbose: int = _field(1, "0: quiet; 1: log lines; 2: also the Keras progress bar.",
-                          (0, 1, 2))
+def option(default, help, effect, choices=None, kind=None, bound=None, flag=None):
+    """A leaf field: ``default``, ``help``, its ``effect`` (:data:`EFFECTS`), allowed
+    ``choices``, element or value ``kind`` (lists and optional values), a range ``bound``
+    and the ``flag`` name (default: the field's name)."""
+    if effect not in EFFECTS:
+        raise ValueError(f"effect {effect!r} is not one of {EFFECTS}")
+    metadata = {"help": help, "choices": choices, "kind": kind, "effect": effect,
+                "bound": bound, "flag": flag}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-FLOAT_FIELDS = tuple(name for name, f in FIELDS.items() if f.type is float)
-FASHION_MNIST_CLASSES = 10
+def section(cls):
+    """A field holding the section dataclass ``cls`` (with its defaults)."""
+    return dataclasses.field(default_factory=cls, metadata={"section": True})
 
 
-def _not_finite(c):
-    """Names of the float fields of ``c`` that are NaN or infinite (NaN passes every range
-    check, ``nan < 0`` being False, so finiteness is checked first)."""
-    return [name for name in FLOAT_FIELDS if not math.isfinite(getattr(c, name))]
-
-
-def _class_list_problems(name, classes, dataset):
-    """Problems of ``--classes`` or ``--source_eval_classes`` (``classes``) for ``dataset``."""
+def _class_list_problems(flag, classes):
+    """Problems of a list of Fashion-MNIST classes given as ``--flag``."""
     if not classes:
         return []
     out = []
     repeated = sorted({k for k in classes if classes.count(k) > 1})
     if repeated:
-        out.append(f"--{name}={classes} repeats {repeated}; list each class once.")
-    if dataset == "fashion_mnist" and any(not 0 <= k < FASHION_MNIST_CLASSES for k in classes):
-        out.append(f"--{name}={classes} is out of range: Fashion-MNIST's classes are 0 to "
+        out.append(f"--{flag}={classes} repeats {repeated}; list each class once.")
+    if any(not 0 <= k < FASHION_MNIST_CLASSES for k in classes):
+        out.append(f"--{flag}={classes} is out of range: Fashion-MNIST's classes are 0 to "
                    f"{FASHION_MNIST_CLASSES - 1}.")
     if len(set(classes)) < 2:
-        out.append(f"--{name}={classes} keeps a single class, a task scored 1.0 by any "
+        out.append(f"--{flag}={classes} keeps a single class, a task scored 1.0 by any "
                    "model; give at least two (or none for all).")
+    return out
+
+
+class DatasetOptions:
+    """The options of one dataset; ``in_memory``: its images are arrays in memory (the
+    per-class subsample and validation split of ``--examples_per_class`` and
+    ``--validation_fraction`` apply)."""
+    in_memory = False
+
+    def problems(self, config):
+        """Problems of these options within ``config`` (the dataset is selected)."""
+        return []
+
+
+@dataclasses.dataclass
+class SyntheticOptions(DatasetOptions):
+    """``synthetic``: random images whose class sets a colour and a stripe pattern (tests)."""
+    in_memory = True
+    classes: int = option(4, "synthetic: number of classes.", RESULT, bound=POSITIVE_INT,
+                          flag="synthetic_classes")
+
+
+@dataclasses.dataclass
+class FashionMnistOptions(DatasetOptions):
+    """``fashion_mnist``: the IDX files of Fashion-MNIST (grey 28x28), the demo's data."""
+    in_memory = True
+    classes: List[int] = option([], "fashion_mnist: the classes kept, relabelled 0..n-1 in "
+                                "this order (default all 10).", RESULT, kind=int,
+                                flag="classes")
+
+    def problems(self, config):
+        out = _class_list_problems("classes", self.classes)
+        if config.data.resize != config.data.crop_size:
+            out.append("--dataset=fashion_mnist is stored at --resize (28: as is; larger: "
+                       "upscaled) and cropped at the same size: set --crop_size=--resize.")
+        if config.evaluation.eval_crops != 1:
+            out.append("--dataset=fashion_mnist supports --eval_crops=1 only.")
+        return out
+
+
+@dataclasses.dataclass
+class StanfordDogsOptions(DatasetOptions):
+    """``stanford_dogs120``: its test set."""
+    test_set: str = option("imagenet_val", "stanford_dogs120 test set: the ImageNet "
+                           "validation dogs (Li et al. 2018, Section 4.1) or the official "
+                           "list (8580, the authors' code).", RESULT,
+                           ("imagenet_val", "official"), flag="dogs_test_set")
+    imagenet_val_dir: Optional[str] = option(None, "stanford_dogs120: directory of the "
+                                             "ILSVRC-2012 validation images.", RESULT,
+                                             kind=str)
+
+
+NO_OPTIONS = DatasetOptions()
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The network: architecture, starting point, new head and what stays frozen."""
+    arch: str = option("resnet101", "Network architecture.", MODEL, ARCHS)
+    source: str = option("imagenet", "Source task of the starting point ('none': random "
+                         "initialisation, i.e. training from scratch).", MODEL, SOURCES)
+    weights: Optional[str] = option(None, "Local weights file of the source network with its "
+                                    "classifier (default: the keras.applications ImageNet "
+                                    "download for keras-layout ResNets).", MODEL, kind=str)
+    source_classes: Optional[int] = option(None, "Width of the source classifier (default "
+                                           "1000 for imagenet, 365 for places365).", MODEL,
+                                           kind=int)
+    layout: Optional[str] = option(None, "ResNet layout: 'keras' (keras.applications) or "
+                                   "'torch' (torchvision-converted weights).", MODEL, kind=str)
+    head_init: str = option("he", "Initialisation of the new classifier.", MODEL,
+                            ("he", "glorot"))
+    model_widths: List[int] = option([], "small_resnet only: channels per stage (default "
+                                     "16,32,64).", MODEL, kind=int)
+    freeze_units: int = option(0, "Freeze the first k units (stem, then residual blocks: "
+                               "Li et al. 2018, Figure 3).", MODEL, bound=NON_NEGATIVE)
+    freeze_batch_norm: bool = option(False, "Run every batch-norm layer in inference mode "
+                                     "(statistics and affine parameters frozen).", MODEL)
+
+    def problems(self):
+        out = []
+        if self.source == "custom" and not (self.weights and self.source_classes):
+            out.append("--source=custom needs --weights (your source network's weights file) "
+                       "and --source_classes (the width of its classifier).")
+        if self.source == "none" and self.weights:
+            out.append("--source=none trains from scratch but --weights was given; set "
+                       "--source.")
+        if self.model_widths and self.arch != "small_resnet":
+            out.append("--model_widths applies to --arch=small_resnet only.")
+        return out
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """The target dataset, its per-class subsample and the stored image size."""
+    dataset: str = option("stanford_dogs120", "Target dataset ('synthetic': random images, "
+                          "for tests; 'fashion_mnist': the demo's IDX files).", RESULT,
+                          DATASETS)
+    data_dir: Optional[str] = option(None, "Data directory (tfds data_dir; for fashion_mnist "
+                                     "the directory with the IDX files).", RESULT, kind=str)
+    manual_dir: Optional[str] = option(None, "Directory with the manually downloaded files "
+                                       "(default <data_dir>/manual/<dataset>).", RESULT,
+                                       kind=str)
+    examples_per_class: int = option(0, "Keep this many training images per class (drawn "
+                                     "with --split_seed; 0 = all; synthetic: 0 means 16).",
+                                     RESULT, bound=NON_NEGATIVE)
+    validation_fraction: float = option(0.0, "Share of the kept training images of each "
+                                        "class held out as a validation split; when > 0 the "
+                                        "model trains on the rest and is evaluated on the "
+                                        "validation split instead of the test set (model "
+                                        "selection). In-memory datasets only.", RESULT,
+                                        bound=NON_NEGATIVE)
+    split_seed: int = option(0, "Seed of the per-class subsample and validation split.",
+                             RESULT)
+    resize: int = option(256, "Stored image size: the side of the square resize, or the "
+                         "shorter side with --keep_aspect (fashion_mnist: the 28x28 images "
+                         "are upscaled, bilinear, to this side).", RESULT, bound=POSITIVE_INT)
+    keep_aspect: bool = option(False, "Resize keeping the aspect ratio, shorter side "
+                               "--resize (the paper's starred variant).", RESULT)
+    crop_size: int = option(224, "Training and test crop size (the network's input size).",
+                            RESULT, bound=POSITIVE_INT)
+    mean: str = option("dataset", "Mean subtracted before the network's preprocessing: the "
+                       "target training set's per-channel mean, ImageNet's, or 'none' (the "
+                       "preprocessing mode's own).", RESULT, MEANS)
+    color_jitter: bool = option(True, "Random brightness/saturation/contrast in training.",
+                                RESULT)
+    synthetic: SyntheticOptions = section(SyntheticOptions)
+    fashion_mnist: FashionMnistOptions = section(FashionMnistOptions)
+    stanford_dogs120: StanfordDogsOptions = section(StanfordDogsOptions)
+
+    def options(self, dataset=None):
+        """The options of ``dataset`` (default: the selected one); :data:`NO_OPTIONS` for a
+        dataset without options of its own."""
+        return getattr(self, dataset or self.dataset, NO_OPTIONS)
+
+    def problems(self, config):
+        options, out = self.options(), []
+        for name in DATASETS:  # options of the datasets not selected must stay unset
+            other = self.options(name)
+            if name == self.dataset or other is NO_OPTIONS:
+                continue
+            for f in dataclasses.fields(other):
+                if getattr(other, f.name) != default_value(f):
+                    out.append(f"--{flag_name(f)} applies to --dataset={name} only.")
+        if self.validation_fraction and not options.in_memory:
+            out.append(f"--validation_fraction is supported for {list(IN_MEMORY_DATASETS)}; "
+                       "for other datasets carve the validation split with the data tools.")
+        if math.isfinite(self.validation_fraction) and not self.validation_fraction < 1:
+            out.append(f"--validation_fraction={self.validation_fraction} must be < 1.")
+        if self.crop_size > self.resize:
+            out.append(f"--crop_size={self.crop_size} exceeds --resize={self.resize}.")
+        return out + options.problems(config)
+
+
+@dataclasses.dataclass
+class PenaltyConfig:
+    """The regulariser (Li et al. 2018, Section 3): scheme and strengths."""
+    scheme: str = option("l2_sp", "Regularisation scheme.", MODEL, SCHEMES)
+    alpha: float = option(0.1, "Strength on the inherited weights (Li et al. 2018, Section "
+                          "4.1: 0.1 for l2_sp; 1e-4 for l2 in the authors' script).", MODEL,
+                          bound=NON_NEGATIVE)
+    beta: float = option(0.01, "Strength of L2 on the new classifier.", MODEL,
+                         bound=NON_NEGATIVE)
+    epsilon: float = option(1e-16, "Smoothing constant of l1_sp and the group-lasso "
+                            "schemes.", MODEL, bound=NON_NEGATIVE)
+    penalize_all_trainable: bool = option(False, "Also penalise biases and batch-norm "
+                                          "parameters (TLlib's rule).", MODEL)
+    fisher_file: Optional[str] = option(None, "Fisher diagonal (.npz of tftransfer.fisher."
+                                        "save, tools/compute_fisher.py), for the Fisher "
+                                        "schemes.", MODEL, kind=str)
+
+    def problems(self):
+        out = []
+        if self.scheme in FISHER_SCHEMES and not self.fisher_file:
+            out.append(f"--scheme={self.scheme} needs --fisher_file (a Fisher diagonal .npz "
+                       "from tools/compute_fisher.py).")
+        if self.fisher_file and self.scheme not in FISHER_SCHEMES:
+            out.append(f"--fisher_file is only used by {list(FISHER_SCHEMES)}, not "
+                       f"--scheme={self.scheme}; drop it or change the scheme.")
+        return out
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """SGD with momentum and a piecewise-constant learning rate (Li et al. 2018,
+    Section 4.1), the batch, the number of steps and the seed."""
+    learning_rate: float = option(0.01, "Initial learning rate (Li et al. 2018: 0.005, 0.01 "
+                                  "or 0.02 per task).", MODEL, bound=POSITIVE)
+    lr_boundaries: List[int] = option([6000], "Steps after which the learning rate is "
+                                      "multiplied by --lr_decay_factor (paper: 6000; the "
+                                      "authors' script: 5000).", MODEL, kind=int)
+    lr_decay_factor: float = option(0.1, "Factor applied at each boundary.", MODEL,
+                                    bound=POSITIVE)
+    momentum: float = option(0.9, "SGD momentum.", MODEL)
+    lr_multipliers: List[str] = option([], "Per-group learning-rate multipliers, entries "
+                                       "'UNIT_OR_LAYER=MULTIPLIER' or 'first:K=MULTIPLIER' "
+                                       "(the first K units), e.g. first:4=0.01,predictions=1.",
+                                       MODEL, kind=str)
+    batch_size: int = option(64, "Global batch size, whatever the number of replicas.",
+                             RESULT, bound=POSITIVE_INT)
+    train_steps: int = option(9000, "Training iterations.", RESULT, bound=POSITIVE_INT)
+    seed: int = option(0, "Seed of the new layer's initialisation, shuffling and "
+                       "augmentation: runs differing only in it are the paper's repeats.",
+                       RESULT)
+    deterministic: bool = option(False, "Enable TensorFlow op determinism (bitwise "
+                                 "reproducible runs, slower on GPU).", RESULT)
+
+    def problems(self):
+        out = []
+        if math.isfinite(self.momentum) and not 0 <= self.momentum < 1:
+            out.append(f"--momentum={self.momentum} must be in [0, 1) (the recipe: 0.9).")
+        bounds = list(self.lr_boundaries)
+        if bounds != sorted(set(bounds)) or any(b <= 0 or b >= self.train_steps
+                                                for b in bounds):
+            out.append(f"--lr_boundaries={bounds} must be increasing steps strictly between 0 "
+                       f"and --train_steps={self.train_steps}.")
+        for entry in self.lr_multipliers:
+            try:
+                parse_multiplier(entry)
+            except ValueError as error:
+                out.append(str(error))
+        return out
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """The test crops, and the source task evaluated before and after fine-tuning
+    (Li et al. 2018, Table 5)."""
+    eval_crops: int = option(1, "Test crops per image: 1 (central crop) or 10 (corners, "
+                             "centre and their mirrors, probabilities averaged).", RESULT,
+                             (1, 10))
+    eval_batch_size: int = option(64, "Batch size of the evaluations.", RESULT,
+                                  bound=POSITIVE_INT)
+    source_eval_dataset: Optional[str] = option(None, "Evaluate the source task (Table 5) on "
+                                                "this dataset's test/validation split with "
+                                                "the source classifier put back, before and "
+                                                "after fine-tuning.", RESULT, DATASETS)
+    source_eval_data_dir: Optional[str] = option(None, "data_dir of --source_eval_dataset "
+                                                 "(default --data_dir).", RESULT, kind=str)
+    source_eval_examples: int = option(0, "Evaluate the source task on at most this many "
+                                       "images (0 = all).", RESULT, bound=NON_NEGATIVE)
+
+    def problems(self, config):
+        out = []
+        if self.eval_crops == 10 and config.data.resize <= config.data.crop_size:
+            out.append(f"--eval_crops=10 needs images larger than the crop: --resize="
+                       f"{config.data.resize} <= --crop_size={config.data.crop_size} makes "
+                       "the corner crops equal the centre one; raise --resize or use "
+                       "--eval_crops=1.")
+        if self.source_eval_dataset and config.model.source == "none":
+            out.append("--source_eval_dataset needs a pretrained source (it puts the source "
+                       "classifier back); --source=none has none.")
+        return out
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    """Where the run lives, what it saves and logs, and the devices it runs on."""
+    output_dir: Optional[str] = option(None, "Where checkpoints, logs, the exported model "
+                                       "and results.json go (default: runs/<dataset>-"
+                                       "<scheme>-<hash of the flags that change the "
+                                       "result>, one directory per run).", OUTPUT, kind=str)
+    strategy: str = option("default", "Distribution strategy.", MODEL, STRATEGIES)
+    tpu: Optional[str] = option(None, "TPU name or address for --strategy=tpu.", MODEL,
+                                kind=str)
+    cpu_logical_devices: int = option(0, "Split the CPU into this many logical devices "
+                                      "(mirrored training without accelerators, for tests).",
+                                      MODEL)
+    precision: str = option("float32", "Keras dtype policy; mixed_float16 adds loss "
+                            "scaling (LossScaleOptimizer).", MODEL, PRECISIONS)
+    xla: bool = option(False, "Compile the train step with XLA (jit_compile).", MODEL)
+    checkpoint_every: int = option(500, "Checkpoint every N steps (0: only at the end).",
+                                   OUTPUT, bound=NON_NEGATIVE)
+    log_every: int = option(100, "Log line, train_log.csv row and TensorBoard scalars every "
+                            "N steps (0: none, which lets Keras dispatch steps "
+                            "asynchronously).", OUTPUT, bound=NON_NEGATIVE)
+    deviation_layers: List[str] = option([], "Kernels whose deviation ||W - W0||_F/sqrt(n) "
+                                         "is logged (variable paths; default: first, middle "
+                                         "and last inherited kernel).", RESULT, kind=str)
+    export: bool = option(True, "Export the inference model as a SavedModel and check it.",
+                          OUTPUT)
+    save_weights: bool = option(False, "Also save the trained weights as model.weights.h5 "
+                                "(usable as --weights of a later run with --source=custom).",
+                                OUTPUT)
+    verbose: int = option(1, "0: quiet; 1: log lines; 2: also the Keras progress bar.",
+                          OUTPUT, (0, 1, 2))
+
+    def problems(self):
+        out = []
+        if self.strategy == "tpu" and not self.tpu:
+            out.append("--strategy=tpu needs --tpu (the TPU name or grpc:// address; 'local' "
+                       "for a TPU VM).")
+        if self.strategy == "multi_worker" and "TF_CONFIG" not in os.environ:
+            out.append("--strategy=multi_worker reads the cluster from the TF_CONFIG "
+                       "environment variable, which is not set.")
+        return out
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything one run needs, by section (see each option's help, or ``--helpfull``)."""
+    model: ModelConfig = section(ModelConfig)
+    data: DataConfig = section(DataConfig)
+    penalty: PenaltyConfig = section(PenaltyConfig)
+    optim: OptimConfig = section(OptimConfig)
+    evaluation: EvalConfig = section(EvalConfig)
+    runtime: RuntimeConfig = section(RuntimeConfig)
+
+
+@dataclasses.dataclass(frozen=True)
+class Leaf:
+    """One option: its ``flag`` name, the attribute ``path`` from :class:`RunConfig`
+    (e.g. ``("data", "fashion_mnist", "classes")``), the top-level ``section`` and the
+    dataclass ``field`` that declares it."""
+    flag: str
+    path: tuple
+    field: dataclasses.Field
+
+    @property
+    def section(self):
+        return self.path[0]
+
+    @property
+    def effect(self):
+        return self.field.metadata["effect"]
+
+
+def flag_name(f):
+    return f.metadata["flag"] or f.name
+
+
+def default_value(f):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _leaves(cls, prefix=()):
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("section"):
+            yield from _leaves(f.default_factory, prefix + (f.name,))
+        else:
+            yield Leaf(flag_name(f), prefix + (f.name,), f)
+
+
+LEAVES = {leaf.flag: leaf for leaf in _leaves(RunConfig)}
+FLOAT_FIELDS = tuple(name for name, leaf in LEAVES.items() if leaf.field.type is float)
+
+
+def names_with(*effects):
+    """Flag names of the options whose effect is one of ``effects``."""
+    return tuple(name for name, leaf in LEAVES.items() if leaf.effect in effects)
+
+
+def get(config, name):
+    """The value of the option of flag ``name`` in ``config``."""
+    value = config
+    for attribute in LEAVES[name].path:
+        value = getattr(value, attribute)
+    return value
+
+
+def _unknown(names):
+    unknown = sorted(set(names) - set(LEAVES))
+    if unknown:
+        raise TypeError(f"{unknown} are not options of the run configuration; the options "
+                        "are the flags of python -m tftransfer.train --helpfull.")
+
+
+def replace(config, **values):
+    """A copy of ``config`` with the options of flags ``values`` (e.g. ``seed=1``)."""
+    _unknown(values)
+    out = copy.deepcopy(config)
+    for name, value in values.items():
+        *parents, attribute = LEAVES[name].path
+        holder = out
+        for parent in parents:
+            holder = getattr(holder, parent)
+        setattr(holder, attribute, list(value) if isinstance(value, (list, tuple)) and
+                isinstance(default_value(LEAVES[name].field), list) else value)
+    return out
+
+
+def make(**values):
+    """A :class:`RunConfig` of the defaults with the options of flags ``values``."""
+    return replace(RunConfig(), **values)
+
+
+def to_dict(config):
+    """The configuration as a flat JSON-ready dict by flag name (the ``flags`` of
+    results.json)."""
+    return {name: copy.deepcopy(get(config, name)) for name in LEAVES}
+
+
+def _generic_problems(c):
+    """Problems found from the declarations: unknown choices, non-finite floats, ranges."""
+    out = []
+    for name, leaf in LEAVES.items():
+        value, meta = get(c, name), leaf.field.metadata
+        if meta["choices"] and value is not None and value not in meta["choices"]:
+            out.append(f"--{name}={value!r} is unknown; choose one of {list(meta['choices'])}.")
+            continue
+        if leaf.field.type is float and not math.isfinite(value):
+            out.append(f"--{name}={value} is not a finite number; give a finite value.")
+            continue
+        bound = meta["bound"]
+        if bound == NON_NEGATIVE and value < 0:
+            out.append(f"--{name}={value} is negative; it must be >= 0.")
+        elif bound == POSITIVE and not value > 0:
+            out.append(f"--{name}={value} must be > 0.")
+        elif bound == POSITIVE_INT and value < 1:
+            out.append(f"--{name}={value} must be a positive integer.")
+    return out
+
+
+def _file_problems(c):
+    hints = {"fisher_file": "compute it with tools/compute_fisher.py",
+             "weights": "convert or save the source network's weights (docs/weights.md)"}
+    out = []
+    for name, hint in hints.items():
+        path = get(c, name)
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            out.append(f"--{name}={path} does not exist; {hint}.")
     return out
 
 
 def _problems(c):
     """Every problem of ``c`` as a message that says how to fix it."""
-    out = []
-    for name, f in FIELDS.items():
-        choices, value = f.metadata["choices"], getattr(c, name)
-        if choices and value is not None and value not in choices:
-            out.append(f"--{name}={value!r} is unknown; choose one of {list(choices)}.")
-    not_finite = _not_finite(c)
-    out.extend(f"--{name}={getattr(c, name)} is not a finite number; give a finite value."
-               for name in not_finite)
-    for name in ("alpha", "beta", "epsilon", "validation_fraction", "freeze_units",
-                 "checkpoint_every", "log_every", "pad", "source_eval_examples",
-                 "examples_per_class", "test_examples_per_class"):
-        if name not in not_finite and getattr(c, name) < 0:
-            out.append(f"--{name}={getattr(c, name)} is negative; it must be >= 0.")
-    for name in ("learning_rate", "lr_decay_factor"):
-        if name not in not_finite and not getattr(c, name) > 0:
-            out.append(f"--{name}={getattr(c, name)} must be > 0.")
-    if "momentum" not in not_finite and not 0 <= c.momentum < 1:
-        out.append(f"--momentum={c.momentum} must be in [0, 1) (the recipe: 0.9).")
-    for name in ("batch_size", "train_steps", "crop_size", "resize", "eval_batch_size",
-                 "synthetic_classes"):
-        if getattr(c, name) < 1:
-            out.append(f"--{name}={getattr(c, name)} must be a positive integer.")
-    if c.scheme in FISHER_SCHEMES and not c.fisher_file:
-        out.append(f"--scheme={c.scheme} needs --fisher_file (a Fisher diagonal .npz from "
-                   "tools/compute_fisher.py).")
-    if c.fisher_file and c.scheme not in FISHER_SCHEMES:
-        out.append(f"--fisher_file is only used by {list(FISHER_SCHEMES)}, not "
-                   f"--scheme={c.scheme}; drop it or change the scheme.")
-    hints = {"fisher_file": "compute it with tools/compute_fisher.py",
-             "weights": "convert or save the source network's weights (docs/weights.md)"}
-    for name, hint in hints.items():
-        path = getattr(c, name)
-        if path and not os.path.isfile(os.path.expanduser(path)):
-            out.append(f"--{name}={path} does not exist; {hint}.")
-    if c.source == "custom" and not (c.weights and c.source_classes):
-        out.append("--source=custom needs --weights (your source network's weights file) and "
-                   "--source_classes (the width of its classifier).")
-    if c.source == "none" and c.weights:
-        out.append("--source=none trains from scratch but --weights was given; set --source.")
-    if c.source == "none" and c.scheme not in ("none", "l2"):
-        out.append(f"--scheme={c.scheme} pulls toward a starting point, but --source=none has "
-                   "none; use --scheme=l2 or none, or a pretrained source.")
-    if c.source_eval_dataset and c.source == "none":
-        out.append("--source_eval_dataset needs a pretrained source (it puts the source "
-                   "classifier back); --source=none has none.")
-    if c.crop_size > c.resize:
-        out.append(f"--crop_size={c.crop_size} exceeds --resize={c.resize}.")
-    if c.eval_crops == 10 and c.resize <= c.crop_size:
-        out.append(f"--eval_crops=10 needs images larger than the crop: --resize={c.resize} "
-                   f"<= --crop_size={c.crop_size} makes the corner crops equal the centre "
-                   "one; raise --resize or use --eval_crops=1.")
-    if c.dataset == "fashion_mnist" and c.resize != c.crop_size:
-        out.append("--dataset=fashion_mnist is stored at --resize (28: as is; larger: "
-                   "upscaled) and cropped at the same size: set --crop_size=--resize (use "
-                   "--pad for random crops).")
-    if c.grey_to_rgb and c.dataset != "fashion_mnist":
-        out.append("--grey_to_rgb applies to --dataset=fashion_mnist only.")
-    if c.pad and c.dataset not in IN_MEMORY_DATASETS:
-        out.append(f"--pad applies to the in-memory datasets {list(IN_MEMORY_DATASETS)}; the "
-                   "others crop from larger stored images (--resize > --crop_size).")
-    out.extend(_class_list_problems("classes", c.classes, c.dataset))
-    out.extend(_class_list_problems("source_eval_classes", c.source_eval_classes,
-                                    c.source_eval_dataset))
-    if c.dataset == "fashion_mnist" and c.eval_crops != 1:
-        out.append("--dataset=fashion_mnist supports --eval_crops=1 only.")
-    if c.validation_fraction and c.dataset not in IN_MEMORY_DATASETS:
-        out.append(f"--validation_fraction is supported for {list(IN_MEMORY_DATASETS)}; "
-                   "for other datasets carve the validation split with the data tools.")
-    if c.test_examples_per_class and c.dataset not in IN_MEMORY_DATASETS:
-        out.append(f"--test_examples_per_class is supported for {list(IN_MEMORY_DATASETS)}; "
-                   "drop it to evaluate on the whole test set.")
-    if "validation_fraction" not in not_finite and not c.validation_fraction < 1:
-        out.append(f"--validation_fraction={c.validation_fraction} must be < 1.")
-    bounds = list(c.lr_boundaries)
-    if bounds != sorted(set(bounds)) or any(b <= 0 or b >= c.train_steps for b in bounds):
-        out.append(f"--lr_boundaries={bounds} must be increasing steps strictly between 0 and "
-                   f"--train_steps={c.train_steps}.")
-    for entry in c.lr_multipliers:
-        try:
-            parse_multiplier(entry)
-        except ValueError as error:
-            out.append(str(error))
-    if c.strategy == "tpu" and not c.tpu:
-        out.append("--strategy=tpu needs --tpu (the TPU name or grpc:// address; 'local' for a "
-                   "TPU VM).")
-    if c.strategy == "multi_worker" and "TF_CONFIG" not in os.environ:
-        out.append("--strategy=multi_worker reads the cluster from the TF_CONFIG environment "
-                   "variable, which is not set.")
-    if c.model_widths and c.arch != "small_resnet":
-        out.append("--model_widths applies to --arch=small_resnet only.")
+    out = _generic_problems(c) + _file_problems(c)
+    out += c.model.problems() + c.penalty.problems() + c.optim.problems()
+    if c.model.source == "none" and c.penalty.scheme not in ("none", "l2"):
+        out.append(f"--scheme={c.penalty.scheme} pulls toward a starting point, but "
+                   "--source=none has none; use --scheme=l2 or none, or a pretrained source.")
+    out += c.data.problems(c) + c.evaluation.problems(c) + c.runtime.problems()
     return out
 
 
@@ -314,8 +541,3 @@ def validate(config):
     if problems:
         raise ConfigError("Invalid flags, nothing was run:\n  - " + "\n  - ".join(problems))
     return config
-
-
-def to_dict(config):
-    """The configuration as a JSON-ready dict (the ``flags`` of results.json)."""
-    return dataclasses.asdict(config)

@@ -3,8 +3,8 @@
 Every image reaches the network as ``preprocess(x, mode, mean)`` of
 :mod:`tftransfer.models.preprocessing`, ``x`` the (augmented) RGB or grey pixels in
 [0, 255], ``mode`` the preprocessing of the source weights and ``mean`` the target training
-set's per-channel mean (``--mean=dataset``, RECIPE.md), ImageNet's, or the mode's own
-(``--mean=none``). Datasets:
+set's per-channel mean (``--mean=dataset``, Li et al. 2018, Section 4.1), ImageNet's, or the
+mode's own (``--mean=none``). Datasets:
 
 - the paper's datasets and ``class_folders`` through :func:`tftransfer.data.pipeline.
   load_datasets` (stored uint8 images; random crop, mirror and colour jitter; 1 or 10 test
@@ -12,17 +12,21 @@ set's per-channel mean (``--mean=dataset``, RECIPE.md), ImageNet's, or the mode'
 - ``synthetic``: random images whose class sets a colour and a stripe pattern (tests), 3
   channels at ``--resize``, the same crop/mirror/jitter and test crops;
 - ``fashion_mnist``: the IDX files (grey 28x28), ``--classes`` kept; ``--resize`` above 28
-  upscales them (bilinear) and ``--grey_to_rgb`` repeats the grey channel, for networks
-  pretrained on RGB images.
+  upscales them (bilinear).
 
-In-memory training images are augmented only by random crop and mirror, after zero padding
-of ``--pad`` pixels per side (grey images: only when ``--pad > 0``; 3-channel images also get
-the colour jitter of ``--color_jitter``).
-
-For the in-memory datasets, ``--examples_per_class`` subsamples the training set and
+In-memory training images are augmented by random crop and mirror (3-channel images also
+get the colour jitter of ``--color_jitter``; grey images only when zero-padded). For the
+in-memory datasets, ``--examples_per_class`` subsamples the training set and
 ``--validation_fraction`` holds out part of it as the evaluation split, both drawn per class
-with ``numpy.random.default_rng(--split_seed)``; ``--test_examples_per_class`` keeps the first
-N test images of each class (smoke runs).
+with ``numpy.random.default_rng(--split_seed)``.
+
+The hook: :class:`Inputs` is what :func:`tftransfer.training.run.run` loads its data
+through. The driver's own (:data:`DRIVER_INPUTS`) reads the flags only; an experiment that
+needs other inputs passes a subclass (``run(config, inputs=...)``), e.g. the CPU study's,
+which zero-pads the training images (:func:`in_memory_inputs` ``pad``), repeats the grey
+channel (``rgb``), keeps the first test images of each class
+(``test_examples_per_class``) and picks the source task's classes. A subclass describes
+itself in :meth:`Inputs.identity`, which becomes part of the run's identity.
 """
 import dataclasses
 import functools
@@ -32,6 +36,7 @@ import tensorflow as tf
 
 from tftransfer.data import preprocessing as data_preprocessing
 from tftransfer.models import preprocessing as model_preprocessing
+from tftransfer.training import config as config_lib
 
 SYNTHETIC_TEST_PER_CLASS = 8
 SYNTHETIC_TRAIN_PER_CLASS = 16
@@ -110,8 +115,8 @@ def _fashion_arrays(data_dir):
 def _fashion(config):
     from tftransfer.data import fashion_mnist
 
-    data = _fashion_arrays(config.data_dir)
-    classes = config.classes or list(range(10))
+    data = _fashion_arrays(config.data.data_dir)
+    classes = config.data.fashion_mnist.classes or list(range(10))
     train = fashion_mnist.select_classes(*data["train"], classes)
     test = fashion_mnist.select_classes(*data["test"], classes)
     return (train[0][..., None], train[1]), (test[0][..., None], test[1]), len(classes)
@@ -129,18 +134,18 @@ def resize_grey(images, size, rgb, batch=1000):
 
 
 def _synthetic(config):
-    num_classes = config.synthetic_classes
-    per_class = max(config.examples_per_class, SYNTHETIC_TRAIN_PER_CLASS)
-    x, y = synthetic_images(num_classes, per_class + SYNTHETIC_TEST_PER_CLASS, config.resize,
-                            config.split_seed)
+    num_classes = config.data.synthetic.classes
+    per_class = max(config.data.examples_per_class, SYNTHETIC_TRAIN_PER_CLASS)
+    x, y = synthetic_images(num_classes, per_class + SYNTHETIC_TEST_PER_CLASS,
+                            config.data.resize, config.data.split_seed)
     first = np.tile(np.arange(per_class + SYNTHETIC_TEST_PER_CLASS) < per_class, num_classes)
     return (x[first], y[first]), (x[~first], y[~first]), num_classes
 
 
 def _mean(config, images):
-    if config.mean == "none":
+    if config.data.mean == "none":
         return None
-    if config.mean == "imagenet":
+    if config.data.mean == "imagenet":
         return data_preprocessing.IMAGENET_MEAN
     return model_preprocessing.channel_mean(images)
 
@@ -154,8 +159,9 @@ def network_inputs(dataset, mode, mean):
 def _test_pixels(config, images):
     if images.shape[-1] != 3:
         return tf.cast(images, tf.float32)
-    crops = "ten" if config.eval_crops == 10 else "center"
-    return data_preprocessing.test_transform(images, (0.0, 0.0, 0.0), config.crop_size, crops)
+    crops = "ten" if config.evaluation.eval_crops == 10 else "center"
+    return data_preprocessing.test_transform(images, (0.0, 0.0, 0.0), config.data.crop_size,
+                                             crops)
 
 
 def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0):
@@ -202,73 +208,127 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0):
     return ds.batch(batch_size, drop_remainder=True).map(batch)
 
 
-def in_memory(config):
-    """InputData of ``synthetic`` or ``fashion_mnist`` (module docstring)."""
-    train, test, num_classes = _fashion(config) if config.dataset == "fashion_mnist" else (
-        _synthetic(config))
-    train, validation = subsample(*train, config.examples_per_class,
-                                  config.validation_fraction, config.split_seed)
-    test = first_per_class(*test, config.test_examples_per_class)
-    if config.dataset == "fashion_mnist":
-        train, validation, test = [(resize_grey(x, config.resize, config.grey_to_rgb), y)
+def arrays(config):
+    """``(train, test, num_classes)`` of an in-memory dataset of ``config``: ``(images,
+    labels)`` uint8 and int64 arrays as stored (synthetic: at ``--resize``; fashion_mnist:
+    grey 28x28, ``--classes`` kept and relabelled)."""
+    return _fashion(config) if config.data.dataset == "fashion_mnist" else _synthetic(config)
+
+
+def in_memory_inputs(config, train, test, num_classes, pad=0, rgb=False,
+                     test_examples_per_class=0):
+    """InputData of in-memory arrays (:func:`arrays`): the per-class subsample and
+    validation split of ``config``, grey images resized to ``--resize`` (and their channel
+    repeated three times for ``rgb``, for networks pretrained on RGB images), the first
+    ``test_examples_per_class`` test images of each class in stored order (0 = all), and
+    training images zero-padded by ``pad`` pixels per side before the random crop back to
+    ``--crop_size`` (:func:`stateless_batches`)."""
+    d = config.data
+    train, validation = subsample(*train, d.examples_per_class, d.validation_fraction,
+                                  d.split_seed)
+    test = first_per_class(*test, test_examples_per_class)
+    if train[0].shape[-1] == 1:
+        train, validation, test = [(resize_grey(x, d.resize, rgb), y)
                                    for x, y in (train, validation, test)]
-    if config.validation_fraction:
+    if d.validation_fraction:
         test, eval_split = validation, "validation"
     else:
         eval_split = "test"
     mean = _mean(config, train[0])
-    ds = stateless_batches(*train, config.batch_size, config.seed, config.crop_size,
-                           config.color_jitter, config.pad)
+    ds = stateless_batches(*train, config.optim.batch_size, config.optim.seed, d.crop_size,
+                           d.color_jitter, pad)
     test_ds = tf.data.Dataset.from_tensor_slices(test).map(
-        lambda x, y: (_test_pixels(config, x), y)).batch(config.eval_batch_size)
+        lambda x, y: (_test_pixels(config, x), y)).batch(config.evaluation.eval_batch_size)
     channels = train[0].shape[-1]
     return InputData(ds, test_ds, num_classes,
                      len(train[1]), len(test[1]),
-                     (config.crop_size, config.crop_size, channels), mean, eval_split)
+                     (d.crop_size, d.crop_size, channels), mean, eval_split)
 
 
 def from_pipeline(config):
     """InputData of a dataset of :mod:`tftransfer.data.pipeline`."""
     from tftransfer.data import pipeline
 
-    options = {}
-    if config.dataset == "stanford_dogs120":
-        options = {"test_set": config.dogs_test_set,
-                   "imagenet_val_dir": config.imagenet_val_dir}
+    d = config.data
+    options = dataclasses.asdict(d.options()) if d.options() is not config_lib.NO_OPTIONS \
+        else {}
     data = pipeline.load_datasets(
-        config.dataset, config.data_dir, manual_dir=config.manual_dir,
-        batch_size=config.batch_size, crop_size=config.crop_size, resize=config.resize,
-        keep_aspect=config.keep_aspect,
-        test_crops="ten" if config.eval_crops == 10 else "center", mean=(0.0, 0.0, 0.0),
-        seed=config.seed, color_jitter=config.color_jitter, repeat_train=True,
-        test_batch_size=config.eval_batch_size, **options)
-    mean = None if config.mean == "none" else pipeline.resolve_mean(data.builder, config.mean)
+        d.dataset, d.data_dir, manual_dir=d.manual_dir,
+        batch_size=config.optim.batch_size, crop_size=d.crop_size, resize=d.resize,
+        keep_aspect=d.keep_aspect,
+        test_crops="ten" if config.evaluation.eval_crops == 10 else "center",
+        mean=(0.0, 0.0, 0.0), seed=config.optim.seed, color_jitter=d.color_jitter,
+        repeat_train=True, test_batch_size=config.evaluation.eval_batch_size, **options)
+    mean = None if d.mean == "none" else pipeline.resolve_mean(data.builder, d.mean)
     return InputData(data.train, data.test,
                      data.num_classes, data.num_train, data.num_test,
-                     (config.crop_size, config.crop_size, 3), mean, "test")
+                     (d.crop_size, d.crop_size, 3), mean, "test")
 
 
 def load(config):
-    """InputData for ``config``."""
-    if config.dataset in ("synthetic", "fashion_mnist"):
-        return in_memory(config)
-    if not config.data_dir:
-        raise ValueError(f"--dataset={config.dataset} needs --data_dir (the tfds data "
+    """InputData for ``config`` (the driver's own inputs)."""
+    if config.data.options().in_memory:
+        return in_memory_inputs(config, *arrays(config))
+    if not config.data.data_dir:
+        raise ValueError(f"--dataset={config.data.dataset} needs --data_dir (the tfds data "
                          "directory where it is, or will be, prepared).")
     return from_pipeline(config)
 
 
-def source_eval_data(config, mode, num_classes):
-    """Test batches of the source task (``--source_eval_dataset``), at most
+def source_config(config, num_classes):
+    """The configuration of ``config``'s source task (``--source_eval_dataset``, Li et al.
+    2018, Table 5): its dataset and data directory, every training image, the dataset's
+    default options (synthetic: ``num_classes`` classes, the source classifier's width)."""
+    return config_lib.replace(
+        config, dataset=config.evaluation.source_eval_dataset,
+        data_dir=config.evaluation.source_eval_data_dir or config.data.data_dir,
+        manual_dir=None, examples_per_class=0, validation_fraction=0.0, classes=[],
+        synthetic_classes=num_classes)
+
+
+class Inputs:
+    """Where a run's data comes from: the hook of :func:`tftransfer.training.run.run`.
+
+    This base class is the driver's own (the flags only). Subclass it to give the driver
+    other inputs; a subclass should be a frozen dataclass (picklable, so it travels to
+    worker processes) and override:
+
+    - :meth:`identity`: a JSON-ready description of everything it changes (stored in the
+      run's identity, so a restart with other inputs stops);
+    - :meth:`load` (the target task's data) and, for ``--source_eval_dataset``,
+      :meth:`source` (the source task's test data);
+    - :meth:`input_shape` when it changes the number of channels.
+    """
+
+    def identity(self):
+        """None for the driver's own inputs (nothing beyond the flags)."""
+        return None
+
+    def input_shape(self, config):
+        """The network input shape of ``config``, known before loading (grey
+        Fashion-MNIST: one channel)."""
+        channels = 1 if config.data.dataset == "fashion_mnist" else 3
+        return (config.data.crop_size, config.data.crop_size, channels)
+
+    def load(self, config):
+        """:class:`InputData` of the target task of ``config``."""
+        return load(config)
+
+    def source(self, config, num_classes):
+        """:class:`InputData` whose ``test`` and ``mean`` are the source task's, for a
+        source classifier of ``num_classes`` outputs."""
+        return self.load(source_config(config, num_classes))
+
+
+DRIVER_INPUTS = Inputs()
+
+
+def source_eval_data(config, mode, num_classes, inputs=DRIVER_INPUTS):
+    """Test batches of the source task (``--source_eval_dataset``) from ``inputs``, at most
     ``--source_eval_examples`` images, preprocessed like the target inputs."""
-    source_config = dataclasses.replace(config, dataset=config.source_eval_dataset,
-                               data_dir=config.source_eval_data_dir or config.data_dir,
-                               manual_dir=None, examples_per_class=0, validation_fraction=0.0,
-                               classes=list(config.source_eval_classes),
-                               synthetic_classes=num_classes)
-    data = load(source_config)
+    data = inputs.source(config, num_classes)
     test = network_inputs(data.test, mode, data.mean)
-    if config.source_eval_examples:
-        batches = -(-config.source_eval_examples // config.eval_batch_size)
-        test = test.take(batches)
+    e = config.evaluation
+    if e.source_eval_examples:
+        test = test.take(-(-e.source_eval_examples // e.eval_batch_size))
     return test

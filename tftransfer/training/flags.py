@@ -1,11 +1,12 @@
-"""Every flag of the driver, defined once from the fields of
-:class:`tftransfer.training.config.RunConfig` (same names, defaults and help).
+"""Every flag of the driver, defined once from the options of
+:class:`tftransfer.training.config.RunConfig` (same flat names, defaults and help).
 
 ``define_flags()`` registers them (idempotent); ``config_from_flags()`` reads the parsed
 values back into a validated ``RunConfig``. ``python -m tftransfer.train --helpfull``
-lists them under this module.
+lists them by section (``tftransfer.training.config.model``, ``.data``, ...). Flags the
+driver no longer has (:data:`REMOVED`) are still accepted by the parser so that a flagfile
+using one stops with a message saying what replaced it.
 """
-import dataclasses
 import typing
 
 from absl import flags
@@ -13,6 +14,17 @@ from absl import flags
 from tftransfer.training import config as config_lib
 
 FLAGS = flags.FLAGS
+HOOK = "the input hook of tftransfer.training.run.run (tftransfer.training.data.Inputs, " \
+       "docs/driver.md)"
+# name -> (flag type, what replaced it)
+REMOVED = {
+    "pad": (int, f"zero padding before the random crop is an option of {HOOK}"),
+    "grey_to_rgb": (bool, f"repeating the grey channel is an option of {HOOK}"),
+    "test_examples_per_class": (int, f"evaluating on part of the test set is an option of "
+                                f"{HOOK}"),
+    "source_eval_classes": (list, f"the source task's classes are an option of {HOOK}"),
+}
+REMOVED_MODULE = "tftransfer.training.flags (removed)"
 
 
 def _help(f):
@@ -26,49 +38,69 @@ def _help(f):
 def _base_type(f):
     if typing.get_origin(f.type) is list:
         return list
-    return f.metadata["kind"] or type(f.default)
+    return f.metadata["kind"] or f.type
+
+
+def _define(kind, name, default, help_text, flag_values, module_name, choices=None):
+    common = dict(flag_values=flag_values, module_name=module_name)
+    if kind is list:
+        flags.DEFINE_list(name, [str(v) for v in default], help_text, **common)
+    elif kind is bool:
+        flags.DEFINE_bool(name, default, help_text, **common)
+    elif kind is int:
+        flags.DEFINE_integer(name, default, help_text, **common)
+    elif kind is float:
+        flags.DEFINE_float(name, default, help_text, **common)
+    elif choices and all(isinstance(c, str) for c in choices):
+        flags.DEFINE_enum(name, default, list(choices), help_text, **common)
+    else:
+        flags.DEFINE_string(name, default, help_text, **common)
 
 
 def define_flags(flag_values=FLAGS):
-    """Registers one absl flag per ``RunConfig`` field in ``flag_values`` (once)."""
-    for f in dataclasses.fields(config_lib.RunConfig):
-        if f.name in flag_values:
+    """Registers one absl flag per ``RunConfig`` option in ``flag_values`` (once), grouped
+    in the help by section, and the :data:`REMOVED` flags."""
+    for name, leaf in config_lib.LEAVES.items():
+        if name in flag_values:
             continue
-        kind, help_text = _base_type(f), _help(f)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        choices = f.metadata["choices"]
-        if kind is list:
-            flags.DEFINE_list(f.name, [str(v) for v in default], help_text,
-                              flag_values=flag_values)
-        elif kind is bool:
-            flags.DEFINE_bool(f.name, default, help_text, flag_values=flag_values)
-        elif kind is int:
-            flags.DEFINE_integer(f.name, default, help_text, flag_values=flag_values)
-        elif kind is float:
-            flags.DEFINE_float(f.name, default, help_text, flag_values=flag_values)
-        elif choices and all(isinstance(c, str) for c in choices):
-            flags.DEFINE_enum(f.name, default, list(choices), help_text,
-                              flag_values=flag_values)
-        else:
-            flags.DEFINE_string(f.name, default, help_text, flag_values=flag_values)
+        f = leaf.field
+        _define(_base_type(f), name, config_lib.default_value(f), _help(f), flag_values,
+                f"tftransfer.training.config.{leaf.section}", f.metadata["choices"])
+    for name, (kind, replacement) in REMOVED.items():
+        if name not in flag_values:
+            default = [] if kind is list else kind()
+            _define(kind, name, default, f"Removed: {replacement}.", flag_values,
+                    REMOVED_MODULE)
 
 
-def _convert(f, value):
+def _convert(name, f, value):
     if typing.get_origin(f.type) is list:
         kind = f.metadata["kind"] or str
         try:
             return [kind(v) for v in value]
         except ValueError as error:
-            raise config_lib.ConfigError(f"--{f.name}={','.join(value)}: every entry must be "
+            raise config_lib.ConfigError(f"--{name}={','.join(value)}: every entry must be "
                                          f"a {kind.__name__} ({error}).") from error
     if value == "" and f.default is None:
         return None  # --weights= clears a path set by an earlier flagfile
     return value
 
 
+def removed_problems(flag_values=FLAGS):
+    """One message per :data:`REMOVED` flag given in ``flag_values``."""
+    return [f"--{name} was removed from the driver: {replacement}; drop it from the command "
+            "or flagfile." for name, (_, replacement) in REMOVED.items()
+            if name in flag_values and flag_values[name].present]
+
+
 def config_from_flags(flag_values=FLAGS, validate=True):
-    """The :class:`RunConfig` of the parsed flags, validated unless ``validate=False``."""
-    values = {f.name: _convert(f, flag_values[f.name].value)
-              for f in dataclasses.fields(config_lib.RunConfig)}
-    config = config_lib.RunConfig(**values)
+    """The :class:`RunConfig` of the parsed flags, validated unless ``validate=False``
+    (a removed flag is always an error)."""
+    problems = removed_problems(flag_values)
+    if problems:
+        raise config_lib.ConfigError("Invalid flags, nothing was run:\n  - " +
+                                     "\n  - ".join(problems))
+    values = {name: _convert(name, leaf.field, flag_values[name].value)
+              for name, leaf in config_lib.LEAVES.items()}
+    config = config_lib.make(**values)
     return config_lib.validate(config) if validate else config

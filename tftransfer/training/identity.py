@@ -1,7 +1,10 @@
 """The identity of a run: every flag that changes its result, stored with its checkpoints.
 
-A run's identity is its configuration less :data:`NOT_IDENTITY` (fields that change how a
-run is logged, saved or where it lives, never what it computes). It is written to
+A run's identity is every option of its configuration whose declared effect is
+``model`` or ``result`` (:mod:`tftransfer.training.config`; never the ``output`` ones, which
+change how a run is logged, saved or where it lives), flat by flag name, plus the
+description of the input hook when the run has one (``inputs``: what
+:meth:`tftransfer.training.data.Inputs.identity` returns, under :data:`INPUTS_KEY`). It is written to
 ``<output_dir>/checkpoints/identity.json`` at the first checkpoint and checked before any
 work on every restart, so an interrupted run restarted with another ``--seed``, ``--alpha``
 or ``--train_steps`` stops with the differing flags instead of resuming the old weights
@@ -17,49 +20,66 @@ import os
 from tftransfer.training import config as config_lib
 from tftransfer.training import results as results_lib
 
-# Fields that never change what a run computes.
-NOT_IDENTITY = ("output_dir", "verbose", "log_every", "checkpoint_every", "export",
-                "save_weights")
 FILENAME = "identity.json"
+INPUTS_KEY = "inputs"
 
 
 class RunMismatchError(config_lib.ConfigError):
     """The output directory holds (part of) a run with other flags."""
 
 
-def of(config):
-    """The identity of ``config``: a JSON-ready dict of the fields that change the result."""
-    flags = json.loads(json.dumps(config_lib.to_dict(config)))
-    return {k: v for k, v in flags.items() if k not in NOT_IDENTITY}
+def of(config, inputs=None):
+    """The identity of ``config`` run with the input hook ``inputs`` (None: the driver's
+    own): a JSON-ready dict of the options that change the result."""
+    flags = config_lib.to_dict(config)
+    out = {name: flags[name] for name in config_lib.names_with(config_lib.MODEL,
+                                                                 config_lib.RESULT)}
+    hook = inputs.identity() if inputs is not None else None
+    if hook is not None:
+        out[INPUTS_KEY] = hook
+    return json.loads(json.dumps(out))
 
 
-def digest(config):
+def record_flags(config, inputs=None):
+    """The ``flags`` of the run's records (results.json, failed.json): every option by flag
+    name, and the input hook's identity when there is one."""
+    flags = config_lib.to_dict(config)
+    hook = inputs.identity() if inputs is not None else None
+    if hook is not None:
+        flags[INPUTS_KEY] = hook
+    return flags
+
+
+def digest(config, inputs=None):
     """A short stable hash of the identity (12 hex digits)."""
-    text = json.dumps(of(config), sort_keys=True)
+    text = json.dumps(of(config, inputs), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def default_output_dir(config):
+def default_output_dir(config, inputs=None):
     """``runs/<dataset>-<scheme>-<digest>``: one directory per identity."""
-    return os.path.join("runs", f"{config.dataset}-{config.scheme}-{digest(config)}")
+    return os.path.join("runs", f"{config.data.dataset}-{config.penalty.scheme}-"
+                        f"{digest(config, inputs)}")
 
 
 def differences(mine, theirs):
-    """``[(flag, theirs, mine)]`` for every identity flag whose values differ."""
-    names = sorted((set(mine) | set(theirs)) - set(NOT_IDENTITY))
+    """``[(flag, theirs, mine)]`` for every identity flag whose values differ (``theirs``
+    may be a full flags dict: its ``output`` options are ignored)."""
+    names = sorted((set(mine) | set(theirs)) - set(config_lib.names_with(config_lib.OUTPUT)))
     return [(n, theirs.get(n), mine.get(n)) for n in names if theirs.get(n) != mine.get(n)]
 
 
-def check(config, stored, what, where):
+def check(config, stored, what, where, inputs=None):
     """Raises :class:`RunMismatchError` when ``stored`` (an identity or a full flags dict,
-    read from ``where``) differs from ``config``'s identity; ``what`` names the stored run."""
-    differ = differences(of(config), stored)
+    read from ``where``) differs from the identity of ``config`` with ``inputs``; ``what``
+    names the stored run."""
+    differ = differences(of(config, inputs), stored)
     if not differ:
         return
     listed = "\n".join(f"  --{name}: {old!r} there, {new!r} now" for name, old, new in differ)
     raise RunMismatchError(
         f"{where} belongs to {what} with other flags:\n{listed}\n"
-        f"Use another --output_dir for the new flags, or delete {config.output_dir} to "
+        f"Use another --output_dir for the new flags, or delete {config.runtime.output_dir} to "
         "start over with them.")
 
 

@@ -15,6 +15,7 @@ import keras
 
 from tftransfer.models import freezing, lr_multipliers
 from tftransfer.models.build import HEAD_INITS, build
+from tftransfer.training import config as config_lib
 from tftransfer.training.config import parse_multiplier
 
 
@@ -29,12 +30,12 @@ class Compiled:
 
 def learning_rate_schedule(config):
     """The piecewise-constant schedule of the module docstring."""
-    values = [config.learning_rate * config.lr_decay_factor ** i
-              for i in range(len(config.lr_boundaries) + 1)]
-    if not config.lr_boundaries:
-        return config.learning_rate
+    o = config.optim
+    values = [o.learning_rate * o.lr_decay_factor ** i for i in range(len(o.lr_boundaries) + 1)]
+    if not o.lr_boundaries:
+        return o.learning_rate
     return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [b - 1 for b in config.lr_boundaries], values)
+        [b - 1 for b in o.lr_boundaries], values)
 
 
 def multiplier_table(config, model, units):
@@ -43,7 +44,7 @@ def multiplier_table(config, model, units):
     names and paths only (works on the shape-only network of
     :mod:`tftransfer.training.preflight`)."""
     groups = []
-    for entry in config.lr_multipliers:
+    for entry in config.optim.lr_multipliers:
         member, multiplier = parse_multiplier(entry)
         if isinstance(member, int):
             if member > len(units):
@@ -56,44 +57,44 @@ def multiplier_table(config, model, units):
 
 def arch_kwargs(config):
     """The architecture arguments of ``config`` (``--model_widths``), or None."""
-    if config.arch == "small_resnet" and config.model_widths:
-        return {"widths": tuple(config.model_widths)}
+    if config.model.arch == "small_resnet" and config.model.model_widths:
+        return {"widths": tuple(config.model.model_widths)}
     return None
 
 
 def build_transfer(config, num_classes, input_shape):
     """The uncompiled :class:`TransferModel` of ``config`` (source weights, seeded head)."""
-    return build(config.arch, num_classes, config.source, weights=config.weights,
-                 input_shape=input_shape, head_init=config.head_init, layout=config.layout,
-                 source_classes=config.source_classes, seed=config.seed,
-                 arch_kwargs=arch_kwargs(config))
+    m = config.model
+    return build(m.arch, num_classes, m.source, weights=m.weights, input_shape=input_shape,
+                 head_init=m.head_init, layout=m.layout, source_classes=m.source_classes,
+                 seed=config.optim.seed, arch_kwargs=arch_kwargs(config))
 
 
 def build_compiled(config, strategy, num_classes, input_shape):
     """Builds and compiles the target model of ``config`` under ``strategy``."""
-    keras.mixed_precision.set_dtype_policy(config.precision)
+    m, p = config.model, config.penalty
+    keras.mixed_precision.set_dtype_policy(config.runtime.precision)
     fisher = None
-    if config.fisher_file:
+    if p.fisher_file:
         from tftransfer import fisher as fisher_lib  # only the Fisher schemes need it
-        fisher = fisher_lib.load(config.fisher_file)
+        fisher = fisher_lib.load(p.fisher_file)
     with strategy.scope():
         transfer = build_transfer(config, num_classes, input_shape)
         model = transfer.model
-        frozen = freezing.freeze_units(model, config.freeze_units) if config.freeze_units else []
-        if config.freeze_batch_norm:
+        frozen = freezing.freeze_units(model, m.freeze_units) if m.freeze_units else []
+        if m.freeze_batch_norm:
             freezing.freeze_batch_norm(model)
-        plan = transfer.penalize(config.scheme, config.alpha, config.beta, fisher=fisher,
-                                 epsilon=config.epsilon,
-                                 penalize_all_trainable=config.penalize_all_trainable)
+        plan = transfer.penalize(p.scheme, p.alpha, p.beta, fisher=fisher, epsilon=p.epsilon,
+                                 penalize_all_trainable=p.penalize_all_trainable)
         optimizer = keras.optimizers.SGD(learning_rate_schedule(config),
-                                         momentum=config.momentum)
-        if config.lr_multipliers:
+                                         momentum=config.optim.momentum)
+        if config.optim.lr_multipliers:
             optimizer = lr_multipliers.with_lr_multipliers(
                 optimizer, multiplier_table(config, model, transfer.units))
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                      jit_compile=config.xla, auto_scale_loss=True)
+                      jit_compile=config.runtime.xla, auto_scale_loss=True)
         model.optimizer.build(model.trainable_variables)
     return Compiled(transfer, model, plan, frozen)
 
@@ -110,9 +111,10 @@ class ModelCache:
     """Compiled models kept between the runs of one process (many short runs, as in the
     demo): tracing the train step costs seconds, a short run not much more.
 
-    A run whose configuration differs from a cached one only in fields that leave the
-    compiled model unchanged (:data:`RUN_ONLY_FIELDS`: seed, data subset, outputs, logging)
-    reuses it. Its weights are set to those of a fresh ``build`` with the run's seed (the
+    A run whose configuration differs from a cached one only in options that leave the
+    compiled model unchanged (every option not declared with the ``model`` effect in
+    :mod:`tftransfer.training.config`: seed, data, steps, evaluation, outputs, logging), and
+    whose data have the same number of classes and input shape, reuses it. Its weights are set to those of a fresh ``build`` with the run's seed (the
     loaded source weights and a new head drawn from ``head_init(seed)``; every weight drawn
     anew, after the same ``keras.utils.set_random_seed``, for ``source="none"``) and its
     optimizer state (momentum, iteration count) is zeroed and its random seed generators
@@ -121,29 +123,21 @@ class ModelCache:
     the same file.
     """
 
-    RUN_ONLY_FIELDS = ("seed", "output_dir", "data_dir", "examples_per_class",
-                       "validation_fraction", "split_seed", "verbose", "log_every",
-                       "checkpoint_every", "export", "save_weights", "deviation_layers",
-                       "eval_batch_size", "source_eval_dataset", "source_eval_data_dir",
-                       "source_eval_examples", "source_eval_classes", "pad",
-                       "test_examples_per_class")
-
     def __init__(self):
         self._models = {}
 
-    @classmethod
-    def config_key(cls, config):
-        """Equal for configurations that differ only in :data:`RUN_ONLY_FIELDS`."""
-        fixed = {k: v for k, v in dataclasses.asdict(config).items()
-                 if k not in cls.RUN_ONLY_FIELDS}
-        return repr(sorted(fixed.items()))
+    @staticmethod
+    def config_key(config):
+        """Equal for configurations whose ``model`` options are equal."""
+        return repr([(name, config_lib.get(config, name))
+                     for name in sorted(config_lib.names_with(config_lib.MODEL))])
 
     def _key(self, config, num_classes, input_shape):
         return repr((self.config_key(config), num_classes, tuple(input_shape)))
 
     def get(self, config, strategy, num_classes, input_shape):
         """A compiled model for ``config``: a reset cached one or a new one."""
-        if config.precision != "float32":
+        if config.runtime.precision != "float32":
             raise ValueError("ModelCache supports --precision=float32 only (resetting a loss "
                              "scale is not implemented); run without the cache.")
         key = self._key(config, num_classes, input_shape)
@@ -154,18 +148,19 @@ class ModelCache:
         compiled, loaded = self._models[key]
         model = compiled.model
         seeds = seed_states(model)
-        if config.source == "none" or seeds:
+        source = config.model.source
+        if source == "none" or seeds:
             fresh = build_transfer(config, num_classes, input_shape).model
             for state, new in zip(seeds, seed_states(fresh)):
                 state.assign(new)  # dropout draws as in a fresh build with this seed
-        if config.source == "none":  # every weight is drawn: draw them as a fresh build
+        if source == "none":  # every weight is drawn: draw them as a fresh build
             model.set_weights(fresh.get_weights())
         else:  # the source weights as loaded, and the new head drawn with this seed
             model.set_weights(loaded)
             for name in compiled.transfer.new_layers:
                 layer = model.get_layer(name)
-                layer.kernel.assign(HEAD_INITS[config.head_init](seed=config.seed)(
-                    layer.kernel.shape))
+                layer.kernel.assign(HEAD_INITS[config.model.head_init](
+                    seed=config.optim.seed)(layer.kernel.shape))
                 layer.bias.assign(keras.ops.zeros_like(layer.bias))
         for variable in model.optimizer.variables:
             variable.assign(keras.ops.zeros_like(variable))

@@ -4,7 +4,9 @@ strategy, the data and the model exist: :func:`check`.
 ``check(config)``:
 
 - takes a :class:`~tftransfer.training.config.RunConfig` that passed
-  :func:`~tftransfer.training.config.validate`;
+  :func:`~tftransfer.training.config.validate`, and the run's input hook (default the
+  driver's own; :meth:`tftransfer.training.data.Inputs.input_shape` gives the network's
+  input shape);
 - returns None, or raises :class:`~tftransfer.training.config.ConfigError` with one line per
   problem, each saying what is wrong and how to fix it (the style of ``validate``);
 - writes nothing and does not start the TensorFlow runtime (``--cpu_logical_devices`` can
@@ -49,6 +51,7 @@ from tftransfer.models.build import HEAD, SOURCE_CLASSES, resolve_layout
 from tftransfer.models.build import source_network as build_source_network
 from tftransfer.models.units import unit_names
 from tftransfer.training import config as config_lib
+from tftransfer.training import data as data_lib
 from tftransfer.training import model as model_lib
 
 MODEL_FLAGS = ("weights", "fisher_file", "lr_multipliers", "freeze_units", "deviation_layers")
@@ -56,17 +59,18 @@ _ANY_WIDTH = 2  # --source=none: the classifier is new, its width changes no che
 
 
 def expected_replicas(config):
-    """Replicas ``config.strategy`` will have on this machine, without starting TensorFlow:
+    """Replicas ``--strategy`` will have on this machine, without starting TensorFlow:
     1 for ``default``; ``mirrored``: the visible GPUs, else ``--cpu_logical_devices`` (at
     least 1); ``multi_worker``: the workers of ``TF_CONFIG`` times this machine's GPUs (at
     least 1), assuming workers alike; None for ``tpu`` (known once connected)."""
-    if config.strategy == "default":
+    strategy = config.runtime.strategy
+    if strategy == "default":
         return 1
-    if config.strategy == "tpu":
+    if strategy == "tpu":
         return None
     gpus = len(tf.config.list_physical_devices("GPU"))
-    if config.strategy == "mirrored":
-        return gpus or max(1, config.cpu_logical_devices)
+    if strategy == "mirrored":
+        return gpus or max(1, config.runtime.cpu_logical_devices)
     cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
     workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
     return max(1, workers) * max(1, gpus)
@@ -74,27 +78,22 @@ def expected_replicas(config):
 
 def _replica_problems(config):
     replicas = expected_replicas(config)
-    if replicas is None or config.batch_size % replicas == 0:
+    batch = config.optim.batch_size
+    if replicas is None or batch % replicas == 0:
         return []
-    return [f"--batch_size={config.batch_size} is the global batch; it must be divisible by "
-            f"the {replicas} replicas of --strategy={config.strategy} on this machine: use a "
-            f"multiple of {replicas}."]
+    return [f"--batch_size={batch} is the global batch; it must be divisible by the "
+            f"{replicas} replicas of --strategy={config.runtime.strategy} on this machine: "
+            f"use a multiple of {replicas}."]
 
 
 def _load_fisher(config):
     """``(fisher or None, problems)``: the Fisher file read and its values checked."""
-    if not config.fisher_file:
+    if not config.penalty.fisher_file:
         return None, []
     try:
-        return fisher_lib.load(os.path.expanduser(config.fisher_file)), []
+        return fisher_lib.load(os.path.expanduser(config.penalty.fisher_file)), []
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         return None, [f"--fisher_file: {weights_file.one_line(error)}"]
-
-
-def input_shape(config):
-    """The network input shape of ``config`` (grey Fashion-MNIST: one channel)."""
-    channels = 1 if config.dataset == "fashion_mnist" and not config.grey_to_rgb else 3
-    return (config.crop_size, config.crop_size, channels)
 
 
 @contextlib.contextmanager
@@ -110,39 +109,43 @@ def _shape_only_variables():
         global_state.set_global_attribute("uninitialized_variables", pending)
 
 
-def source_network(config):
-    """The source network ``config`` builds, with its classifier ``predictions`` and
-    shape-only variables (nothing loaded). ValueError when the flags cannot build it."""
-    layout = resolve_layout(config.arch, config.layout)
-    classes = config.source_classes or SOURCE_CLASSES.get(config.source) or _ANY_WIDTH
+def source_network(config, input_shape):
+    """The source network ``config`` builds for inputs of ``input_shape``, with its
+    classifier ``predictions`` and shape-only variables (nothing loaded). ValueError when
+    the flags cannot build it."""
+    m = config.model
+    layout = resolve_layout(m.arch, m.layout)
+    classes = m.source_classes or SOURCE_CLASSES.get(m.source) or _ANY_WIDTH
     with _shape_only_variables():
-        network, _ = build_source_network(config.arch, layout, input_shape(config), classes,
+        network, _ = build_source_network(m.arch, layout, input_shape, classes,
                                            model_lib.arch_kwargs(config))
     return network
 
 
 def _describe(config):
     """The flags that shape the network, e.g. ``--arch=small_resnet --model_widths=4,8``."""
-    parts = [f"--arch={config.arch}"]
-    if config.layout:
-        parts.append(f"--layout={config.layout}")
-    if config.model_widths:
-        parts.append("--model_widths=" + ",".join(map(str, config.model_widths)))
+    m = config.model
+    parts = [f"--arch={m.arch}"]
+    if m.layout:
+        parts.append(f"--layout={m.layout}")
+    if m.model_widths:
+        parts.append("--model_widths=" + ",".join(map(str, m.model_widths)))
     return " ".join(parts)
 
 
 def _weights_problems(config, network):
-    if not config.weights:
+    weights = config.model.weights
+    if not weights:
         return []
     try:
-        problem = weights_file.mismatch(network, os.path.expanduser(config.weights))
+        problem = weights_file.mismatch(network, os.path.expanduser(weights))
     except OSError as error:
-        return [f"--weights={config.weights} cannot be read ({weights_file.one_line(error)}); "
+        return [f"--weights={weights} cannot be read ({weights_file.one_line(error)}); "
                 "pass a Keras weights file (.weights.h5, .keras or legacy .h5)."]
     if problem is None:
         return []
     classes = network.get_layer(HEAD).units
-    return [f"--weights={config.weights} does not fit {_describe(config)} with a "
+    return [f"--weights={weights} does not fit {_describe(config)} with a "
             f"{classes}-way classifier: {problem}. Pass weights saved from this architecture "
             "with its classifier, or set --arch, --model_widths, --layout and "
             "--source_classes to those of the file."]
@@ -156,7 +159,7 @@ def _anchored(config, network):
     for layer in penalty.all_layers(network):
         if layer.name == HEAD:
             continue
-        variables = (layer.trainable_weights if config.penalize_all_trainable else
+        variables = (layer.trainable_weights if config.penalty.penalize_all_trainable else
                      [v for v, _ in penalty.kernel_variables(layer)])
         out.update((v.path, tuple(v.shape)) for v in variables)
     return out
@@ -185,7 +188,7 @@ def _fisher_problems(config, network, fisher):
     if unexpected:
         parts.append(f"{len(unexpected)} of its {len(fisher)} entries are not variables of "
                      f"the model (e.g. {unexpected[:3]})")
-    return [f"--fisher_file={config.fisher_file} is not the Fisher of {_describe(config)}: "
+    return [f"--fisher_file={config.penalty.fisher_file} is not the Fisher of {_describe(config)}: "
             + "; ".join(parts) + ". Compute it on this source network with "
             "tools/compute_fisher.py."]
 
@@ -200,7 +203,7 @@ def _multiplier_problems(config, network, units):
 
 def _deviation_problems(config, network):
     trainable = [v.path for v in network.trainable_variables]
-    unknown = [path for path in config.deviation_layers if path not in trainable]
+    unknown = [path for path in config.runtime.deviation_layers if path not in trainable]
     if not unknown:
         return []
     kernels = [path for path in trainable if path.endswith("kernel")]
@@ -208,35 +211,36 @@ def _deviation_problems(config, network):
             f"{_describe(config)}; give paths such as {kernels[:2]}."]
 
 
-def _model_problems(config, fisher):
+def _model_problems(config, fisher, input_shape):
     """Problems of the flags that need the network's names and shapes."""
     try:
-        network = source_network(config)
+        network = source_network(config, input_shape)
     except ValueError as error:
         return [f"{_describe(config)} cannot be built from these flags "
                 f"({weights_file.one_line(error)}); change the ones it names (--crop_size, "
                 "--layout, --model_widths)."]
     problems = _weights_problems(config, network)
     units = unit_names(network)
-    if config.freeze_units > len(units):
-        return problems + [f"--freeze_units={config.freeze_units} exceeds the {len(units)} "
-                           f"units of {_describe(config)} ({units}); use at most "
-                           f"{len(units)}."]
-    freezing.freeze_units(network, config.freeze_units)  # trainable as in the run
-    if config.freeze_batch_norm:
+    freeze = config.model.freeze_units
+    if freeze > len(units):
+        return problems + [f"--freeze_units={freeze} exceeds the {len(units)} units of "
+                           f"{_describe(config)} ({units}); use at most {len(units)}."]
+    freezing.freeze_units(network, freeze)  # trainable as in the run
+    if config.model.freeze_batch_norm:
         freezing.freeze_batch_norm(network)
     return (problems + _multiplier_problems(config, network, units)
             + _fisher_problems(config, network, fisher) + _deviation_problems(config, network))
 
 
-def check(config):
+def check(config, inputs=None):
     """Raises ``ConfigError`` listing every problem found; see the module docstring for
     the contract (call it after ``validate``, before the strategy, the seeds and the
-    data)."""
+    data). ``inputs``: the run's :class:`~tftransfer.training.data.Inputs`."""
+    input_shape = (inputs or data_lib.DRIVER_INPUTS).input_shape(config)
     fisher, problems = _load_fisher(config)
     problems += _replica_problems(config)
-    if any(getattr(config, name) for name in MODEL_FLAGS):
-        problems += _model_problems(config, fisher)
+    if any(config_lib.get(config, name) for name in MODEL_FLAGS):
+        problems += _model_problems(config, fisher, input_shape)
     if problems:
         raise config_lib.ConfigError("Invalid flags, nothing was run:\n  - " +
                                      "\n  - ".join(problems))

@@ -5,7 +5,9 @@
    holds belongs to these flags (:mod:`tftransfer.training.identity`); return the record at
    once when ``results.json`` exists (a finished run is never retrained);
 2. seeds (``keras.utils.set_random_seed(--seed)``), op determinism if asked, strategy;
-3. inputs, then the compiled model (:mod:`tftransfer.training.model`);
+3. inputs (through the hook ``inputs``, a :class:`tftransfer.training.data.Inputs`: the
+   driver's own datasets by default), then the compiled model
+   (:mod:`tftransfer.training.model`);
 4. restore the latest checkpoint if any (the resumed run finishes the same schedule);
 5. ``model.fit`` on the training stream for the remaining steps, with periodic checkpoints
    and progress (:mod:`tftransfer.training.callbacks`): penalties are ``model.losses``, the
@@ -17,7 +19,6 @@
 A non-finite loss stops training (:class:`tftransfer.training.callbacks.Diverged`): the last
 good checkpoint is kept, ``failed.json`` records the attempt, a restart retries it.
 """
-import dataclasses
 import json
 import os
 import time
@@ -48,8 +49,8 @@ def deviation_variables(config, compiled):
     """``--deviation_layers`` or the first, middle and last inherited kernel (all kernels
     when nothing is inherited)."""
     model = compiled.model
-    if config.deviation_layers:
-        return select_variables(model, config.deviation_layers)
+    if config.runtime.deviation_layers:
+        return select_variables(model, config.runtime.deviation_layers)
     new = set(compiled.transfer.new_layers)
     kernels = [v for v in select_variables(model, kernels_only=True)
                if v.path.split("/")[0] not in new or len(new) > 1]
@@ -59,25 +60,26 @@ def deviation_variables(config, compiled):
     return list({v.path: v for v in picked}.values())
 
 
-def _check_unfinished_run(config):
+def _check_unfinished_run(config, inputs):
     """Stops when the checkpoints in the output directory belong to other flags, or to no
     known flags."""
-    stored = identity_lib.load(config.output_dir)
+    output_dir = config.runtime.output_dir
+    stored = identity_lib.load(output_dir)
     if stored is not None:
-        identity_lib.check(config, stored, "an unfinished run",
-                           identity_lib.path(config.output_dir))
-    elif candidates(os.path.join(config.output_dir, "checkpoints")):
+        identity_lib.check(config, stored, "an unfinished run", identity_lib.path(output_dir),
+                           inputs)
+    elif candidates(os.path.join(output_dir, "checkpoints")):
         raise identity_lib.RunMismatchError(
-            f"{config.output_dir}/checkpoints holds checkpoints without "
-            f"{identity_lib.FILENAME}, so they cannot be matched to these flags. Delete "
-            f"{config.output_dir} to start over, or use another --output_dir.")
+            f"{output_dir}/checkpoints holds checkpoints without {identity_lib.FILENAME}, so "
+            f"they cannot be matched to these flags. Delete {output_dir} to start over, or "
+            "use another --output_dir.")
 
 
-def _source_accuracy_before(config, compiled, source_test):
+def _source_accuracy_before(config, inputs, compiled, source_test):
     """Accuracy of the starting point on the source task, computed once and stored with
     the run's identity digest (a resumed run reads it back: its weights have moved)."""
-    stored = os.path.join(config.output_dir, "source_eval_before.json")
-    digest = identity_lib.digest(config)
+    stored = os.path.join(config.runtime.output_dir, "source_eval_before.json")
+    digest = identity_lib.digest(config, inputs)
     if os.path.exists(stored):
         with open(stored) as f:
             record = json.load(f)
@@ -94,53 +96,59 @@ def _first_batch(test):
     return images[:, 0] if images.shape.rank == 5 else images
 
 
-def run(config, strategy=None, cache=None):
+def run(config, strategy=None, cache=None, inputs=None):
     """Runs ``config`` (a :class:`RunConfig`) to the end; returns the results record
     (``None`` on non-chief tasks, which write none). ``cache``: an optional
-    :class:`tftransfer.training.model.ModelCache` reused across the runs of a process."""
+    :class:`tftransfer.training.model.ModelCache` reused across the runs of a process.
+    ``inputs``: the hook the data come from, a :class:`tftransfer.training.data.Inputs`
+    (default: the driver's own, from the flags); its identity is part of the run's."""
     config = config_lib.validate(config)
-    if config.output_dir is None:
-        config = dataclasses.replace(config,
-                                     output_dir=identity_lib.default_output_dir(config))
-    preflight.check(config)
+    inputs = inputs or data_lib.DRIVER_INPUTS
+    if config.runtime.output_dir is None:
+        config = config_lib.replace(
+            config, output_dir=identity_lib.default_output_dir(config, inputs))
+    preflight.check(config, inputs)
     chief = strategy_lib.is_chief()
-    with run_directory.claim(config.output_dir, exclusive=chief):
-        return _run_claimed(config, strategy, cache, chief)
+    with run_directory.claim(config.runtime.output_dir, exclusive=chief):
+        return _run_claimed(config, inputs, strategy, cache, chief)
 
 
-def _run_claimed(config, strategy, cache, chief):
+def _run_claimed(config, inputs, strategy, cache, chief):
     """:func:`run` once the output directory is held."""
-    finished = results_lib.load(config.output_dir)
+    output_dir = config.runtime.output_dir
+    finished = results_lib.load(output_dir)
     if finished is not None:
         identity_lib.check(config, finished.get("flags", {}), "a finished run",
-                           results_lib.path(config.output_dir))
-        log(f"already finished: {results_lib.path(config.output_dir)} (accuracy "
+                           results_lib.path(output_dir), inputs)
+        log(f"already finished: {results_lib.path(output_dir)} (accuracy "
             f"{finished['accuracy']:.4f}); delete it to train again")
         return finished
-    _check_unfinished_run(config)
-    failure = results_lib.load_failure(config.output_dir)
+    _check_unfinished_run(config, inputs)
+    failure = results_lib.load_failure(output_dir)
     if failure is not None:
         log(f"a previous attempt failed at step {failure.get('failed_at_step')} "
             f"({failure.get('reason')}); retrying from the last good checkpoint")
     started = time.time()
-    say = log if config.verbose and chief else (lambda message: None)
-    if config.deterministic:
+    m, o, e, r = config.model, config.optim, config.evaluation, config.runtime
+    say = log if r.verbose and chief else (lambda message: None)
+    if o.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(o.seed)
     strategy = strategy or strategy_lib.make_strategy(config)
     replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise config_lib.ConfigError(f"--batch_size={config.batch_size} is the global batch; "
+    if o.batch_size % replicas:
+        raise config_lib.ConfigError(f"--batch_size={o.batch_size} is the global batch; "
                                      f"it must be divisible by the {replicas} replicas.")
-    data = data_lib.load(config)
+    data = inputs.load(config)
     compiled = (cache.get if cache is not None else build_compiled)(
         config, strategy, data.num_classes, data.input_shape)
     model, mode = compiled.model, compiled.transfer.preprocessing
     train = data_lib.network_inputs(data.train, mode, data.mean)
     test = data_lib.network_inputs(data.test, mode, data.mean)
-    say(f"{config.arch} from {config.source} on {config.dataset} ({data.num_train} training "
-        f"images, {data.num_classes} classes), {config.scheme} alpha={config.alpha:g} "
-        f"beta={config.beta:g}, {replicas} replica(s), global batch {config.batch_size}")
+    p = config.penalty
+    say(f"{m.arch} from {m.source} on {config.data.dataset} ({data.num_train} training "
+        f"images, {data.num_classes} classes), {p.scheme} alpha={p.alpha:g} "
+        f"beta={p.beta:g}, {replicas} replica(s), global batch {o.batch_size}")
 
     watched = deviation_variables(config, compiled)
     start = compiled.plan.starting_point
@@ -152,69 +160,68 @@ def _run_claimed(config, strategy, cache, chief):
     extra = {"deviation_reference": reference}
     if start is not None:
         extra["starting_point"] = start
-    checkpointer = Checkpointer(config.output_dir, model, extra,
-                                identity=identity_lib.of(config))
+    checkpointer = Checkpointer(output_dir, model, extra,
+                                identity=identity_lib.of(config, inputs))
     start_step = checkpointer.restore()
     if start_step:
         say(f"resumed from step {start_step} ({checkpointer.chief_directory})")
 
     source_test = source_before = None
-    if config.source_eval_dataset:
+    if e.source_eval_dataset:
         source_test = data_lib.source_eval_data(config, mode,
-                                                compiled.transfer.source_head.units)
-        source_before = _source_accuracy_before(config, compiled, source_test)
+                                                compiled.transfer.source_head.units, inputs)
+        source_before = _source_accuracy_before(config, inputs, compiled, source_test)
 
-    remaining = config.train_steps - start_step
+    remaining = o.train_steps - start_step
     hooks = []
-    if config.log_every:
+    if r.log_every:
         hooks.append(callbacks_lib.Progress(
             config, start_step, watched, reference,
-            os.path.join(config.output_dir, "train_log.csv"),
-            os.path.join(config.output_dir, "tensorboard"), write=chief,
-            verbose=config.verbose > 0 and chief))
-    if config.checkpoint_every:
-        hooks.append(callbacks_lib.PeriodicCheckpoint(checkpointer, config.checkpoint_every,
-                                                      start_step, config.verbose > 0))
+            os.path.join(output_dir, "train_log.csv"),
+            os.path.join(output_dir, "tensorboard"), write=chief,
+            verbose=r.verbose > 0 and chief))
+    if r.checkpoint_every:
+        hooks.append(callbacks_lib.PeriodicCheckpoint(checkpointer, r.checkpoint_every,
+                                                      start_step, r.verbose > 0))
     else:
-        hooks.append(callbacks_lib.FinalCheckpoint(checkpointer, None, config.verbose > 0))
+        hooks.append(callbacks_lib.FinalCheckpoint(checkpointer, None, r.verbose > 0))
     train_started = time.time()
     if remaining > 0:
         try:
             fit(model, train.skip(start_step), remaining, hooks,
-                progress_bar=config.verbose == 2)
+                progress_bar=r.verbose == 2)
         except callbacks_lib.Diverged as error:
             if chief:
-                results_lib.write_failure(config.output_dir, config_lib.to_dict(config),
+                results_lib.write_failure(output_dir, identity_lib.record_flags(config, inputs),
                                           error.step, error.reason)
             raise
     train_time = time.time() - train_started
 
     accuracy = crop_accuracy(model, test)
-    say(f"{data.eval_split} accuracy ({config.eval_crops} crop(s)): {accuracy:.4f}")
+    say(f"{data.eval_split} accuracy ({e.eval_crops} crop(s)): {accuracy:.4f}")
     fields = {"accuracy": accuracy, "eval_split": data.eval_split,
-              "eval_crops": config.eval_crops, "num_eval": data.num_test,
+              "eval_crops": e.eval_crops, "num_eval": data.num_test,
               "num_train": data.num_train, "num_classes": data.num_classes,
               "steps": int(model.optimizer.iterations.numpy()),
               "resumed_from_step": start_step, "replicas": replicas,
               "optimizer": type(model.optimizer).__name__,
               "dtype_policy": model.dtype_policy.name,
               "train_time_s": train_time,
-              "images_per_s": remaining * config.batch_size / max(train_time, 1e-9),
+              "images_per_s": remaining * o.batch_size / max(train_time, 1e-9),
               "frozen_units": compiled.frozen_units}
     if source_test is not None:
         after = crop_accuracy(compiled.transfer.source_model(), source_test)
         fields.update(source_accuracy_before=source_before, source_accuracy_after=after,
                       source_drop=100.0 * (source_before - after))
         say(f"source task: {source_before:.4f} before, {after:.4f} after fine-tuning")
-    if config.export:
-        diff = export_lib.export_and_check(model, os.path.join(config.output_dir,
-                                                               "saved_model"),
+    if r.export:
+        diff = export_lib.export_and_check(model, os.path.join(output_dir, "saved_model"),
                                            _first_batch(test), chief)
-        say(f"exported {config.output_dir}/saved_model; reloaded, max |logit difference| "
+        say(f"exported {output_dir}/saved_model; reloaded, max |logit difference| "
             f"{diff:.3g}")
         fields["export_max_abs_diff"] = diff
-    if config.save_weights and chief:
-        with atomic_path(os.path.join(config.output_dir, "model.weights.h5")) as tmp:
+    if r.save_weights and chief:
+        with atomic_path(os.path.join(output_dir, "model.weights.h5")) as tmp:
             os.remove(tmp)
             model.save_weights(tmp + ".weights.h5")
             os.replace(tmp + ".weights.h5", tmp)
@@ -222,7 +229,7 @@ def _run_claimed(config, strategy, cache, chief):
     if not chief:
         return None
     fields["wall_time_s"] = time.time() - started
-    record = results_lib.write(config.output_dir, config_lib.to_dict(config), **fields)
-    results_lib.clear_failure(config.output_dir)
-    say(f"results: {results_lib.path(config.output_dir)} ({record['wall_time_s']:.0f} s)")
+    record = results_lib.write(output_dir, identity_lib.record_flags(config, inputs), **fields)
+    results_lib.clear_failure(output_dir)
+    say(f"results: {results_lib.path(output_dir)} ({record['wall_time_s']:.0f} s)")
     return record

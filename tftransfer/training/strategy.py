@@ -24,18 +24,19 @@ def split_cpu(count):
 
 
 def make_strategy(config):
-    """The strategy of ``config.strategy``."""
-    split_cpu(config.cpu_logical_devices)
-    if config.strategy == "default":
+    """The strategy of ``--strategy`` (``config.runtime``)."""
+    runtime = config.runtime
+    split_cpu(runtime.cpu_logical_devices)
+    if runtime.strategy == "default":
         return tf.distribute.get_strategy()
-    if config.strategy == "mirrored":
+    if runtime.strategy == "mirrored":
         if tf.config.list_logical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
-    if config.strategy == "multi_worker":
+    if runtime.strategy == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=config.tpu)
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=runtime.tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
