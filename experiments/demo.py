@@ -36,7 +36,7 @@ from tftransfer.training import flags as driver_flags
 from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
 
-from experiments import progress
+from tftransfer.training import progress
 from experiments.selection import choose
 
 FLAGS = flags.FLAGS

@@ -35,9 +35,9 @@ class DemoTest(tf.test.TestCase):
         flags.FLAGS.unparse_flags()
         flags.FLAGS(argv)
         out = io.StringIO()
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), self.assertLogs("absl", "INFO") as logs:
             demo.main(argv)
-        return out.getvalue()
+        return out.getvalue() + "\n".join(logs.output)
 
     def test_demo_prints_the_table_and_reuses_the_source_model(self):
         data_dir = os.path.join(self.get_temp_dir(), "fashion")
@@ -46,7 +46,8 @@ class DemoTest(tf.test.TestCase):
         stdout = self.run_demo(data_dir, output_dir)
         self.assertIn("pretraining on 60 images", stdout)
         for method in ("scratch", "none", "l2", "l2_sp"):
-            self.assertRegex(stdout, rf"\| {method} \| [^|]+ \| [^|]+ \| \d+\.\d\d \+- \d+\.\d\d \|")
+            self.assertRegex(stdout,
+                             rf"\| {method} \| [^|]+ \| [^|]+ \| \d+\.\d\d \+- \d+\.\d\d \|")
         with open(os.path.join(output_dir, "results.json")) as f:
             results = json.load(f)
         self.assertLen(results["runs"], 8)

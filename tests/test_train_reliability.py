@@ -108,7 +108,7 @@ class DivergenceTest(tf.test.TestCase):
         result = run_driver(*tiny_flags(output_dir, **dict(BASE, lr_decay_factor=1e30,
                                                            log_every=1, verbose=1)))
         self.assertEqual(result.returncode, 3, result.stderr[-2000:])
-        self.assertIn("resumed from step 20", result.stdout)
+        self.assertIn("resumed from step 20", result.stderr)
         self.assertIn("training diverged at step", result.stderr)
 
 

@@ -52,8 +52,8 @@ class ResumeAfterKillTest(tf.test.TestCase):
 
         resumed = run_driver(*flags(killed))
         self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
-        self.assertIn(f"resumed from step {killed_at}", resumed.stdout)
-        self.assertNotIn("step 10/", resumed.stdout)
+        self.assertIn(f"resumed from step {killed_at}", resumed.stderr)
+        self.assertNotIn("step 10/", resumed.stderr)
         output, _ = uninterrupted.communicate(timeout=300)
         self.assertEqual(uninterrupted.returncode, 0, output[-3000:])
 

@@ -12,10 +12,11 @@ says where; the last good checkpoint is kept). See docs/driver.md.
 """
 import sys
 
-from absl import app, flags, logging
+from absl import app, logging
 
 from tftransfer.training import config as config_lib
 from tftransfer.training import flags as flags_lib
+from tftransfer.training import progress
 from tftransfer.training.callbacks import Diverged
 from tftransfer.training.run import run
 
@@ -25,17 +26,16 @@ flags_lib.define_flags()
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter off by default
+    progress.show_progress()
     try:
         run(flags_lib.config_from_flags())
     except config_lib.ConfigError as error:
-        print(error, file=sys.stderr)
+        logging.error("%s", error)
         sys.exit(2)
     except Diverged as error:
-        print(f"{error}. The last good checkpoint is kept and failed.json records the "
-              "attempt; the same command retries it. To change flags (e.g. a lower "
-              "--learning_rate), use another --output_dir.", file=sys.stderr)
+        logging.error("%s. The last good checkpoint is kept and failed.json records the "
+                      "attempt; the same command retries it. To change flags (e.g. a lower "
+                      "--learning_rate), use another --output_dir.", error)
         sys.exit(3)
 
 

@@ -17,7 +17,7 @@ import time
 
 from absl import app, flags, logging
 
-from experiments import progress
+from tftransfer.training import progress
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "Reduced study, a smoke run of every step: one split (far), "

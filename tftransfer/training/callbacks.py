@@ -21,22 +21,19 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tftransfer.variables import deviation
 
 LOG_COLUMNS = ["step", "loss", "penalty", "accuracy", "learning_rate", "images_per_s"]
 
 
-def log(message):
-    print(f"[tftransfer.train {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def _tensorboard_installed():
     """tf.summary.scalar needs the tensorboard package; without it only the CSV is written."""
     if importlib.util.find_spec("tensorboard") is not None:
         return True
-    log("tensorboard is not installed (pip install tensorboard): no TensorBoard scalars, "
-        "train_log.csv has the same values")
+    logging.info("tensorboard is not installed (pip install tensorboard): no TensorBoard "
+                 "scalars, train_log.csv has the same values")
     return False
 
 
@@ -81,7 +78,7 @@ class FinalCheckpoint(keras.callbacks.Callback):
         path = self.checkpointer.save()
         self.last_saved = self.step
         if self.verbose and self.checkpointer.chief:
-            log(f"checkpoint: saved step {self.step} ({path})")
+            logging.info(f"checkpoint: saved step {self.step} ({path})")
 
     def on_train_end(self, logs=None):
         if self.last_saved is None or self.last_saved != self.step:
@@ -164,9 +161,9 @@ class Progress(keras.callbacks.Callback):
         if self.verbose:
             steps, batch = self.config.optim.train_steps, self.config.optim.batch_size
             left = (steps - step) * batch / max(rate, 1e-9)
-            log(f"step {step}/{steps}  loss {loss:.4f}  penalty "
-                f"{penalty:.4f}  accuracy {accuracy:.3f}  lr {row['learning_rate']:.3g}  "
-                f"{rate:.0f} images/s  {left / 60:.1f} min left")
+            logging.info(f"step {step}/{steps}  loss {loss:.4f}  penalty {penalty:.4f}  "
+                         f"accuracy {accuracy:.3f}  lr {row['learning_rate']:.3g}  "
+                         f"{rate:.0f} images/s  {left / 60:.1f} min left")
         if self.write:
             with open(self.csv_path, "a", newline="") as f:
                 csv.DictWriter(f, self.columns).writerow(row)

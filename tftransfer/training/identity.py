@@ -4,8 +4,8 @@ A run's identity is every option of its configuration whose declared effect is
 ``model`` or ``result`` (:mod:`tftransfer.training.config`; never the ``output`` ones, which
 change how a run is logged, saved or where it lives), flat by flag name, plus the
 description of the input hook when the run has one (``inputs``: what
-:meth:`tftransfer.training.data.Inputs.identity` returns, under :data:`INPUTS_KEY`). It is written to
-``<output_dir>/checkpoints/identity.json`` at the first checkpoint and checked before any
+:meth:`tftransfer.training.data.Inputs.identity` returns, under :data:`INPUTS_KEY`). It is
+written to ``<output_dir>/checkpoints/identity.json`` at the first checkpoint and checked before any
 work on every restart, so an interrupted run restarted with another ``--seed``, ``--alpha``
 or ``--train_steps`` stops with the differing flags instead of resuming the old weights
 under the new flags; a finished run's ``results.json`` is checked the same way.

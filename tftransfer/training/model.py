@@ -114,8 +114,8 @@ class ModelCache:
     A run whose configuration differs from a cached one only in options that leave the
     compiled model unchanged (every option not declared with the ``model`` effect in
     :mod:`tftransfer.training.config`: seed, data, steps, evaluation, outputs, logging), and
-    whose data have the same number of classes and input shape, reuses it. Its weights are set to those of a fresh ``build`` with the run's seed (the
-    loaded source weights and a new head drawn from ``head_init(seed)``; every weight drawn
+    whose data have the same number of classes and input shape, reuses it. Its weights are
+    set to those of a fresh ``build`` with the run's seed (the loaded source weights and a new head drawn from ``head_init(seed)``; every weight drawn
     anew, after the same ``keras.utils.set_random_seed``, for ``source="none"``) and its
     optimizer state (momentum, iteration count) is zeroed and its random seed generators
     (dropout) take the states of a fresh build, so the run trains exactly as a freshly built

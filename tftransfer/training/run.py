@@ -25,6 +25,7 @@ import time
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tftransfer.data.evaluation import crop_accuracy
 from tftransfer.io_utils import atomic_path, atomic_write_json
@@ -42,7 +43,6 @@ from tftransfer.training.loop import fit
 from tftransfer.training.model import build_compiled
 from tftransfer.variables import StartingPoint, select_variables
 
-log = callbacks_lib.log
 
 
 def deviation_variables(config, compiled):
@@ -120,17 +120,17 @@ def _run_claimed(config, inputs, strategy, cache, chief):
     if finished is not None:
         identity_lib.check(config, finished.get("flags", {}), "a finished run",
                            results_lib.path(output_dir), inputs)
-        log(f"already finished: {results_lib.path(output_dir)} (accuracy "
-            f"{finished['accuracy']:.4f}); delete it to train again")
+        logging.info(f"already finished: {results_lib.path(output_dir)} (accuracy "
+                     f"{finished['accuracy']:.4f}); delete it to train again")
         return finished
     _check_unfinished_run(config, inputs)
     failure = results_lib.load_failure(output_dir)
     if failure is not None:
-        log(f"a previous attempt failed at step {failure.get('failed_at_step')} "
-            f"({failure.get('reason')}); retrying from the last good checkpoint")
+        logging.info(f"a previous attempt failed at step {failure.get('failed_at_step')} "
+                     f"({failure.get('reason')}); retrying from the last good checkpoint")
     started = time.time()
     m, o, e, r = config.model, config.optim, config.evaluation, config.runtime
-    say = log if r.verbose and chief else (lambda message: None)
+    say = logging.info if r.verbose and chief else (lambda message: None)
     if o.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(o.seed)
