@@ -12,6 +12,16 @@ shuffling and augmentation are deterministic. A dataset without its test split (
 ``class_folders`` tree without ``test/``) raises ``ValueError`` saying so, unless
 ``require_test=False`` (then ``test`` is None and ``num_test`` 0).
 
+Selection, for every dataset (``tftransfer.data.selection``, rule in
+``tftransfer.data.subsets``), from the labels of the training split only: ``classes``
+(kept and relabelled in that order, the test split restricted to them),
+``examples_per_class``, then ``validation_fraction`` or ``folds``/``fold`` held out of
+training, drawn with ``split_seed``. ``evaluate_on="validation"`` makes ``test`` the
+held-out images (test transform) and never opens the test split. With no selection
+option the stored splits are read exactly as before. Augmentation: ``mirror``, ``pad``,
+``color_jitter`` (defaults: the paper's, Li et al. 2018, Section 4.1: mirror and jitter
+on, no padding).
+
 Names (``DATASET_NAMES``): caltech256_30, caltech256_60, mit_indoor67, stanford_dogs120,
 food101, imagenet2012, places365_small, class_folders (a user dataset in class-per-folder
 layout). Each is a tfds builder registered by ``tftransfer.data.builders`` with a config:
