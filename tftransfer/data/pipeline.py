@@ -12,6 +12,16 @@ shuffling and augmentation are deterministic. A dataset without its test split (
 ``class_folders`` tree without ``test/``) raises ``ValueError`` saying so, unless
 ``require_test=False`` (then ``test`` is None and ``num_test`` 0).
 
+Selection, for every dataset (``tftransfer.data.selection``, rule in
+``tftransfer.data.subsets``), from the labels of the training split only: ``classes``
+(kept and relabelled in that order, the test split restricted to them),
+``examples_per_class``, then ``validation_fraction`` or ``folds``/``fold`` held out of
+training, drawn with ``split_seed``. ``evaluate_on="validation"`` makes ``test`` the
+held-out images (test transform) and never opens the test split. With no selection
+option the stored splits are read exactly as before. Augmentation: ``mirror``, ``pad``,
+``color_jitter`` (defaults: the paper's, Li et al. 2018, Section 4.1: mirror and jitter
+on, no padding).
+
 Names (``DATASET_NAMES``): caltech256_30, caltech256_60, mit_indoor67, stanford_dogs120,
 food101, imagenet2012, places365_small, class_folders (a user dataset in class-per-folder
 layout). Each is a tfds builder registered by ``tftransfer.data.builders`` with a config:
@@ -20,14 +30,14 @@ layout). Each is a tfds builder registered by ``tftransfer.data.builders`` with 
 ``download_config=tfds.download.DownloadConfig(manual_dir=...)``.
 """
 import dataclasses
+import inspect
 import os
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from absl import logging
 
 import tftransfer.data.builders  # noqa: F401  Registers the builders with tfds.
-from tftransfer.data import preprocessing, stats
+from tftransfer.data import preprocessing, selection, stats
 from tftransfer.data.builders.tfds_source import SOURCES
 
 # Dataset name -> (tfds builder name, options fixed by the name). The builder class (from
@@ -71,9 +81,7 @@ def prepare(name, data_dir, manual_dir=None, resize=256, keep_aspect=False, **op
     if name != "class_folders":
         manual_dir = manual_dir or default_manual_dir(os.path.expanduser(data_dir), name)
     builder = get_builder(name, data_dir, manual_dir, resize, keep_aspect, **options)
-    if not builder.is_prepared():
-        logging.info("[tftransfer.data] preparing %s (%s) into %s", name,
-                     builder.builder_config.name, builder.data_dir)
+    if not builder.is_prepared():  # The builder logs what it prepares, from where.
         builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
             manual_dir=os.path.expanduser(manual_dir), try_download_gcs=False))
     return builder
@@ -104,20 +112,31 @@ def resolve_mean(builder, mean, split="train"):
 
 def train_dataset(builder, split, batch_size, crop_size, mean, seed=None,
                   jitter=preprocessing.JitterRanges(), color_jitter=True,
-                  shuffle_buffer=2048, repeat=False):
-    """Shuffled, augmented, batched (full batches) and prefetched training inputs."""
-    ds = builder.as_dataset(split, as_supervised=True, shuffle_files=True,
-                            read_config=tfds.ReadConfig(shuffle_seed=seed))
+                  shuffle_buffer=2048, repeat=False, subset=None, mirror=True, pad=0):
+    """Shuffled, augmented, batched (full batches) and prefetched training inputs; only the
+    examples of ``subset`` (a ``Subset``), relabelled, when given."""
+    if subset is None:
+        ds = builder.as_dataset(split, as_supervised=True, shuffle_files=True,
+                                read_config=tfds.ReadConfig(shuffle_seed=seed))
+    else:
+        ds = subset.select(builder.as_dataset(
+            split, shuffle_files=True,
+            read_config=tfds.ReadConfig(shuffle_seed=seed, add_tfds_id=True)))
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     return preprocessing.augment_batches(ds, batch_size, crop_size, mean, seed, jitter,
-                                         color_jitter)
+                                         color_jitter, mirror=mirror, pad=pad)
 
 
-def test_dataset(builder, split, batch_size, crop_size, mean, crops="center"):
-    """Mean-subtracted central crops or ten crops, in stored order, batched and prefetched."""
-    ds = builder.as_dataset(split, as_supervised=True, shuffle_files=False)
+def test_dataset(builder, split, batch_size, crop_size, mean, crops="center", subset=None):
+    """Mean-subtracted central crops or ten crops, in stored order, batched and prefetched;
+    only the examples of ``subset`` (a ``Subset``), relabelled, when given."""
+    if subset is None:
+        ds = builder.as_dataset(split, as_supervised=True, shuffle_files=False)
+    else:
+        ds = subset.select(builder.as_dataset(
+            split, shuffle_files=False, read_config=tfds.ReadConfig(add_tfds_id=True)))
     ds = ds.map(lambda image, label: (preprocessing.test_transform(image, mean, crop_size,
                                                                    crops), label),
                 num_parallel_calls=tf.data.AUTOTUNE)
@@ -126,7 +145,11 @@ def test_dataset(builder, split, batch_size, crop_size, mean, crops="center"):
 
 @dataclasses.dataclass
 class Datasets:
-    """What ``load_datasets`` returns (``test`` None when absent and not required)."""
+    """What ``load_datasets`` returns: ``test`` is what to evaluate on, the split named by
+    ``eval_split`` (``"test"``, or ``"validation"``: the held-out training images); None
+    when the test split is absent and not required. ``validation`` is the held-out
+    training images (None: none held out). Counts, ``num_classes`` and ``class_names``
+    are those of the kept classes and images."""
     train: tf.data.Dataset
     test: tf.data.Dataset
     num_classes: int
@@ -135,32 +158,83 @@ class Datasets:
     num_train: int
     num_test: int
     builder: tfds.core.DatasetBuilder
+    validation: tf.data.Dataset = None
+    num_validation: int = 0
+    eval_split: str = "test"
+
+
+EVALUATE_ON = ("test", "validation")
+
+
+def _builder_options(name, split_seed, options):
+    """``options`` plus ``split_seed`` for the builders whose own split is drawn with a
+    seed (Caltech-256's per-class train/test draw)."""
+    builder_cls = tfds.builder_cls(_tfds_name(name)[0])
+    if "split_seed" in inspect.signature(builder_cls.builder_kwargs).parameters:
+        return {**options, "split_seed": split_seed}
+    return options
 
 
 def load_datasets(name, data_dir, *, manual_dir=None, batch_size=64, crop_size=224,
                   resize=256, keep_aspect=False, test_crops="center", mean="dataset",
                   seed=None, jitter=preprocessing.JitterRanges(), color_jitter=True,
-                  shuffle_buffer=2048, repeat_train=False, test_batch_size=None,
-                  require_test=True, **options):
+                  mirror=True, pad=0, shuffle_buffer=2048, repeat_train=False,
+                  test_batch_size=None, require_test=True, classes=None,
+                  examples_per_class=0, split_seed=0, validation_fraction=0.0, folds=0,
+                  fold=None, evaluate_on="test", **options):
     """Prepares ``name`` if needed and returns its train/test pipelines (module docstring).
 
-    Raises ``missing_split_error`` when the test split is absent and ``require_test``.
+    Selection (``tftransfer.data.subsets``, on the training split only): ``classes``
+    (names or labels, relabelled 0.. in that order; the test split is restricted to them),
+    ``examples_per_class`` (0: all), ``validation_fraction`` or ``folds`` / ``fold``
+    (held out of training), drawn with ``split_seed`` (for ``caltech256_*`` also the seed
+    of the builder's own train/test split). ``evaluate_on="validation"`` evaluates on the
+    held-out images (test transform) and never opens the test split. Augmentation:
+    ``mirror``, ``pad`` (zero pixels per side before the random crop), ``color_jitter``.
+
+    Raises ``missing_split_error`` when the test split is absent, ``require_test`` and
+    ``evaluate_on="test"``.
     """
     if crop_size > resize:
         raise ValueError(f"crop_size {crop_size} exceeds resize {resize}.")
-    builder = prepare(name, data_dir, manual_dir, resize, keep_aspect, **options)
+    if evaluate_on not in EVALUATE_ON:
+        raise ValueError(f"evaluate_on={evaluate_on!r}: choose 'test' (the test split) or "
+                         "'validation' (images held out of the training split).")
+    if evaluate_on == "validation" and not (validation_fraction or folds):
+        raise ValueError("evaluate_on='validation' needs images held out of the training "
+                         "split: set validation_fraction (e.g. 0.2) or folds=K and fold.")
+    builder = prepare(name, data_dir, manual_dir, resize, keep_aspect,
+                      **_builder_options(name, split_seed, options))
     train_split, test_split = builder.TRAIN_SPLIT, builder.TEST_SPLIT
-    if require_test and test_split not in builder.info.splits:
-        raise missing_split_error(builder, test_split, manual_dir)
-    mean = resolve_mean(builder, mean, train_split)
-    labels = builder.info.features["label"]
     splits = builder.info.splits
+    on_test = evaluate_on == "test"
+    if on_test and require_test and test_split not in splits:
+        raise missing_split_error(builder, test_split, manual_dir)
+    has_test = on_test and test_split in splits
+    kept = selection.select(
+        builder, train_split, test_split if has_test else None, classes=classes,
+        examples_per_class=examples_per_class, validation_fraction=validation_fraction,
+        folds=folds, fold=fold, split_seed=split_seed)
+    mean = resolve_mean(builder, mean, train_split)
+    test_batch_size = test_batch_size or batch_size
+    train = train_dataset(builder, train_split, batch_size, crop_size, mean, seed, jitter,
+                          color_jitter, shuffle_buffer, repeat_train, kept.train, mirror, pad)
+    validation, num_validation = None, 0
+    if kept.validation is not None:
+        validation = test_dataset(builder, train_split, test_batch_size, crop_size, mean,
+                                  test_crops, kept.validation)
+        num_validation = len(kept.validation)
+    if not on_test:
+        test, num_test = validation, num_validation
+    elif has_test:
+        test = test_dataset(builder, test_split, test_batch_size, crop_size, mean,
+                            test_crops, kept.test)
+        num_test = splits[test_split].num_examples if kept.test is None else len(kept.test)
+    else:
+        test, num_test = None, 0
     return Datasets(
-        train=train_dataset(builder, train_split, batch_size, crop_size, mean, seed, jitter,
-                            color_jitter, shuffle_buffer, repeat_train),
-        test=(test_dataset(builder, test_split, test_batch_size or batch_size, crop_size,
-                           mean, test_crops) if test_split in splits else None),
-        num_classes=labels.num_classes, class_names=list(labels.names), mean=mean,
-        num_train=splits[train_split].num_examples,
-        num_test=splits[test_split].num_examples if test_split in splits else 0,
-        builder=builder)
+        train=train, test=test, num_classes=len(kept.class_names),
+        class_names=kept.class_names, mean=mean,
+        num_train=splits[train_split].num_examples if kept.train is None else len(kept.train),
+        num_test=num_test, builder=builder, validation=validation,
+        num_validation=num_validation, eval_split=evaluate_on)

@@ -1,13 +1,15 @@
 """The paper's train and test transforms on stored (already resized) uint8 images.
 
 Train, per image, with stateless randomness from a per-example ``seed`` (shape [2]):
+0. optionally (``pad=p > 0``, off by default as in the paper) ``p`` zero pixels added on
+   each side, so that the crop below may shift the image by up to ``p`` pixels;
 1. random ``crop x crop`` window, offsets uniform in ``[0, H - crop] x [0, W - crop]``;
-2. horizontal mirror with probability 1/2;
+2. horizontal mirror with probability 1/2 (``mirror=True``, the default, as in the paper);
 3. colour jitter ("blur" in the authors' code), in this order, on pixel values 0..255:
    brightness ``x + d``, ``d ~ U[-brightness, brightness]``;
    saturation ``g + s (x - g)``, ``g = 0.299 R + 0.587 G + 0.114 B``, ``s ~ U[saturation]``;
    contrast ``m + c (x - m)``, ``m`` = per-channel mean of the crop, ``c ~ U[contrast]``;
-   then clipped to [0, 255];
+   then clipped to [0, 255] (``jitter=True``, the default; Li et al. 2018, Section 4.1);
 4. subtract the per-channel mean (of the target training set, or ImageNet's).
 Cropping first only saves work: mirror and crop commute in distribution, and only the
 contrast's reference mean ``m`` differs (crop instead of the whole image).
@@ -69,14 +71,25 @@ def random_crop_offsets(seed, height, width, crop):
     return top, left
 
 
-def random_crop_mirror(image, seed, crop):
-    """Steps 1-2 on one stored image: a random ``crop x crop`` window, mirrored w.p. 1/2."""
+def zero_pad(image, pad):
+    """Step 0: ``pad`` zero pixels on each side of ``[H, W, C]`` (``pad=0``: unchanged)."""
+    if not pad:
+        return image
+    if pad < 0:
+        raise ValueError(f"pad={pad} is negative: give the zero pixels per side (0: none).")
+    return tf.pad(image, [[pad, pad], [pad, pad], [0, 0]])
+
+
+def random_crop_mirror(image, seed, crop, mirror=True):
+    """Steps 1-2 on one stored image: a random ``crop x crop`` window, mirrored w.p. 1/2
+    (never with ``mirror=False``; the draws are the same, so crops do not change)."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
     shape = tf.shape(image)
     top, left = random_crop_offsets(seeds[0], shape[0], shape[1], crop)
     image = image[top:top + crop, left:left + crop]
-    mirror = tf.random.stateless_uniform([], seeds[1]) < 0.5
-    image = tf.cond(mirror, lambda: tf.reverse(image, axis=[1]), lambda: image)
+    if mirror:
+        flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+        image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
     return tf.ensure_shape(image, [crop, crop, image.shape[-1]])
 
 
@@ -88,26 +101,30 @@ def finish_batch(images, params, mean, jitter=True):
     return images - tf.constant(mean, tf.float32)
 
 
-def train_transform(image, seed, mean, crop, ranges=JitterRanges(), jitter=True):
+def train_transform(image, seed, mean, crop, ranges=JitterRanges(), jitter=True,
+                    mirror=True, pad=0):
     """All train steps on one stored uint8 image -> float32 [crop, crop, 3]."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    image = random_crop_mirror(image, seeds[0], crop)
+    image = random_crop_mirror(zero_pad(image, pad), seeds[0], crop, mirror)
     return finish_batch(image[None], sample_jitter(seeds[1], ranges)[None], mean, jitter)[0]
 
 
 def augment_batches(dataset, batch_size, crop, mean, seed=None, ranges=JitterRanges(),
-                    jitter=True, deterministic=None):
+                    jitter=True, deterministic=None, mirror=True, pad=0):
     """``(uint8 image, label)`` examples -> augmented float32 batches (full batches only).
 
-    Per example (parallel map): crop, mirror and the jitter draw from its own seed; per
-    batch: jitter and mean subtraction, vectorised. Same result as ``train_transform``.
+    Per example (parallel map): zero padding (``pad`` pixels per side), crop, mirror
+    (``mirror``) and the jitter draw from its own seed; per batch: jitter (``jitter``) and
+    mean subtraction, vectorised. Same result as ``train_transform``. Switching ``mirror``
+    or ``jitter`` off changes no other draw.
     """
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def per_example(example, example_seed):
         image, label = example
         split = tf.random.experimental.stateless_split(example_seed, 2)
-        return (random_crop_mirror(image, split[0], crop), sample_jitter(split[1], ranges),
+        return (random_crop_mirror(zero_pad(image, pad), split[0], crop, mirror),
+                sample_jitter(split[1], ranges),
                 label)
 
     def per_batch(images, params, labels):

@@ -14,7 +14,9 @@ its ``data_dir``. A missing directory or file raises ``FileNotFoundError`` namin
 directory and what must be put there. A file that cannot be read or decoded is logged by
 name (absl, warning) and skipped. Each split ends with one summary line: the images
 stored and the files skipped, by kind (``SKIP_KINDS``); the counts are kept in
-``builder.info.metadata["skipped_files"]`` (see ``skipped_files``).
+``builder.info.metadata["skipped_files"]`` (see ``skipped_files``). Preparing logs (absl)
+``Preparing <name> (<config>) from <manual_dir> (local files, nothing is downloaded)``
+instead of tfds' "Downloading and preparing dataset Unknown size ..." line.
 """
 import collections
 import dataclasses
@@ -164,6 +166,24 @@ class ResizedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     def _class_label(self):
         raise NotImplementedError
+
+    def download_and_prepare(self, *, download_config=None, **kwargs):
+        """tfds' ``download_and_prepare``; remembers the manual directory for the log line."""
+        self._local_files = download_config.manual_dir if download_config else None
+        return super().download_and_prepare(download_config=download_config, **kwargs)
+
+    def _local_source(self):
+        """Where the files are read from, for the log line (the manual directory)."""
+        return os.fspath(self._local_files) if self._local_files else "local files"
+
+    def _log_download_bytes(self):
+        """Replaces tfds' stdout line (these builders download nothing) by an absl one."""
+        logging.info("Preparing %s (%s) from %s (local files, nothing is downloaded) into %s",
+                     self.name, self.builder_config.name, self._local_source(), self.data_dir)
+
+    def _log_download_done(self):
+        logging.info("Prepared %s (%s) into %s; later loads reuse it.", self.name,
+                     self.builder_config.name, self.data_dir)
 
     def _info(self):
         return self.dataset_info_from_configs(

@@ -13,6 +13,7 @@ import dataclasses
 import os
 
 import tensorflow_datasets as tfds
+from absl import logging
 
 from tftransfer.data.builders.base import (ResizeConfig, ResizedImageBuilder, choice_config,
                                            config_arg, missing_error)
@@ -90,6 +91,19 @@ class TfdsSource(ResizedImageBuilder):
         del manual_dir  # The ILSVRC tar files, if any, are given when preparing.
         return {"config": config_arg(cls, tfds_source_config(source, resize, keep_aspect)),
                 "source_data_dir": source_data_dir or data_dir, "download": download}
+
+    def _local_source(self):
+        """The prepared source (and the ILSVRC tar files' directory, if given)."""
+        where = f"tfds {self.builder_config.source} in {self._source_data_dir}"
+        return f"{where} or {self._local_files}" if self._local_files else where
+
+    def _log_download_bytes(self):
+        if not self._download:
+            return super()._log_download_bytes()
+        logging.info("Preparing %s (%s) from %s, which tfds downloads if it is not prepared "
+                     "there, into %s", self.name, self.builder_config.name,
+                     self._local_source(), self.data_dir)
+        return None
 
     def _class_label(self):
         source = tfds.builder(self.builder_config.source, data_dir=self._source_data_dir)
