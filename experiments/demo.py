@@ -156,8 +156,8 @@ def results_table(rows, chosen, n_test):
         accs = 100 * np.array([r["test_accuracy"] for r in rows if r["method"] == method])
         alpha = f"{chosen[method]:g}" if method in chosen else "-"
         beta = "-" if method in ("scratch", "none") else f"{FLAGS.beta:g}"
-        lines.append(f"| {method} | {alpha} | {beta} | "
-                     f"{accs.mean():.2f} +- {accs.std(ddof=1):.2f} |")
+        spread = f"{accs.std(ddof=1):.2f}" if len(accs) > 1 else "n/a (one seed)"
+        lines.append(f"| {method} | {alpha} | {beta} | {accs.mean():.2f} +- {spread} |")
     return "\n".join(lines)
 
 
