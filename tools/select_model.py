@@ -41,16 +41,6 @@ from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
 
 FLAGS = flags.FLAGS
-driver_flags.define_flags()
-flags.DEFINE_list("alphas", ["0.001", "0.01", "0.1"], "Strengths alpha tried.")
-flags.DEFINE_list("betas", [], "Strengths beta tried with every alpha (default: --beta "
-                  "alone).")
-flags.DEFINE_integer("folds", 3, "k of the k-fold cross-validation (0: one split held out "
-                     "by --validation_fraction).")
-flags.DEFINE_enum("criterion", "accuracy", list(selection.CRITERIA), "What chooses: the "
-                  "pooled validation accuracy (highest; ties: lower cross-entropy) or "
-                  "cross-entropy (lowest; ties: higher accuracy).")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the final runs.")
 TOOL_SETS = ("alpha", "beta", "cv_folds", "cv_fold", "seed")
 
 
@@ -148,6 +138,21 @@ def select(base, alphas, betas, folds, seeds, criterion):
     return summary, lines
 
 
+def define_flags():
+    """The driver's flags and this tool's (when run as a command: importing the module
+    defines none, so it can share a process with other flag owners)."""
+    driver_flags.define_flags()
+    flags.DEFINE_list("alphas", ["0.001", "0.01", "0.1"], "Strengths alpha tried.")
+    flags.DEFINE_list("betas", [], "Strengths beta tried with every alpha (default: --beta "
+                      "alone).")
+    flags.DEFINE_integer("folds", 3, "k of the k-fold cross-validation (0: one split held out "
+                         "by --validation_fraction).")
+    flags.DEFINE_enum("criterion", "accuracy", list(selection.CRITERIA), "What chooses: the "
+                      "pooled validation accuracy (highest; ties: lower cross-entropy) or "
+                      "cross-entropy (lowest; ties: higher accuracy).")
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the final runs.")
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
@@ -169,4 +174,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
