@@ -37,7 +37,7 @@ from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
 
 from tftransfer.training import progress
-from experiments.selection import choose
+from tftransfer.training.selection import choose
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Directory with the Fashion-MNIST IDX files "

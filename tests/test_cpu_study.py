@@ -79,7 +79,7 @@ class ProtocolTest(tf.test.TestCase):
         self.assertGreater(select.config.data.validation_fraction, 0)
         self.assertEqual(final.config.data.validation_fraction, 0.0)
         self.assertNotEqual(select.config.runtime.output_dir, final.config.runtime.output_dir)
-        self.assertEqual(final.config.data.fashion_mnist.classes, [1, 3, 4, 6, 9])
+        self.assertEqual(final.config.data.classes, [1, 3, 4, 6, 9])
         self.assertEqual(final.config.model.source_classes, 5)
         self.assertEqual(final.config.optim.lr_boundaries, [200])
         self.assertEqual(final.inputs.pad, 2)

@@ -40,11 +40,23 @@ class GreyAugmentationTest(tf.test.TestCase):
                 shifted += not np.array_equal(image, images[label])
         self.assertGreater(shifted, 0)  # the augmentation does something
 
-    def test_without_padding_grey_images_pass_unchanged(self):
+    def test_without_padding_nor_mirror_grey_images_pass_unchanged(self):
         images = np.arange(4 * 5 * 5).reshape(4, 5, 5, 1).astype(np.uint8)
-        x, y = next(iter(data_lib.stateless_batches(images, np.arange(4), 4, 0, 5, False)))
+        x, y = next(iter(data_lib.stateless_batches(images, np.arange(4), 4, 0, 5, False,
+                                                    mirror=False)))
         for image, label in zip(x.numpy(), y.numpy()):
             self.assertAllEqual(image, images[label])
+
+    def test_mirror_flips_some_grey_images_and_nothing_else(self):
+        images = np.arange(8 * 5 * 5).reshape(8, 5, 5, 1).astype(np.uint8)
+        x, y = next(iter(data_lib.stateless_batches(images, np.arange(8), 8, 0, 5, False,
+                                                    mirror=True)))
+        flipped = 0
+        for image, label in zip(x.numpy(), y.numpy()):
+            same = np.array_equal(image, images[label])
+            self.assertTrue(same or np.array_equal(image, images[label][:, ::-1]))
+            flipped += not same
+        self.assertGreater(flipped, 0)
 
 
 class FashionInputsTest(tf.test.TestCase):
@@ -119,13 +131,13 @@ class FashionInputsTest(tf.test.TestCase):
 
     def test_invalid_combinations(self):
         cases = {"set --crop_size=--resize": dict(resize=40, crop_size=32),
-                 "--classes applies to --dataset=fashion_mnist only": dict(
-                     dataset="synthetic"),
+                 "--dataset=synthetic's classes are 0 to 3": dict(dataset="synthetic",
+                                                                   data_dir=None),
                  "--imagenet_val_dir applies to --dataset=stanford_dogs120 only": dict(
                      imagenet_val_dir="/x"),
                  "--eval_crops=1 only": dict(eval_crops=10, resize=40, crop_size=40),
-                 "--validation_fraction is supported for": dict(
-                     dataset="caltech256_30", classes=[], validation_fraction=0.5)}
+                 "--grey_to_rgb applies to --dataset=fashion_mnist only": dict(
+                     dataset="caltech256_30", classes=[], grey_to_rgb=True)}
         for message, change in cases.items():
             with self.assertRaisesRegex(config_lib.ConfigError, message, msg=str(change)):
                 config_lib.validate(config_lib.replace(self.config, **change))

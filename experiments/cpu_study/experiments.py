@@ -31,7 +31,7 @@ from absl import logging
 
 from tftransfer.io_utils import atomic_write_json
 from experiments.cpu_study import analyses, pool as pool_lib, protocol
-from experiments.selection import choose
+from tftransfer.training.selection import choose
 from experiments.cpu_study.protocol import SMALL, SPLITS, Target
 
 

@@ -45,6 +45,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 MEANS = ("dataset", "imagenet", "none")
 FASHION_MNIST_CLASSES = 10
+# Datasets whose images or own splits are drawn with --split_seed.
+SEEDED_DATASETS = ("synthetic", "caltech256_30", "caltech256_60")
 
 
 class ConfigError(ValueError):
@@ -69,17 +71,29 @@ def section(cls):
     return dataclasses.field(default_factory=cls, metadata={"section": True})
 
 
-def _class_list_problems(flag, classes):
-    """Problems of a list of Fashion-MNIST classes given as ``--flag``."""
+def integer_classes(classes):
+    """``classes`` (ints or integer strings, as ``--classes`` gives them) as ints; None when
+    one is not an integer."""
+    try:
+        return [int(k) for k in classes]
+    except (TypeError, ValueError):
+        return None
+
+
+def _class_list_problems(flag, classes, count, name):
+    """Problems of ``--flag=classes`` for a dataset ``name`` of ``count`` integer classes."""
     if not classes:
         return []
+    classes = integer_classes(classes)
+    if classes is None:
+        return [f"--{flag} of {name} are integer labels 0 to {count - 1}, not names."]
     out = []
     repeated = sorted({k for k in classes if classes.count(k) > 1})
     if repeated:
         out.append(f"--{flag}={classes} repeats {repeated}; list each class once.")
-    if any(not 0 <= k < FASHION_MNIST_CLASSES for k in classes):
-        out.append(f"--{flag}={classes} is out of range: Fashion-MNIST's classes are 0 to "
-                   f"{FASHION_MNIST_CLASSES - 1}.")
+    if any(not 0 <= k < count for k in classes):
+        out.append(f"--{flag}={classes} is out of range: {name}'s classes are 0 to "
+                   f"{count - 1}.")
     if len(set(classes)) < 2:
         out.append(f"--{flag}={classes} keeps a single class, a task scored 1.0 by any "
                    "model; give at least two (or none for all).")
@@ -87,9 +101,9 @@ def _class_list_problems(flag, classes):
 
 
 class DatasetOptions:
-    """The options of one dataset; ``in_memory``: its images are arrays in memory (the
-    per-class subsample and validation split of ``--examples_per_class`` and
-    ``--validation_fraction`` apply)."""
+    """The options of one dataset; ``in_memory``: its images are arrays in memory (built
+    by :mod:`tftransfer.training.data`, not prepared by tfds: ``--manual_dir`` and
+    ``--keep_aspect`` do not apply)."""
     in_memory = False
 
     def problems(self, config):
@@ -104,17 +118,26 @@ class SyntheticOptions(DatasetOptions):
     classes: int = option(4, "synthetic: number of classes.", RESULT, bound=POSITIVE_INT,
                           flag="synthetic_classes")
 
+    def problems(self, config):
+        out = _class_list_problems("classes", config.data.classes, self.classes,
+                                   "--dataset=synthetic")
+        if config.data.data_dir:
+            out.append("--data_dir does not apply to --dataset=synthetic (its images are "
+                       "generated in memory); drop it.")
+        return out
+
 
 @dataclasses.dataclass
 class FashionMnistOptions(DatasetOptions):
     """``fashion_mnist``: the IDX files of Fashion-MNIST (grey 28x28), the demo's data."""
     in_memory = True
-    classes: List[int] = option([], "fashion_mnist: the classes kept, relabelled 0..n-1 in "
-                                "this order (default all 10).", RESULT, kind=int,
-                                flag="classes")
+    grey_to_rgb: bool = option(False, "fashion_mnist: repeat the grey channel three times "
+                               "(for a source network pretrained on RGB images).", RESULT,
+                               flag="grey_to_rgb")
 
     def problems(self, config):
-        out = _class_list_problems("classes", self.classes)
+        out = _class_list_problems("classes", config.data.classes, FASHION_MNIST_CLASSES,
+                                   "Fashion-MNIST")
         if config.data.resize != config.data.crop_size:
             out.append("--dataset=fashion_mnist is stored at --resize (28: as is; larger: "
                        "upscaled) and cropped at the same size: set --crop_size=--resize.")
@@ -185,17 +208,29 @@ class DataConfig:
     manual_dir: Optional[str] = option(None, "Directory with the manually downloaded files "
                                        "(default <data_dir>/manual/<dataset>).", RESULT,
                                        kind=str)
+    classes: List[str] = option([], "The classes kept, relabelled 0..n-1 in this order "
+                                "(default all): folder or class names (class_folders and the "
+                                "tfds datasets), integer labels (fashion_mnist, synthetic).",
+                                RESULT, kind=str)
     examples_per_class: int = option(0, "Keep this many training images per class (drawn "
                                      "with --split_seed; 0 = all; synthetic: 0 means 16).",
                                      RESULT, bound=NON_NEGATIVE)
     validation_fraction: float = option(0.0, "Share of the kept training images of each "
                                         "class held out as a validation split; when > 0 the "
                                         "model trains on the rest and is evaluated on the "
-                                        "validation split instead of the test set (model "
-                                        "selection). In-memory datasets only.", RESULT,
-                                        bound=NON_NEGATIVE)
-    split_seed: int = option(0, "Seed of the per-class subsample and validation split.",
-                             RESULT)
+                                        "validation split, never on the test set (model "
+                                        "selection).", RESULT, bound=NON_NEGATIVE)
+    cv_folds: int = option(0, "k-fold cross-validation: cut the kept training images of "
+                           "each class into this many folds (0: none); the run trains on all "
+                           "folds but --cv_fold and is evaluated on that one, never on the "
+                           "test set (Li et al. 2018, Section 4.1: alpha chosen by "
+                           "cross-validation; tools/select_model.py runs every fold).", RESULT,
+                           bound=NON_NEGATIVE)
+    cv_fold: Optional[int] = option(None, "The validation fold of --cv_folds, 0..K-1.",
+                                    RESULT, kind=int)
+    split_seed: int = option(0, "Seed of the per-class subsample, validation split and "
+                             "folds (synthetic: also of its images; caltech256_*: also of "
+                             "its own train/test draw).", RESULT)
     resize: int = option(256, "Stored image size: the side of the square resize, or the "
                          "shorter side with --keep_aspect (fashion_mnist: the 28x28 images "
                          "are upscaled, bilinear, to this side).", RESULT, bound=POSITIVE_INT)
@@ -206,8 +241,15 @@ class DataConfig:
     mean: str = option("dataset", "Mean subtracted before the network's preprocessing: the "
                        "target training set's per-channel mean, ImageNet's, or 'none' (the "
                        "preprocessing mode's own).", RESULT, MEANS)
-    color_jitter: bool = option(True, "Random brightness/saturation/contrast in training.",
-                                RESULT)
+    mirror: Optional[bool] = option(None, "Random horizontal mirror in training (default: "
+                                    "the dataset's: on, as in Li et al. 2018, Section 4.1; "
+                                    "off for fashion_mnist, the demo's).", RESULT, kind=bool)
+    pad: int = option(0, "Zero pixels added on each side of a training image before its "
+                      "random crop (0: none, as in the paper).", RESULT, bound=NON_NEGATIVE)
+    color_jitter: Optional[bool] = option(None, "Random brightness/saturation/contrast in "
+                                          "training (default: on for RGB images, as in the "
+                                          "paper; grey images have none).", RESULT,
+                                          kind=bool)
     synthetic: SyntheticOptions = section(SyntheticOptions)
     fashion_mnist: FashionMnistOptions = section(FashionMnistOptions)
     stanford_dogs120: StanfordDogsOptions = section(StanfordDogsOptions)
@@ -226,14 +268,42 @@ class DataConfig:
             for f in dataclasses.fields(other):
                 if getattr(other, f.name) != default_value(f):
                     out.append(f"--{flag_name(f)} applies to --dataset={name} only.")
-        if self.validation_fraction and not options.in_memory:
-            out.append(f"--validation_fraction is supported for {list(IN_MEMORY_DATASETS)}; "
-                       "for other datasets carve the validation split with the data tools.")
+        here = f"--dataset={self.dataset}"
+        if options.in_memory:
+            if self.manual_dir:
+                out.append(f"--manual_dir applies to the tfds-prepared datasets; {here} is "
+                           "read into memory: drop it (--data_dir names its files).")
+            if self.keep_aspect:
+                out.append(f"--keep_aspect applies to the tfds-prepared datasets; {here} "
+                           "has square images: drop it.")
+        drawn = self.examples_per_class or self.validation_fraction or self.cv_folds
+        if self.split_seed and not drawn and self.dataset not in SEEDED_DATASETS:
+            out.append(f"--split_seed={self.split_seed} draws the per-class subsample and "
+                       f"the validation images, but {here} draws nothing here: set "
+                       "--examples_per_class, --validation_fraction or --cv_folds, or drop "
+                       "--split_seed.")
         if math.isfinite(self.validation_fraction) and not self.validation_fraction < 1:
             out.append(f"--validation_fraction={self.validation_fraction} must be < 1.")
+        out += self._fold_problems()
         if self.crop_size > self.resize:
             out.append(f"--crop_size={self.crop_size} exceeds --resize={self.resize}.")
         return out + options.problems(config)
+
+    def _fold_problems(self):
+        folds, fold = self.cv_folds, self.cv_fold
+        if not folds:
+            return [] if fold is None else [
+                f"--cv_fold={fold} without --cv_folds: set --cv_folds=K (K >= 2) for k-fold "
+                "cross-validation, or drop --cv_fold."]
+        if self.validation_fraction:
+            return [f"--cv_folds={folds} and --validation_fraction={self.validation_fraction}"
+                    " are two ways to hold out validation images: give one of them."]
+        if folds < 2:
+            return [f"--cv_folds={folds}: k-fold cross-validation needs K >= 2 (0: none)."]
+        if fold is None or not 0 <= fold < folds:
+            return [f"--cv_fold={fold} with --cv_folds={folds}: choose the validation fold "
+                    f"in 0..{folds - 1} (tools/select_model.py runs them all)."]
+        return []
 
 
 @dataclasses.dataclass
@@ -331,6 +401,11 @@ class EvalConfig:
                        f"{config.data.resize} <= --crop_size={config.data.crop_size} makes "
                        "the corner crops equal the centre one; raise --resize or use "
                        "--eval_crops=1.")
+        if not self.source_eval_dataset:
+            for name in ("source_eval_data_dir", "source_eval_examples"):
+                if getattr(self, name):
+                    out.append(f"--{name} applies with --source_eval_dataset only; set it "
+                               "or drop the flag.")
         if self.source_eval_dataset and config.model.source == "none":
             out.append("--source_eval_dataset needs a pretrained source (it puts the source "
                        "classifier back); --source=none has none.")
@@ -371,6 +446,9 @@ class RuntimeConfig:
 
     def problems(self):
         out = []
+        if self.tpu and self.strategy != "tpu":
+            out.append(f"--tpu applies with --strategy=tpu only, not --strategy="
+                       f"{self.strategy}; set it or drop --tpu.")
         if self.strategy == "tpu" and not self.tpu:
             out.append("--strategy=tpu needs --tpu (the TPU name or grpc:// address; 'local' "
                        "for a TPU VM).")
@@ -533,6 +611,29 @@ def parse_multiplier(entry):
             raise ValueError(f"--lr_multipliers entry {entry!r}: 'first:K' needs an integer K.")
         return int(count), multiplier
     return name, multiplier
+
+
+def dataset_defaults(config, channels):
+    """``config`` with the dataset-dependent defaults (None) of ``--mirror`` and
+    ``--color_jitter`` set to what the run applies to its images of ``channels`` channels:
+    mirror on (Li et al. 2018, Section 4.1) but for fashion_mnist (the demo's: off), colour
+    jitter on RGB images only. So ``results.json`` records what was applied. Raises
+    :class:`ConfigError` for ``--color_jitter`` asked on grey images."""
+    d = config.data
+    if d.color_jitter and channels != 3:
+        hint = (" add --grey_to_rgb to repeat the grey channel, or" if d.dataset ==
+                "fashion_mnist" else "")
+        raise ConfigError(f"Invalid flags, nothing was run:\n  - --color_jitter changes "
+                          f"colours, but --dataset={d.dataset} has {channels}-channel (grey) "
+                          f"images:{hint} drop --color_jitter.")
+    values = {}
+    if d.mirror is None:
+        values["mirror"] = d.dataset != "fashion_mnist"
+    if d.color_jitter is None:
+        values["color_jitter"] = channels == 3
+    if d.classes and d.dataset in IN_MEMORY_DATASETS:
+        values["classes"] = integer_classes(d.classes)
+    return replace(config, **values) if values else config
 
 
 def validate(config):

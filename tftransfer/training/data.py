@@ -11,14 +11,17 @@ mode's own (``--mean=none``). Datasets:
   crops);
 - ``synthetic``: random images whose class sets a colour and a stripe pattern (tests), 3
   channels at ``--resize``, the same crop/mirror/jitter and test crops;
-- ``fashion_mnist``: the IDX files (grey 28x28), ``--classes`` kept; ``--resize`` above 28
-  upscales them (bilinear).
+- ``fashion_mnist``: the IDX files (grey 28x28); ``--resize`` above 28 upscales them
+  (bilinear), ``--grey_to_rgb`` repeats the channel three times.
 
-In-memory training images are augmented by random crop and mirror (3-channel images also
-get the colour jitter of ``--color_jitter``; grey images only when zero-padded). For the
-in-memory datasets, ``--examples_per_class`` subsamples the training set and
-``--validation_fraction`` holds out part of it as the evaluation split, both drawn per class
-with ``numpy.random.default_rng(--split_seed)``.
+Every dataset takes the same selection (Li et al. 2018, Section 4.1: the hyper-parameters
+are chosen by cross-validation on the training images): ``--classes`` (kept and
+relabelled), ``--examples_per_class``, then ``--validation_fraction`` or ``--cv_folds`` /
+``--cv_fold`` held out of the training images, drawn per class by
+:func:`tftransfer.data.subsets.split_indices` with ``--split_seed``; a run holding images
+out is evaluated on them and never reads its test images. And the same augmentation:
+``--pad``, random crop, ``--mirror``, ``--color_jitter`` (3-channel images only; grey
+images without padding nor mirror are not augmented).
 
 The hook: :class:`Inputs` is what :func:`tftransfer.training.run.run` loads its data
 through. The driver's own (:data:`DRIVER_INPUTS`) reads the flags only; an experiment that
@@ -35,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.data import preprocessing as data_preprocessing
+from tftransfer.data import subsets
 from tftransfer.models import preprocessing as model_preprocessing
 from tftransfer.training import config as config_lib
 
@@ -83,26 +87,24 @@ def first_per_class(images, labels, per_class):
     return images[keep], labels[keep]
 
 
-def subsample(images, labels, per_class, validation_fraction, seed):
-    """``(train, validation)`` pairs: ``per_class`` images per class (0 = all) drawn with
-    ``seed``, the first ``round(n * validation_fraction)`` of each class held out."""
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = [], []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        n = per_class or len(members)
-        if n > len(members):
-            raise ValueError(f"--examples_per_class={n} but class {c} has only "
-                             f"{len(members)} training images.")
-        chosen = rng.choice(members, n, replace=False)
-        n_val = int(round(n * validation_fraction))
-        if validation_fraction and not 0 < n_val < n:
-            raise ValueError(f"--validation_fraction={validation_fraction} leaves no training "
-                             f"or no validation image out of {n} per class.")
-        val_idx.extend(chosen[:n_val])
-        train_idx.extend(chosen[n_val:])
-    train_idx, val_idx = np.array(train_idx, int), np.array(val_idx, int)
-    return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+def held_out(config):
+    """True when ``config`` holds training images out for validation (``--validation_
+    fraction`` or ``--cv_folds``): the run is evaluated on them, never on the test set."""
+    return bool(config.data.validation_fraction or config.data.cv_folds)
+
+
+def split(images, labels, config):
+    """``(train, validation)`` ``(images, labels)`` pairs of the training arrays: the draw
+    of :func:`tftransfer.data.subsets.split_indices` with ``--examples_per_class``,
+    ``--validation_fraction`` or ``--cv_folds``/``--cv_fold`` and ``--split_seed``."""
+    d = config.data
+    try:
+        train, validation = subsets.split_indices(labels, d.examples_per_class,
+                                                  d.validation_fraction, d.cv_folds,
+                                                  d.cv_fold, d.split_seed)
+    except ValueError as error:
+        raise config_lib.ConfigError(f"--dataset={d.dataset}: {error}") from error
+    return (images[train], labels[train]), (images[validation], labels[validation])
 
 
 @functools.lru_cache(maxsize=2)
@@ -116,7 +118,7 @@ def _fashion(config):
     from tftransfer.data import fashion_mnist
 
     data = _fashion_arrays(config.data.data_dir)
-    classes = config.data.fashion_mnist.classes or list(range(10))
+    classes = config_lib.integer_classes(config.data.classes) or list(range(10))
     train = fashion_mnist.select_classes(*data["train"], classes)
     test = fashion_mnist.select_classes(*data["test"], classes)
     return (train[0][..., None], train[1]), (test[0][..., None], test[1]), len(classes)
@@ -139,7 +141,13 @@ def _synthetic(config):
     x, y = synthetic_images(num_classes, per_class + SYNTHETIC_TEST_PER_CLASS,
                             config.data.resize, config.data.split_seed)
     first = np.tile(np.arange(per_class + SYNTHETIC_TEST_PER_CLASS) < per_class, num_classes)
-    return (x[first], y[first]), (x[~first], y[~first]), num_classes
+    train, test = (x[first], y[first]), (x[~first], y[~first])
+    if not config.data.classes:
+        return train, test, num_classes
+    classes = config_lib.integer_classes(config.data.classes)
+    kept = [(images[i], labels) for (images, all_labels) in (train, test)
+            for i, labels in [subsets.class_subset(all_labels, classes)]]
+    return kept[0], kept[1], len(classes)
 
 
 def _mean(config, images):
@@ -164,16 +172,17 @@ def _test_pixels(config, images):
                                              crops)
 
 
-def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0):
+def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0, mirror=True):
     """Infinite training batches of in-memory ``images``, a pure function of ``seed``.
 
     Epoch ``e`` visits the images in the order ``stateless_shuffle(range(n), [seed, e])``;
-    the example at stream position ``p`` is augmented (images zero-padded by ``pad`` pixels
-    per side, then the random crop and mirror of :mod:`tftransfer.data.preprocessing`, and
-    for 3-channel images its colour jitter; grey images without padding are not
-    augmented) with the seed ``[seed, p]``. No random state lives in the pipeline, so a
-    restarted run that skips the consumed batches, and every replica of a distributed
-    run, see the same stream.
+    the example at stream position ``p`` is augmented with the seed ``[seed, p]``: zero
+    padding of ``pad`` pixels per side, then the random crop and (``mirror``) the mirror of
+    :mod:`tftransfer.data.preprocessing`, and for 3-channel images the colour jitter
+    (``jitter``). Grey images without padding nor mirror are not augmented (gathered whole:
+    their crop is the image). No random state lives in the pipeline, so a restarted run
+    that skips the consumed batches, and every replica of a distributed run, see the same
+    stream.
     """
     n = len(labels)
     if pad:
@@ -187,7 +196,7 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0):
         return tf.data.Dataset.from_tensor_slices(order)
 
     ds = tf.data.Dataset.range(2 ** 62).flat_map(epoch).enumerate()
-    if grey and not pad:  # no augmentation: gather whole batches
+    if grey and not pad and not mirror:  # no augmentation: gather whole batches
         return ds.batch(batch_size, drop_remainder=True).map(
             lambda position, index: (tf.cast(tf.gather(images, index), tf.float32),
                                      tf.gather(labels, index)))
@@ -196,7 +205,7 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0):
         image = tf.gather(images, index)
         split = tf.random.experimental.stateless_split(
             tf.stack([tf.constant(seed, tf.int64), position]), 2)
-        return (data_preprocessing.random_crop_mirror(image, split[0], crop),
+        return (data_preprocessing.random_crop_mirror(image, split[0], crop, mirror),
                 data_preprocessing.sample_jitter(split[1]), tf.gather(labels, index))
 
     def batch(x, params, y):
@@ -215,28 +224,39 @@ def arrays(config):
     return _fashion(config) if config.data.dataset == "fashion_mnist" else _synthetic(config)
 
 
-def in_memory_inputs(config, train, test, num_classes, pad=0, rgb=False,
+def in_memory_inputs(config, train, test, num_classes, pad=None, rgb=None,
                      test_examples_per_class=0):
     """InputData of in-memory arrays (:func:`arrays`): the per-class subsample and
-    validation split of ``config``, grey images resized to ``--resize`` (and their channel
-    repeated three times for ``rgb``, for networks pretrained on RGB images), the first
-    ``test_examples_per_class`` test images of each class in stored order (0 = all), and
-    training images zero-padded by ``pad`` pixels per side before the random crop back to
-    ``--crop_size`` (:func:`stateless_batches`)."""
+    validation split or fold of ``config`` (:func:`split`), grey images resized to
+    ``--resize`` (their channel repeated three times with ``--grey_to_rgb`` or ``rgb``),
+    the first ``test_examples_per_class`` test images of each class in stored order (0 =
+    all), and the training augmentation of :func:`stateless_batches`: ``--pad``,
+    ``--mirror`` and ``--color_jitter``.
+
+    An input hook may pass ``pad`` (the CPU study's CIFAR-style augmentation: ``pad``
+    zero pixels per side, the random crop back and the mirror, which 3-channel images
+    always get) and ``rgb``, instead of the flags. A run holding images out is
+    evaluated on them and never reads the test arrays.
+    """
     d = config.data
-    train, validation = subsample(*train, d.examples_per_class, d.validation_fraction,
-                                  d.split_seed)
-    test = first_per_class(*test, test_examples_per_class)
-    if train[0].shape[-1] == 1:
-        train, validation, test = [(resize_grey(x, d.resize, rgb), y)
-                                   for x, y in (train, validation, test)]
-    if d.validation_fraction:
+    if rgb is None:
+        rgb = d.dataset == "fashion_mnist" and d.fashion_mnist.grey_to_rgb
+    config = config_lib.dataset_defaults(config, 3 if rgb or train[0].shape[-1] == 3 else 1)
+    d = config.data
+    if pad is None:
+        pad, mirror = d.pad, d.mirror
+    else:
+        mirror = bool(pad) or train[0].shape[-1] == 3 or rgb
+    train, validation = split(*train, config)
+    if held_out(config):
         test, eval_split = validation, "validation"
     else:
-        eval_split = "test"
+        test, eval_split = first_per_class(*test, test_examples_per_class), "test"
+    if train[0].shape[-1] == 1:
+        train, test = [(resize_grey(x, d.resize, rgb), y) for x, y in (train, test)]
     mean = _mean(config, train[0])
     ds = stateless_batches(*train, config.optim.batch_size, config.optim.seed, d.crop_size,
-                           d.color_jitter, pad)
+                           d.color_jitter, pad, mirror)
     test_ds = tf.data.Dataset.from_tensor_slices(test).map(
         lambda x, y: (_test_pixels(config, x), y)).batch(config.evaluation.eval_batch_size)
     channels = train[0].shape[-1]
@@ -246,23 +266,38 @@ def in_memory_inputs(config, train, test, num_classes, pad=0, rgb=False,
 
 
 def from_pipeline(config):
-    """InputData of a dataset of :mod:`tftransfer.data.pipeline`."""
+    """InputData of a dataset of :mod:`tftransfer.data.pipeline`, with the selection
+    options (``--classes``, ``--examples_per_class``, ``--validation_fraction`` or
+    ``--cv_folds``/``--cv_fold``, ``--split_seed``) and the augmentation ones
+    (``--mirror``, ``--pad``, ``--color_jitter``); a run holding images out is evaluated
+    on them and never opens the test split."""
     from tftransfer.data import pipeline
 
+    config = config_lib.dataset_defaults(config, 3)
     d = config.data
     options = dataclasses.asdict(d.options()) if d.options() is not config_lib.NO_OPTIONS \
         else {}
-    data = pipeline.load_datasets(
-        d.dataset, d.data_dir, manual_dir=d.manual_dir,
-        batch_size=config.optim.batch_size, crop_size=d.crop_size, resize=d.resize,
-        keep_aspect=d.keep_aspect,
-        test_crops="ten" if config.evaluation.eval_crops == 10 else "center",
-        mean=(0.0, 0.0, 0.0), seed=config.optim.seed, color_jitter=d.color_jitter,
-        repeat_train=True, test_batch_size=config.evaluation.eval_batch_size, **options)
+    try:
+        data = pipeline.load_datasets(
+            d.dataset, d.data_dir, manual_dir=d.manual_dir,
+            batch_size=config.optim.batch_size, crop_size=d.crop_size, resize=d.resize,
+            keep_aspect=d.keep_aspect,
+            test_crops="ten" if config.evaluation.eval_crops == 10 else "center",
+            mean=(0.0, 0.0, 0.0), seed=config.optim.seed, color_jitter=d.color_jitter,
+            mirror=d.mirror, pad=d.pad, repeat_train=True,
+            test_batch_size=config.evaluation.eval_batch_size,
+            classes=list(d.classes) or None, examples_per_class=d.examples_per_class,
+            split_seed=d.split_seed, validation_fraction=d.validation_fraction,
+            folds=d.cv_folds, fold=d.cv_fold,
+            evaluate_on="validation" if held_out(config) else "test", **options)
+    except ValueError as error:
+        if "tfds" in type(error).__module__:
+            raise
+        raise config_lib.ConfigError(f"--dataset={d.dataset}: {error}") from error
     mean = None if d.mean == "none" else pipeline.resolve_mean(data.builder, d.mean)
     return InputData(data.train, data.test,
                      data.num_classes, data.num_train, data.num_test,
-                     (d.crop_size, d.crop_size, 3), mean, "test")
+                     (d.crop_size, d.crop_size, 3), mean, data.eval_split)
 
 
 def load(config):
@@ -282,8 +317,8 @@ def source_config(config, num_classes):
     return config_lib.replace(
         config, dataset=config.evaluation.source_eval_dataset,
         data_dir=config.evaluation.source_eval_data_dir or config.data.data_dir,
-        manual_dir=None, examples_per_class=0, validation_fraction=0.0, classes=[],
-        synthetic_classes=num_classes)
+        manual_dir=None, examples_per_class=0, validation_fraction=0.0, cv_folds=0,
+        cv_fold=None, classes=[], synthetic_classes=num_classes)
 
 
 class Inputs:
@@ -306,8 +341,10 @@ class Inputs:
 
     def input_shape(self, config):
         """The network input shape of ``config``, known before loading (grey
-        Fashion-MNIST: one channel)."""
-        channels = 1 if config.data.dataset == "fashion_mnist" else 3
+        Fashion-MNIST: one channel, three with ``--grey_to_rgb``)."""
+        d = config.data
+        grey = d.dataset == "fashion_mnist" and not d.fashion_mnist.grey_to_rgb
+        channels = 1 if grey else 3
         return (config.data.crop_size, config.data.crop_size, channels)
 
     def load(self, config):

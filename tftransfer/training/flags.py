@@ -18,8 +18,6 @@ HOOK = "the input hook of tftransfer.training.run.run (tftransfer.training.data.
        "docs/driver.md)"
 # name -> (flag type, what replaced it)
 REMOVED = {
-    "pad": (int, f"zero padding before the random crop is an option of {HOOK}"),
-    "grey_to_rgb": (bool, f"repeating the grey channel is an option of {HOOK}"),
     "test_examples_per_class": (int, f"evaluating on part of the test set is an option of "
                                 f"{HOOK}"),
     "source_eval_classes": (list, f"the source task's classes are an option of {HOOK}"),

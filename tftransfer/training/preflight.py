@@ -27,6 +27,10 @@ Checks:
   and its entries cover the variables the penalty anchors, with their shapes (a file
   computed for another architecture or width is named with a few missing, reshaped and
   unexpected paths and their counts);
+- the images' channels (:meth:`~tftransfer.training.data.Inputs.input_shape`) fit the
+  source network's: an ImageNet or Places365 network reads RGB (grey Fashion-MNIST is
+  refused with ``--grey_to_rgb``, the flag that repeats its channel), a ``--weights`` file
+  that fits the network for the other channel count (1 or 3) is named as such;
 - ``--weights`` fits the source network: the first layer that differs with both shapes,
   on one line;
 - ``--freeze_units`` does not exceed the network's units, every ``--lr_multipliers`` unit
@@ -54,6 +58,7 @@ from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
 from tftransfer.training import model as model_lib
 
+RGB_SOURCES = ("imagenet", "places365")  # pretrained on RGB images
 MODEL_FLAGS = ("weights", "fisher_file", "lr_multipliers", "freeze_units", "deviation_layers")
 _ANY_WIDTH = 2  # --source=none: the classifier is new, its width changes no check
 
@@ -144,11 +149,44 @@ def _weights_problems(config, network):
                 "pass a Keras weights file (.weights.h5, .keras or legacy .h5)."]
     if problem is None:
         return []
+    channels = network.input_shape[-1]
+    other = {1: 3, 3: 1}.get(channels)
+    if other and weights_file.mismatch(
+            source_network(config, network.input_shape[1:-1] + (other,)),
+            os.path.expanduser(weights)) is None:
+        return [_channel_problem(config, channels, other, f"--weights={weights}")]
     classes = network.get_layer(HEAD).units
     return [f"--weights={weights} does not fit {_describe(config)} with a "
-            f"{classes}-way classifier: {problem}. Pass weights saved from this architecture "
-            "with its classifier, or set --arch, --model_widths, --layout and "
-            "--source_classes to those of the file."]
+            f"{classes}-way classifier: {problem}. Use weights of this network, or set "
+            "--arch, --model_widths, --layout, --source_classes to the file's."]
+
+
+def _channel_problem(config, channels, source_channels, source):
+    """The message for images of ``channels`` channels and a ``source`` network reading
+    ``source_channels``."""
+    d = config.data
+    kind = {1: "grey", 3: "RGB"}
+    what = (f"{source} is a network for {source_channels}-channel "
+            f"({kind.get(source_channels, '?')}) inputs but --dataset={d.dataset} has "
+            f"{channels}-channel ({kind.get(channels, '?')}) images")
+    if channels == 1 and source_channels == 3 and d.dataset == "fashion_mnist":
+        return f"{what}: add --grey_to_rgb to repeat the grey channel three times."
+    if channels == 3 and source_channels == 1 and d.dataset == "fashion_mnist":
+        return f"{what}: drop --grey_to_rgb."
+    if channels == 3 and source_channels == 1:
+        return (f"{what}; a grey network cannot read colour: use a source network trained "
+                "on RGB images, or train from scratch with --source=none.")
+    return f"{what}: give images of {source_channels} channel(s) or another source network."
+
+
+def channel_problems(config, input_shape):
+    """The image channels against a source network of known channels, without building it:
+    ImageNet and Places365 networks read RGB. A ``--weights`` file is checked against the
+    shape-only build (:func:`_weights_problems`)."""
+    m = config.model
+    if m.weights or m.source not in RGB_SOURCES or input_shape[-1] == 3:
+        return []
+    return [_channel_problem(config, input_shape[-1], 3, f"--source={m.source}")]
 
 
 def _anchored(config, network):
@@ -238,7 +276,7 @@ def check(config, inputs=None):
     data). ``inputs``: the run's :class:`~tftransfer.training.data.Inputs`."""
     input_shape = (inputs or data_lib.DRIVER_INPUTS).input_shape(config)
     fisher, problems = _load_fisher(config)
-    problems += _replica_problems(config)
+    problems += _replica_problems(config) + channel_problems(config, input_shape)
     if any(config_lib.get(config, name) for name in MODEL_FLAGS):
         problems += _model_problems(config, fisher, input_shape)
     if problems:

@@ -2,10 +2,13 @@
 
 Fields: ``flags`` (the full configuration), ``git_commit`` and ``git_dirty`` of the
 package's checkout (None outside git), ``versions``, ``accuracy`` on ``eval_split``
-(``test`` or ``validation``) with ``eval_crops``, the source-task accuracies before and
+(``test`` or ``validation``) with ``eval_crops`` and ``cross_entropy`` (the mean
+``-log p[label]`` there, for model selection's tie-break), the source-task accuracies before and
 after fine-tuning and their drop in points (Table 5) when asked, ``steps``,
 ``wall_time_s`` (this process), ``train_time_s`` and ``images_per_s`` (training of this
-process), ``resumed_from_step``, ``replicas``, ``optimizer`` and ``dtype_policy`` (as
+process), ``timings`` (seconds: ``process_s`` from the process start, ``before_run_s``,
+``run_s`` and its parts ``setup_s``, ``data_s``, ``model_s``, ``train_s``, ``eval_s``,
+``export_s``; :mod:`tftransfer.training.timing`), ``resumed_from_step``, ``replicas``, ``optimizer`` and ``dtype_policy`` (as
 trained), ``export_max_abs_diff`` and ``finished_at``.
 A run whose record exists is finished: restarting it does not train again.
 

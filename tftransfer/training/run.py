@@ -14,7 +14,10 @@
    step is the optimizer's iteration count (``multi_worker`` only: the equivalent loop of
    :mod:`tftransfer.training.loop`, for a Keras bug);
 6. evaluation with 1 or 10 crops, source-task accuracy with the source head put back
-   (Table 5), SavedModel export reloaded and compared, ``results.json``.
+   (Table 5), SavedModel export reloaded and compared, ``results.json`` (with the
+   accuracy and mean cross-entropy on the evaluated split, and the timings of
+   :mod:`tftransfer.training.timing`: the process, setup, data, model, train, eval and
+   export).
 
 A non-finite loss stops training (:class:`tftransfer.training.callbacks.Diverged`): the last
 good checkpoint is kept, ``failed.json`` records the attempt, a restart retries it.
@@ -38,6 +41,8 @@ from tftransfer.training import preflight
 from tftransfer.training import results as results_lib
 from tftransfer.training import run_directory
 from tftransfer.training import strategy as strategy_lib
+from tftransfer.training import timing
+from tftransfer.training.evaluate import accuracy_and_cross_entropy
 from tftransfer.training.checkpoint import Checkpointer, candidates
 from tftransfer.training.loop import fit
 from tftransfer.training.model import build_compiled
@@ -102,18 +107,20 @@ def run(config, strategy=None, cache=None, inputs=None):
     :class:`tftransfer.training.model.ModelCache` reused across the runs of a process.
     ``inputs``: the hook the data come from, a :class:`tftransfer.training.data.Inputs`
     (default: the driver's own, from the flags); its identity is part of the run's."""
+    phases = timing.Phases()
     config = config_lib.validate(config)
     inputs = inputs or data_lib.DRIVER_INPUTS
+    config = config_lib.dataset_defaults(config, inputs.input_shape(config)[-1])
     if config.runtime.output_dir is None:
         config = config_lib.replace(
             config, output_dir=identity_lib.default_output_dir(config, inputs))
     preflight.check(config, inputs)
     chief = strategy_lib.is_chief()
     with run_directory.claim(config.runtime.output_dir, exclusive=chief):
-        return _run_claimed(config, inputs, strategy, cache, chief)
+        return _run_claimed(config, inputs, strategy, cache, chief, phases)
 
 
-def _run_claimed(config, inputs, strategy, cache, chief):
+def _run_claimed(config, inputs, strategy, cache, chief, phases):
     """:func:`run` once the output directory is held."""
     output_dir = config.runtime.output_dir
     finished = results_lib.load(output_dir)
@@ -139,9 +146,11 @@ def _run_claimed(config, inputs, strategy, cache, chief):
     if o.batch_size % replicas:
         raise config_lib.ConfigError(f"--batch_size={o.batch_size} is the global batch; "
                                      f"it must be divisible by the {replicas} replicas.")
-    data = inputs.load(config)
-    compiled = (cache.get if cache is not None else build_compiled)(
-        config, strategy, data.num_classes, data.input_shape)
+    with phases("data"):
+        data = inputs.load(config)
+    with phases("model"):
+        compiled = (cache.get if cache is not None else build_compiled)(
+            config, strategy, data.num_classes, data.input_shape)
     model, mode = compiled.model, compiled.transfer.preprocessing
     train = data_lib.network_inputs(data.train, mode, data.mean)
     test = data_lib.network_inputs(data.test, mode, data.mean)
@@ -185,6 +194,7 @@ def _run_claimed(config, inputs, strategy, cache, chief):
                                                       start_step, r.verbose > 0))
     else:
         hooks.append(callbacks_lib.FinalCheckpoint(checkpointer, None, r.verbose > 0))
+    setup = time.time() - phases.started - sum(phases.seconds.values())
     train_started = time.time()
     if remaining > 0:
         try:
@@ -196,10 +206,14 @@ def _run_claimed(config, inputs, strategy, cache, chief):
                                           error.step, error.reason)
             raise
     train_time = time.time() - train_started
+    phases.seconds["train"] = train_time
 
-    accuracy = crop_accuracy(model, test)
-    say(f"{data.eval_split} accuracy ({e.eval_crops} crop(s)): {accuracy:.4f}")
-    fields = {"accuracy": accuracy, "eval_split": data.eval_split,
+    with phases("eval"):
+        accuracy, cross_entropy = accuracy_and_cross_entropy(model, test)
+    say(f"{data.eval_split} accuracy ({e.eval_crops} crop(s)): {accuracy:.4f}, "
+        f"cross-entropy {cross_entropy:.4f}")
+    fields = {"accuracy": accuracy, "cross_entropy": cross_entropy,
+              "eval_split": data.eval_split,
               "eval_crops": e.eval_crops, "num_eval": data.num_test,
               "num_train": data.num_train, "num_classes": data.num_classes,
               "steps": int(model.optimizer.iterations.numpy()),
@@ -210,18 +224,22 @@ def _run_claimed(config, inputs, strategy, cache, chief):
               "images_per_s": remaining * o.batch_size / max(train_time, 1e-9),
               "frozen_units": compiled.frozen_units}
     if source_test is not None:
-        after = crop_accuracy(compiled.transfer.source_model(), source_test)
+        with phases("eval"):
+            after = crop_accuracy(compiled.transfer.source_model(), source_test)
         fields.update(source_accuracy_before=source_before, source_accuracy_after=after,
                       source_drop=100.0 * (source_before - after))
         say(f"source task: {source_before:.4f} before, {after:.4f} after fine-tuning")
     if r.export:
-        diff = export_lib.export_and_check(model, os.path.join(output_dir, "saved_model"),
-                                           _first_batch(test), chief)
+        with phases("export"):
+            diff = export_lib.export_and_check(model, os.path.join(output_dir,
+                                                                   "saved_model"),
+                                               _first_batch(test), chief)
         say(f"exported {output_dir}/saved_model; reloaded, max |logit difference| "
             f"{diff:.3g}")
         fields["export_max_abs_diff"] = diff
     if r.save_weights and chief:
-        with atomic_path(os.path.join(output_dir, "model.weights.h5")) as tmp:
+        with phases("export"), atomic_path(os.path.join(output_dir,
+                                                        "model.weights.h5")) as tmp:
             os.remove(tmp)
             model.save_weights(tmp + ".weights.h5")
             os.replace(tmp + ".weights.h5", tmp)
@@ -229,6 +247,8 @@ def _run_claimed(config, inputs, strategy, cache, chief):
     if not chief:
         return None
     fields["wall_time_s"] = time.time() - started
+    phases.seconds["setup"] = setup
+    fields["timings"] = phases.as_dict()
     record = results_lib.write(output_dir, identity_lib.record_flags(config, inputs), **fields)
     results_lib.clear_failure(output_dir)
     say(f"results: {results_lib.path(output_dir)} ({record['wall_time_s']:.0f} s)")
