@@ -216,6 +216,14 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
         inherited variable.
       epsilon: smoothing constant of L1-SP and the group-lasso schemes.
       penalize_all_trainable: also penalise biases and batch-norm parameters (TLlib's rule).
+
+    ``.keras`` files: a functional or Sequential model saved with ``model.save("m.keras")``
+    comes back from ``keras.models.load_model`` with the same penalty and starting point
+    (:func:`starting_point`). A model rebuilt from constructor arguments (KerasHub, most
+    subclassed models) cannot: this call and ``model.save`` warn, and the way back is
+    ``penalize`` on the rebuilt pretrained model, then ``model.load_weights(path)``. An
+    "-SP" regularizer without its starting point raises when called, never returns 0.
+    Runs on the TensorFlow, JAX and PyTorch backends (docs/backends.md).
     """
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown scheme {scheme!r}; expected one of {SCHEMES}.")
