@@ -51,9 +51,19 @@ demo: $(VENV)/.installed fashion-mnist
 study: $(VENV)/.installed-all fashion-mnist
 	$(PY) -m experiments.cpu_study $(STUDY_ARGS)
 
+# The backend-neutral core again under JAX and PyTorch (docs/backends.md), about 30 s each;
+# a backend whose package is missing is skipped with a line saying so.
+BACKEND_TESTS := tests/test_regularizers.py tests/test_penalize.py tests/test_kerashub.py
+
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q tests
+	@for b in jax torch; do \
+	  if $(PY) -c "import $$b" 2>/dev/null; then \
+	    echo "KERAS_BACKEND=$$b: $(BACKEND_TESTS)"; \
+	    KERAS_BACKEND=$$b $(PY) -m pytest -q $(BACKEND_TESTS) || exit 1; \
+	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install .[$$b])"; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) $(LOCK) *.egg-info .pytest_cache

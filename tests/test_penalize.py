@@ -1,12 +1,19 @@
-"""tftransfer.penalize on a small model: totals against NumPy, checkpointing, errors."""
+"""tftransfer.penalize on a small model: totals against NumPy, training on the active
+backend, .keras round trips, checkpointing (TensorFlow), errors.
+
+Backend-neutral (tests/backend_testutil.py): run with KERAS_BACKEND=tensorflow, jax or torch.
+"""
 import os
+import unittest
+import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import tftransfer
 from tftransfer.penalty import SCHEMES
+
+from tests.backend_testutil import TestCase, numpy, skip_unless_tensorflow, total
 
 
 def small_model(name="net"):
@@ -45,10 +52,10 @@ def numpy_total(scheme, alpha, beta, w, w0, fisher, eps):
 
 
 def weights_by_path(model):
-    return {v.path: v.numpy().astype(np.float64) for v in model.weights}
+    return {v.path: numpy(v).astype(np.float64) for v in model.weights}
 
 
-class PenalizeTotalsTest(tf.test.TestCase):
+class PenalizeTotalsTest(TestCase):
 
     def test_every_scheme_matches_numpy_after_the_weights_move(self):
         rng = np.random.default_rng(0)
@@ -74,7 +81,7 @@ class PenalizeTotalsTest(tf.test.TestCase):
             self.assertCountEqual(plan.inherited, INHERITED)
             self.assertEqual(plan.new, ["head/kernel"])
             self.assertGreater(np.abs(w["conv/kernel"] - w0["conv/kernel"]).max(), 1e-4)
-            got = float(tf.add_n(model.losses))
+            got = total(model.losses)
             want = numpy_total(scheme, 0.3, 0.05, w, w0,
                                {p: f.astype(np.float64) for p, f in fisher.items()}, 1e-6)
             self.assertAllClose(got, want, rtol=1e-5, msg=scheme)
@@ -86,38 +93,41 @@ class PenalizeTotalsTest(tf.test.TestCase):
         self.assertCountEqual(plan.inherited, ["conv/kernel", "conv/bias", "bn/gamma", "bn/beta",
                                                "dw/kernel", "dw/bias", "fc/kernel", "fc/bias"])
         self.assertCountEqual(plan.new, ["head/kernel", "head/bias"])
-        self.assertAllClose(float(tf.add_n(model.losses)),
-                            0.01 / 2 * np.sum(model.get_layer("head").kernel.numpy() ** 2))
+        self.assertAllClose(total(model.losses),
+                            0.01 / 2 * np.sum(numpy(model.get_layer("head").kernel) ** 2))
 
     def test_frozen_layers_add_no_penalty(self):
         model = small_model()
         tftransfer.penalize(model, "l2", 0.1, 0.0, ["head"])
-        before = float(tf.add_n(model.losses))
+        before = total(model.losses)
         model.get_layer("fc").trainable = False
-        fc = model.get_layer("fc").kernel.numpy()
-        self.assertAllClose(float(tf.add_n(model.losses)), before - 0.05 * np.sum(fc ** 2),
+        fc = numpy(model.get_layer("fc").kernel)
+        self.assertAllClose(total(model.losses), before - 0.05 * np.sum(fc ** 2),
                             rtol=1e-5)
 
 
-class PenalizeStateTest(tf.test.TestCase):
+@skip_unless_tensorflow("tf.train.Checkpoint and SavedModel export are TensorFlow's")
+class PenalizeStateTest(TestCase):
 
     def test_checkpoint_restores_the_starting_point_and_penalty(self):
+        import tensorflow as tf
         model = small_model()
         tftransfer.penalize(model, "l2_sp", 0.2, 0.01, ["head"])
         for v in model.trainable_variables:
             v.assign_add(tf.ones_like(v) * 0.1)
-        penalty = float(tf.add_n(model.losses))
+        penalty = total(model.losses)
         path = tf.train.Checkpoint(model=model).save(os.path.join(self.get_temp_dir(), "ckpt"))
 
         other = small_model()  # different random init, so a different starting point
         tftransfer.penalize(other, "l2_sp", 0.2, 0.01, ["head"])
-        self.assertNotAllClose(float(tf.add_n(other.losses)), penalty)
+        self.assertNotAllClose(total(other.losses), penalty)
         tf.train.Checkpoint(model=other).restore(path).assert_consumed()
-        self.assertAllClose(float(tf.add_n(other.losses)), penalty, rtol=1e-6)
+        self.assertAllClose(total(other.losses), penalty, rtol=1e-6)
         start = tftransfer.starting_point(other).references["conv/kernel"]
         self.assertAllClose(start, tftransfer.starting_point(model).references["conv/kernel"])
 
     def test_export_leaves_out_the_starting_point(self):
+        import tensorflow as tf
         model = small_model()
         tftransfer.penalize(model, "l2_sp", 0.2, 0.01, ["head"])
         export_dir = os.path.join(self.get_temp_dir(), "export")
@@ -128,7 +138,7 @@ class PenalizeStateTest(tf.test.TestCase):
         self.assertAllClose(reloaded.serve(x), model(x), atol=1e-5)
 
 
-class PenalizeErrorsTest(tf.test.TestCase):
+class PenalizeErrorsTest(TestCase):
 
     def test_twice_is_an_error(self):
         model = small_model()
@@ -177,5 +187,108 @@ class PenalizeErrorsTest(tf.test.TestCase):
         tftransfer.penalize(model, "l2_sp", 0.1, 0.01, ["head"])  # still allowed
 
 
+class KerasFileTest(TestCase):
+    """model.save("m.keras") and keras.models.load_model (docs/backends.md)."""
+
+    def fitted(self, scheme, **kwargs):
+        keras.utils.set_random_seed(4)
+        model = small_model()
+        w0 = weights_by_path(model)
+        tftransfer.penalize(model, scheme, 0.3, 0.05, ["head"], **kwargs)
+        rng = np.random.default_rng(0)
+        model.compile(optimizer=keras.optimizers.SGD(0.5),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(rng.normal(size=(16, 8, 8, 3)).astype(np.float32), rng.integers(0, 3, 16),
+                  batch_size=8, epochs=1, verbose=0)
+        return model, w0
+
+    def test_round_trip_keeps_the_penalty_and_the_starting_point(self):
+        for scheme in ("l2", "l2_sp", "l2_sp_fisher", "group_lasso_sp"):
+            fisher = ({p: np.full(small_model().get_layer(p.split("/")[0]).kernel.shape, 0.5)
+                       for p in INHERITED} if "fisher" in scheme else None)
+            model, w0 = self.fitted(scheme, **({"fisher": fisher} if fisher else {}))
+            path = os.path.join(self.get_temp_dir(), scheme + ".keras")
+            model.save(path)
+            loaded = keras.models.load_model(path)
+            self.assertGreater(total(model.losses), 0, scheme)
+            self.assertAllClose(total(loaded.losses), total(model.losses), rtol=1e-6, msg=scheme)
+            with self.assertRaisesRegex(ValueError, "already carries tftransfer penalties"):
+                tftransfer.penalize(loaded, "l2_sp", 0.1, 0.01, ["head"])
+            start = tftransfer.starting_point(loaded)
+            if scheme == "l2":
+                self.assertIsNone(start)
+                continue
+            self.assertCountEqual(start.references, INHERITED)
+            for p in INHERITED:
+                self.assertAllClose(start.references[p], w0[p], msg=p)
+
+    def test_reloaded_model_trains_with_its_penalty(self):
+        model, w0 = self.fitted("l2_sp")
+        path = os.path.join(self.get_temp_dir(), "m.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        # Penalty alone, huge step: gradient descent on alpha/2 ||w - w0||^2 lands on w0.
+        loaded.compile(optimizer=keras.optimizers.SGD(1 / 0.3),
+                       loss=lambda y, p: keras.ops.zeros_like(keras.ops.sum(p, axis=-1)))
+        rng = np.random.default_rng(1)
+        loaded.fit(rng.normal(size=(4, 8, 8, 3)).astype(np.float32), np.zeros(4), batch_size=4,
+                   epochs=1, verbose=0)
+        self.assertAllClose(loaded.get_layer("fc").kernel, w0["fc/kernel"], atol=1e-5)
+
+    def test_unbound_regularizer_is_never_a_silent_zero(self):
+        model, _ = self.fitted("l2_sp")
+        config = model.get_config()
+        rebuilt = keras.Model.from_config(config)  # the config holds no arrays
+        with self.assertRaisesRegex(ValueError, "not bound.*tftransfer.penalize"):
+            total(rebuilt.losses)
+
+    def test_model_rebuilt_from_arguments_warns_at_penalize_and_save(self):
+        class Net(keras.Model):
+            def __init__(self, units=3, **kwargs):
+                super().__init__(**kwargs)
+                self.units = units
+                self.body = keras.layers.Dense(4, name="body")
+                self.head = keras.layers.Dense(units, name="head")
+
+            def call(self, x):
+                return self.head(self.body(x))
+
+            def get_config(self):
+                return {"units": self.units}
+
+        model = Net()
+        model(np.zeros((1, 5), np.float32))
+        with self.assertWarnsRegex(UserWarning, "WITHOUT its penalty.*load_weights"):
+            tftransfer.penalize(model, "l2_sp", 0.1, 0.01, ["head"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.save(os.path.join(self.get_temp_dir(), "net.keras"))
+        self.assertTrue(any("WITHOUT its penalty" in str(w.message) for w in caught))
+
+
+class PenalizeFitTest(TestCase):
+    """model.fit with L2-SP on the active backend: the loss falls, and a larger alpha keeps
+    the weights closer to the starting point (Li et al. 2018, Section 3)."""
+
+    def test_fit_lowers_the_loss_and_alpha_pulls_toward_the_starting_point(self):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(64, 8, 8, 3)).astype(np.float32)
+        y = (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64) + (x[:, 0, 0, 0] > 0)
+        distances = []
+        for alpha in (0.0, 1.0, 30.0):
+            keras.utils.set_random_seed(2)
+            model = small_model()
+            w0 = weights_by_path(model)
+            tftransfer.penalize(model, "l2_sp", alpha, 0.0, ["head"])
+            model.compile(optimizer=keras.optimizers.SGD(0.02),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            history = model.fit(x, y, batch_size=16, epochs=8, verbose=0).history["loss"]
+            self.assertLess(history[-1], history[0], f"alpha={alpha}")
+            w = weights_by_path(model)
+            distances.append(sum(np.sum((w[p] - w0[p]) ** 2) for p in INHERITED))
+        self.assertGreater(distances[0], distances[1])
+        self.assertGreater(distances[1], distances[2])
+
+
 if __name__ == "__main__":
-    tf.test.main()
+    unittest.main()

@@ -14,6 +14,12 @@ mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large models. O
 
 The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's shape, the form
 ``tftransfer.penalize(..., fisher=...)`` takes; :func:`save` / :func:`load` store it as .npz.
+
+TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape``,
+``tf.vectorized_map``, ``tf.image.extract_patches`` inside one ``tf.function``) have no
+``keras.ops`` equivalent of the same speed. On JAX or PyTorch, compute the Fisher once with
+``KERAS_BACKEND=tensorflow`` (``tools/compute_fisher.py``), :func:`save` it, and pass
+:func:`load` 's result to ``tftransfer.penalize``: the penalty itself runs on every backend.
 """
 import json
 
@@ -23,7 +29,7 @@ import tensorflow as tf
 
 from tftransfer.batching import input_batches
 from tftransfer.io_utils import atomic_path
-from tftransfer.per_example import SquaredGradients
+from tftransfer.per_example import SquaredGradients, require_tensorflow
 from tftransfer.variables import select_variables
 
 MODES = ("exact", "sampled")
@@ -48,6 +54,7 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
       seed: seed of the sampled labels (results are reproducible).
       progress: show a progress bar (``keras.utils.Progbar``).
     """
+    require_tensorflow("tftransfer.fisher.diagonal")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     if int(num_samples) < 1:

@@ -11,9 +11,26 @@ minimises the data loss plus ``sum(model.losses)``. Biases and batch-norm parame
 penalised (the authors' rule), unless ``penalize_all_trainable=True`` (TLlib's rule), which
 applies the scheme to every variable of the inherited layers and L2(beta) to every variable
 of the new layers. Keras counts regularizers of trainable variables only: a frozen layer
-adds nothing.
+adds nothing. The schemes are those of Li, Grandvalet & Davoine 2018, "Explicit Inductive
+Bias for Transfer Learning with Convolutional Networks", Sections 3 and 4.
+
+Any Keras 3 model works, on any backend: functional and Sequential models, subclassed ones
+and KerasHub models (``keras_hub.models.Backbone`` and tasks), whose nested layers are
+searched for Conv / DepthwiseConv / Dense kernels.
+
+``.keras`` files: every regularizer is also set in its layer's config
+(``kernel_regularizer`` ...), and the "-SP" ones save ``w0`` beside the layer's weights.
+For a functional or Sequential model ``keras.models.load_model`` therefore returns the model
+with the same penalty (same ``sum(model.losses)``) and :func:`starting_point` gives its
+``W0``. A model rebuilt from constructor arguments (KerasHub, most subclassed models) loses
+its layers' regularizers on load: :func:`penalize` and ``model.save`` then warn; re-attach
+with ``penalize`` on the pretrained model followed by ``model.load_weights(path)``
+(docs/backends.md).
 """
+import contextlib
 import dataclasses
+import json
+import warnings
 from typing import Dict, List, Optional
 
 import keras
@@ -107,6 +124,45 @@ def _resolve_new_layers(model, new_layers, layers):
     return resolved
 
 
+def _config_slot(layer, variable):
+    """The attribute of ``layer`` whose regularizer its config saves for ``variable``
+    (``kernel_regularizer``, ``depthwise_regularizer`` ...), or None."""
+    for attribute in list(vars(layer)):
+        if not attribute.endswith("_regularizer") or attribute == "activity_regularizer":
+            continue
+        stem = attribute[:-len("_regularizer")]
+        owners = [stem, stem + "_kernel"] + (["kernel"] if stem == "depthwise" else [])
+        if any(getattr(layer, name, None) is variable for name in owners):
+            return attribute
+    return None
+
+
+def _attach(layer, variable, regularizer):
+    """Sets ``regularizer`` on ``variable`` and in ``layer``'s config; True if the config
+    holds it."""
+    variable.regularizer = regularizer
+    slot = _config_slot(layer, variable)
+    if slot is not None:
+        setattr(layer, slot, regularizer)
+    return slot is not None
+
+
+def _carried_by_config(model, regularizers_attached):
+    """Whether ``model``'s config holds all ``regularizers_attached`` (so that load_model
+    rebuilds them)."""
+    try:
+        text = json.dumps(keras.saving.serialize_keras_object(model), default=str)
+    except Exception:  # a model that cannot serialise its config cannot be reloaded either
+        return False
+    return text.count('"registered_name": "tftransfer>') >= regularizers_attached
+
+
+def _tftransfer_regularized(model):
+    return [v.path for v in model.trainable_variables
+            if isinstance(getattr(v, "regularizer", None),
+                          (regularizers.L2, regularizers.AnchoredRegularizer))]
+
+
 def _scheme_regularizer(scheme, alpha, group_axes, epsilon):
     """The unbound regularizer of ``scheme`` for one inherited variable."""
     if scheme == "l2":
@@ -160,6 +216,14 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
         inherited variable.
       epsilon: smoothing constant of L1-SP and the group-lasso schemes.
       penalize_all_trainable: also penalise biases and batch-norm parameters (TLlib's rule).
+
+    ``.keras`` files: a functional or Sequential model saved with ``model.save("m.keras")``
+    comes back from ``keras.models.load_model`` with the same penalty and starting point
+    (:func:`starting_point`). A model rebuilt from constructor arguments (KerasHub, most
+    subclassed models) cannot: this call and ``model.save`` warn, and the way back is
+    ``penalize`` on the rebuilt pretrained model, then ``model.load_weights(path)``. An
+    "-SP" regularizer without its starting point raises when called, never returns 0.
+    Runs on the TensorFlow, JAX and PyTorch backends (docs/backends.md).
     """
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown scheme {scheme!r}; expected one of {SCHEMES}.")
@@ -172,6 +236,12 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
     if hasattr(model, ANCHOR_ATTRIBUTE):
         raise ValueError(f"penalize() was already called on model {model.name!r}. Build a "
                          "fresh model (or reload it) to attach a different scheme.")
+    carried = _tftransfer_regularized(model)
+    if carried:
+        raise ValueError(f"model {model.name!r} already carries tftransfer penalties (e.g. on "
+                         f"{carried[:3]}), probably reloaded from a .keras file with them; "
+                         "tftransfer.starting_point(model) gives their W0. Build the "
+                         "pretrained model afresh to attach another scheme.")
     if isinstance(new_layers, (str, keras.layers.Layer)):
         new_layers = [new_layers]
     layers = all_layers(model)
@@ -185,26 +255,57 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
     inherited, fresh = [], []
     for layer in layers:
         target = fresh if id(layer) in new_ids else inherited
-        target.extend(_penalised_variables(layer, penalize_all_trainable))
-    fisher = _check_fisher(scheme, fisher, [v for v, _ in inherited])
+        target.extend((v, a, layer) for v, a in _penalised_variables(layer, penalize_all_trainable))
+    fisher = _check_fisher(scheme, fisher, [v for v, _, _ in inherited])
 
     anchored = scheme != "l2"
-    with model.distribute_strategy.scope():
-        start = StartingPoint([v for v, _ in inherited] if anchored else [], fisher)
+    with _scope(model):
+        start = StartingPoint([v for v, _, _ in inherited] if anchored else [], fisher)
     setattr(model, ANCHOR_ATTRIBUTE, start)
 
-    for variable, group_axes in inherited:
+    attached, in_config = [], 0
+    for variable, group_axes, layer in inherited:
         regularizer = _scheme_regularizer(scheme, alpha, group_axes, epsilon)
         if anchored:
             regularizer.bind(start.references[variable.path],
                              start.fisher.get(variable.path) if fisher else None)
-        variable.regularizer = regularizer
-    for variable, _ in fresh:
-        variable.regularizer = regularizers.L2(beta)
+        in_config += _attach(layer, variable, regularizer)
+        attached.append(regularizer)
+    for variable, _, layer in fresh:
+        attached.append(regularizers.L2(beta))
+        in_config += _attach(layer, variable, attached[-1])
+    if attached and not (in_config == len(attached) and _carried_by_config(model, in_config)):
+        for regularizer in attached:
+            regularizer.lost_on_load = True
+        warnings.warn(regularizers.LOST_ON_LOAD, stacklevel=2)
+    inherited = [(v, a) for v, a, _ in inherited]
+    fresh = [(v, a) for v, a, _ in fresh]
     return PenaltyPlan(scheme, alpha, beta, [v.path for v, _ in inherited],
                        [v.path for v, _ in fresh], start)
 
 
+def _scope(model):
+    """The model's tf.distribute scope on TensorFlow (the driver's strategies), else none."""
+    scope = getattr(model, "distribute_strategy", None)
+    return scope.scope() if scope is not None else contextlib.nullcontext()
+
+
 def starting_point(model):
-    """The :class:`StartingPoint` that :func:`penalize` attached to ``model`` (or None)."""
-    return getattr(model, ANCHOR_ATTRIBUTE, None)
+    """The :class:`StartingPoint` of ``model``'s penalty: the one :func:`penalize` attached,
+    else (a model reloaded from a ``.keras`` file) one around the ``w0`` of its bound "-SP"
+    regularizers, kept on the model; None when the model has no penalty."""
+    start = getattr(model, ANCHOR_ATTRIBUTE, None)
+    if start is not None:
+        return start
+    references, fisher = {}, {}
+    for v in model.trainable_variables:
+        regularizer = getattr(v, "regularizer", None)
+        if isinstance(regularizer, regularizers.AnchoredRegularizer) and regularizer.bound:
+            references[v.path] = regularizer.reference
+            if regularizer.fisher is not None:
+                fisher[v.path] = regularizer.fisher
+    if not references:
+        return None
+    start = StartingPoint.of(references, fisher)
+    setattr(model, ANCHOR_ATTRIBUTE, start)
+    return start

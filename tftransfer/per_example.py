@@ -20,10 +20,22 @@ inference mode). Per-example weight gradients then follow in closed form:
 - any other layer (depthwise convolution, layer norm, ...): the vector-Jacobian product of
   that single layer, vectorised over examples with ``tf.vectorized_map``.
 
-Only functional and Sequential Keras models can be cloned this way.
+Only functional and Sequential Keras models can be cloned this way. TensorFlow backend
+only (the taps and gradients are TensorFlow ops): :func:`require_tensorflow` says so.
 """
 import keras
 import tensorflow as tf
+
+
+def require_tensorflow(what):
+    """Raises RuntimeError unless Keras runs on the TensorFlow backend."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{what} runs on the TensorFlow backend only (KERAS_BACKEND={backend}). Compute the "
+            "Fisher with KERAS_BACKEND=tensorflow (tools/compute_fisher.py), save it with "
+            "tftransfer.fisher.save, and pass tftransfer.fisher.load(path) to "
+            "tftransfer.penalize on any backend.")
 
 
 class _Recorder:
@@ -126,6 +138,7 @@ class SquaredGradients:
     """
 
     def __init__(self, model, variables):
+        require_tensorflow("tftransfer.per_example.SquaredGradients")
         self.variables = list(variables)
         wanted = {id(v) for v in self.variables}
         self._recorder = _Recorder()

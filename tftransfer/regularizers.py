@@ -1,6 +1,6 @@
 """The penalties of Li, Grandvalet & Davoine as Keras 3 regularizers.
 
-Conventions (docs/recipe.md): quadratic penalties use the ``tf.nn.l2_loss`` factor 1/2,
+Conventions (docs/recipe.md): quadratic penalties use the factor 1/2 (``tf.nn.l2_loss``),
 ``w0`` is the starting point (the pretrained value of the weight, frozen), ``F`` the
 diagonal Fisher information of the source model, and a *group* is one output channel of a
 kernel: the fan-in parameters of that channel. For a convolution kernel in HWIO layout and
@@ -20,17 +20,40 @@ GroupLassoSPFisher     alpha * sum_g sqrt(p_g) * sqrt(sum_{j in g} F_j (w_j - w0
 
 ``epsilon`` smooths the kink of the L1 and group norms at the starting point, where
 fine-tuning starts (the authors used 1e-16). The "-SP" regularizers hold ``reference``
-(and ``fisher``) as tensors or non-trainable variables of the weight's shape; their configs
-hold only hyper-parameters, never arrays. A deserialized "-SP" regularizer is *unbound*
-until :meth:`AnchoredRegularizer.bind` gives it its arrays (``tftransfer.penalize`` does
-this for a whole model).
+(and ``fisher``) as arrays or non-trainable ``keras.Variable`` s of the weight's shape;
+their configs hold only hyper-parameters, never arrays. A deserialized "-SP" regularizer is
+*unbound* until :meth:`AnchoredRegularizer.bind` gives it its arrays; called unbound it
+raises (a silent 0 would train without the penalty).
+
+Written with ``keras.ops``: the same code runs on the TensorFlow, JAX and PyTorch backends
+(docs/backends.md). In a ``.keras`` file (``model.save``) each "-SP" regularizer of a
+layer's config stores its ``w0`` (and ``F``) beside the layer's weights, and
+``keras.models.load_model`` binds it again (:meth:`AnchoredRegularizer.load_own_variables`),
+so the reloaded model has the same ``sum(model.losses)``.
 """
 import math
+import warnings
 
 import keras
-import tensorflow as tf
+import numpy as np
+from keras import ops
+
+try:  # what keras.saving walks to save and load state beside a layer's own weights
+    from keras.src.saving.keras_saveable import KerasSaveable as _Saveable
+except ImportError:  # pragma: no cover - another Keras layout: references are not saved
+    _Saveable = object
 
 DEFAULT_EPSILON = 1e-16
+UNBOUND_HINT = ("Re-attach the penalty to the pretrained model with tftransfer.penalize(model, "
+                "...) (then model.load_weights(path) for fine-tuned weights), or call "
+                ".bind(reference).")
+
+LOST_ON_LOAD = (
+    "tftransfer: this model's config does not carry its layers' penalties (it is rebuilt "
+    "from constructor arguments, as KerasHub models are), so keras.models.load_model returns "
+    "it WITHOUT its penalty. To train the saved model again with the penalty: rebuild the "
+    "pretrained model, call tftransfer.penalize(model, ...), then model.load_weights(path) "
+    "(the file holds the fine-tuned weights and the starting point).")
 
 
 def check_strength(value, name="alpha"):
@@ -49,6 +72,17 @@ def _serializable(cls):
     return keras.saving.register_keras_serializable(package="tftransfer")(cls)
 
 
+def _half_sum_of_squares(x):
+    """``sum(x**2) / 2``."""
+    return 0.5 * ops.sum(ops.square(x))
+
+
+if keras.backend.backend() == "tensorflow":  # one fused kernel: the TF penalty costs no more
+    import tensorflow as _tf
+
+    _half_sum_of_squares = _tf.nn.l2_loss  # noqa: F811
+
+
 @_serializable
 class L2(keras.regularizers.Regularizer):
     """Weight decay toward zero: ``alpha/2 * sum(w**2)``.
@@ -61,14 +95,21 @@ class L2(keras.regularizers.Regularizer):
         self.alpha = check_strength(alpha)
 
     def __call__(self, x):
-        return self.alpha * tf.nn.l2_loss(x)  # l2_loss(v) = sum(v**2) / 2, one fused kernel
+        return self.alpha * _half_sum_of_squares(x)
 
     def get_config(self):
         return {"alpha": self.alpha}
 
 
-class AnchoredRegularizer(keras.regularizers.Regularizer):
-    """Base of the "-SP" penalties: a function of ``w - w0`` for a fixed reference ``w0``."""
+class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
+    """Base of the "-SP" penalties: a function of ``w - w0`` for a fixed reference ``w0``
+    (Li, Grandvalet & Davoine 2018, "Explicit Inductive Bias for Transfer Learning with
+    Convolutional Networks", Section 3: the starting point ``w0``).
+
+    Keras saves and loads the state of the objects it walks from a model (layers and their
+    attributes): a regularizer in a layer's config writes ``w0`` (and ``F``) with
+    :meth:`save_own_variables` and is bound again by :meth:`load_own_variables`.
+    """
 
     uses_fisher = False
 
@@ -96,27 +137,73 @@ class AnchoredRegularizer(keras.regularizers.Regularizer):
         self.fisher = fisher
         return self
 
+    @property
+    def bound(self):
+        """Whether the starting point (and ``fisher``) are set."""
+        return self.reference is not None
+
     def _deviation(self, x):
-        x = tf.convert_to_tensor(x)
+        x = ops.convert_to_tensor(x)
         if self.reference is None:
             raise ValueError(
-                f"This {type(self).__name__} is not bound to a starting point (it was probably "
-                "rebuilt from its config, which holds no arrays). Call .bind(reference) or "
-                "attach penalties with tftransfer.penalize(model, ...).")
+                f"This {type(self).__name__} is not bound to a starting point: it was rebuilt "
+                "from its config (which holds no arrays) without the starting point, e.g. by "
+                "keras.models.load_model of a file saved without it, so its penalty is "
+                f"unknown. {UNBOUND_HINT}")
         if tuple(x.shape) != tuple(self.reference.shape):
             raise ValueError(f"{type(self).__name__}: weight of shape {tuple(x.shape)} does not "
                              f"match its reference of shape {tuple(self.reference.shape)}.")
-        return x - tf.cast(self.reference, x.dtype)
+        return x - ops.cast(self.reference, x.dtype)
 
     def _squared_deviation(self, x):
         """``(w - w0)**2``, weighted by ``F`` in the Fisher variants."""
-        squared = tf.square(self._deviation(x))
+        squared = ops.square(self._deviation(x))
         if self.fisher is not None:
-            squared = tf.cast(self.fisher, squared.dtype) * squared
+            squared = ops.cast(self.fisher, squared.dtype) * squared
         return squared
 
     def get_config(self):
         return {"alpha": self.alpha}
+
+    # State in .keras files (keras.saving walks these objects from a layer's attributes).
+
+    def _obj_type(self):
+        # keras.saving accepts a fixed set of kinds, each naming the attributes it skips;
+        # a regularizer has no saveable children, and a Loss is the nearest plain kind.
+        return "Loss"
+
+    def save_own_variables(self, store):
+        """Writes ``w0`` as ``store["0"]`` and ``F`` as ``store["1"]`` (when bound). Warns
+        when the model's config does not carry this regularizer (``lost_on_load``, set by
+        ``tftransfer.penalize``: models rebuilt from constructor arguments, e.g. KerasHub)."""
+        if self.reference is None:
+            return
+        if getattr(self, "lost_on_load", False):
+            warnings.warn(LOST_ON_LOAD, stacklevel=2)
+        store["0"] = np.asarray(ops.convert_to_numpy(self.reference))
+        if self.fisher is not None:
+            store["1"] = np.asarray(ops.convert_to_numpy(self.fisher))
+
+    def load_own_variables(self, store):
+        """Binds to the stored ``w0`` (and ``F``): assigned into the bound variables if any,
+        else into new non-trainable ``keras.Variable`` s. Warns when there is nothing to
+        load and the regularizer stays unbound."""
+        if "0" not in store:
+            if self.reference is None:
+                warnings.warn(f"A {type(self).__name__} was loaded without its starting point "
+                              f"(the file holds none); its penalty cannot be computed. "
+                              f"{UNBOUND_HINT}", stacklevel=2)
+            return
+        arrays = [np.asarray(store[key]) for key in ("0", "1") if key in store]
+        current = [self.reference, self.fisher][:len(arrays)]
+        if all(isinstance(v, keras.Variable) and tuple(v.shape) == a.shape
+               for v, a in zip(current, arrays)):
+            for v, a in zip(current, arrays):
+                v.assign(a)
+            return
+        made = [keras.Variable(a, dtype=str(a.dtype), trainable=False, name=n)
+                for a, n in zip(arrays, ("reference", "fisher"))]
+        self.bind(made[0], made[1] if len(made) > 1 else None)
 
 
 class _SmoothedRegularizer(AnchoredRegularizer):
@@ -138,7 +225,7 @@ class L2SP(AnchoredRegularizer):
         super().__init__(alpha, reference)
 
     def __call__(self, x):
-        return self.alpha * tf.nn.l2_loss(self._deviation(x))
+        return self.alpha * _half_sum_of_squares(self._deviation(x))
 
 
 @_serializable
@@ -151,7 +238,7 @@ class L2SPFisher(AnchoredRegularizer):
         super().__init__(alpha, reference, fisher)
 
     def __call__(self, x):
-        return self.alpha * 0.5 * tf.reduce_sum(self._squared_deviation(x))
+        return self.alpha * 0.5 * ops.sum(self._squared_deviation(x))
 
 
 @_serializable
@@ -162,7 +249,7 @@ class L1SP(_SmoothedRegularizer):
         super().__init__(alpha, reference, None, epsilon)
 
     def __call__(self, x):
-        return self.alpha * tf.reduce_sum(tf.sqrt(self._squared_deviation(x) + self.epsilon))
+        return self.alpha * ops.sum(ops.sqrt(self._squared_deviation(x) + self.epsilon))
 
 
 def default_group_axes(rank):
@@ -183,8 +270,8 @@ class _GroupNorm(_SmoothedRegularizer):
         squared = self._squared_deviation(x)
         axes = self.group_axes if self.group_axes is not None else default_group_axes(len(x.shape))
         group_size = math.prod(x.shape[a] for a in axes)
-        group_norms = tf.sqrt(tf.reduce_sum(squared, axis=axes) + self.epsilon)
-        return self.alpha * math.sqrt(group_size) * tf.reduce_sum(group_norms)
+        group_norms = ops.sqrt(ops.sum(squared, axis=axes) + self.epsilon)
+        return self.alpha * math.sqrt(group_size) * ops.sum(group_norms)
 
     def get_config(self):
         return {**super().get_config(), "group_axes": self.group_axes}
