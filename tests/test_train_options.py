@@ -209,3 +209,35 @@ class ChannelsTest(tf.test.TestCase):
         for fragment in ("layer 'stem_conv'", "(3, 3, 3, 4) in the file",
                          "(3, 3, 3, 8) in the model"):
             self.assertIn(fragment, line)
+
+
+class WithoutEffectTest(tf.test.TestCase):
+    """Penalty options that change nothing in a run are refused when set, and listed in
+    results.json when left at their defaults."""
+
+    def config(self, **overrides):
+        return tiny_config(tempfile.mkdtemp(), **overrides)
+
+    def test_strengths_without_effect_are_refused(self):
+        refused(self.config(scheme="none", alpha=1e-3), "--alpha=0.001 has no effect",
+                "--scheme=none adds no penalty")
+        refused(self.config(scheme="none", penalize_all_trainable=True),
+                "--penalize_all_trainable=True has no effect")
+        refused(self.config(source="none", weights=None, scheme="l2", alpha=0.5),
+                "--alpha=0.5 has no effect", "every layer is new and gets --beta")
+        refused(self.config(scheme="l2_sp", epsilon=1e-8), "--epsilon=1e-08 has no effect")
+
+    def test_defaults_and_zero_strengths_pass_and_applied_options_stay(self):
+        for overrides in (dict(scheme="none"), dict(scheme="none", alpha=0.0, beta=0.0),
+                          dict(source="none", weights=None, scheme="l2", beta=0.1),
+                          dict(scheme="l1_sp", epsilon=1e-8), dict(scheme="l2_sp", alpha=3.0)):
+            with self.subTest(**overrides):
+                config_lib.validate(self.config(**overrides))
+        self.assertEqual(config_lib.without_effect(self.config(scheme="l1_sp")), {})
+        self.assertEqual(sorted(config_lib.without_effect(self.config(scheme="l2_sp"))),
+                         ["epsilon"])
+
+    def test_results_list_what_had_no_effect(self):
+        record = run(self.config(source="none", weights=None, scheme="l2", train_steps=3,
+                                 lr_boundaries=[]))
+        self.assertEqual(record["without_effect"], ["alpha", "epsilon"])

@@ -75,10 +75,11 @@ class SelectToolTest(tf.test.TestCase):
             phase["now"] = "final" if not config.data.cv_folds else "select"
             return driver_run(config, **kwargs)
 
-        alphas, seeds = [1e-4, 1e-2, 1.0], [0, 1]
+        # --source=none: every layer is new, so beta (not alpha) is what changes the runs.
+        betas, seeds = [1e-4, 1e-2, 1.0], [0, 1]
         with mock.patch.object(base.ResizedImageBuilder, "as_dataset", recording_as_dataset), \
                 mock.patch.object(select_model, "run", recording_run):
-            summary, lines = select_model.select(base_config, alphas, [], 2, seeds,
+            summary, lines = select_model.select(base_config, [0.1], betas, 2, seeds,
                                                  "accuracy")
         selecting = [split for when, split in opened if when == "select"]
         self.assertIn("train", selecting)
@@ -87,10 +88,10 @@ class SelectToolTest(tf.test.TestCase):
 
         # The choice, recomputed from the fold records on disk.
         pooled = {}
-        for alpha in alphas:
+        for beta in betas:
             correct = total = loss = 0.0
             for fold in range(2):
-                where = os.path.join(tmp, "select", "select", f"alpha={alpha:g}",
+                where = os.path.join(tmp, "select", "select", f"alpha=0.1_beta={beta:g}",
                                      f"fold_{fold}", "results.json")
                 with open(where) as f:
                     record = json.load(f)
@@ -100,19 +101,20 @@ class SelectToolTest(tf.test.TestCase):
                 correct += round(record["accuracy"] * record["num_eval"])
                 total += record["num_eval"]
                 loss += record["cross_entropy"] * record["num_eval"]
-            pooled[alpha] = (correct / total, loss / total)
-        expected = min(alphas, key=lambda a: (-pooled[a][0], pooled[a][1], a))
-        self.assertEqual(summary["chosen"]["alpha"], expected)
+            pooled[beta] = (correct / total, loss / total)
+        self.assertLen(set(pooled.values()), len(betas))  # the candidates differ
+        expected = min(betas, key=lambda b: (-pooled[b][0], pooled[b][1], b))
+        self.assertEqual(summary["chosen"]["beta"], expected)
         for row in summary["candidates"]:
             self.assertAllClose((row["val_accuracy"], row["val_cross_entropy"]),
-                                pooled[row["alpha"]])
+                                pooled[row["beta"]])
 
         final = summary["final"]
         self.assertEqual((final["eval_split"], final["seeds"]), ("test", seeds))
         for where in final["runs"]:
             with open(os.path.join(where, "results.json")) as f:
                 record = json.load(f)
-            self.assertEqual((record["num_train"], record["flags"]["alpha"],
+            self.assertEqual((record["num_train"], record["flags"]["beta"],
                               record["flags"]["cv_folds"]),
                              (6 * len(CLASSES), expected, 0))
         self.assertAllClose(final["std_ddof1"], np.std(final["accuracies"], ddof=1))

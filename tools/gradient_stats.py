@@ -10,14 +10,13 @@ gradient-norm distributions and the loss variation along the gradient, PNG + CSV
 a pretrained start with a random one.
 """
 import argparse
-import os
 
 import keras
 
 from absl import logging
 
 from tftransfer.analysis import gradients, plots
-from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_csv, write_png
+from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_outputs
 
 
 def main(argv=None):
@@ -38,15 +37,14 @@ def main(argv=None):
         keras.utils.set_random_seed(args.seed)
         model = keras.models.clone_model(model)
     x, y = load_arrays(args.data)
-    prefix = os.path.join(args.out_dir, f"gradients_{args.init}")
     callback = gradients.GradientStatistics((x[:args.probe_size], y[:args.probe_size]),
                                             every_n_batches=args.every_n_batches)
     fit_sgd(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
     outputs = []
     for kind, frame, plot in zip(("grad_norms", "loss_variation"), callback.frames(),
                                  (plots.plot_gradient_norms, plots.plot_loss_variation)):
-        outputs += [write_png(plot(frame), f"{prefix}_{kind}.png"),
-                    write_csv(frame, f"{prefix}_{kind}.csv")]
+        outputs += write_outputs(args.out_dir, f"gradients_{args.init}_{kind}", frame,
+                                 plot(frame))
     logging.info("wrote " + ", ".join(outputs))
     return outputs
 

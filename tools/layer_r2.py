@@ -5,12 +5,11 @@
         --data target_test.npz --out_dir outputs/r2 [--layers stem_relu,stage1_block1_out]
 """
 import argparse
-import os
 
 from absl import logging
 
 from tftransfer.analysis import plots, r2
-from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
+from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
 
 
 def main(argv=None):
@@ -32,13 +31,10 @@ def main(argv=None):
     for name, path in parse_named(args.finetuned).items():
         logging.info(f"R^2 of {name} ({path}) on {len(x)} examples")
         results[name] = r2.layer_r2(pretrained, load_model(path), x, layers, args.batch_size)
-    png = os.path.join(args.out_dir, "layer_r2.png")
-    csv = os.path.join(args.out_dir, "layer_r2.csv")
     frame = r2.r2_frame(results)
-    write_png(plots.plot_r2(frame), png)
-    write_csv(frame, csv)
-    logging.info(f"wrote {png} and {csv}")
-    return png, csv
+    outputs = write_outputs(args.out_dir, "layer_r2", frame, plots.plot_r2(frame))
+    logging.info("wrote " + ", ".join(outputs))
+    return outputs
 
 
 if __name__ == "__main__":

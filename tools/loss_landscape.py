@@ -11,14 +11,13 @@ The landscape is centred at the weights stored in ``--model`` (the starting poin
 solution); ``--paths`` restricts the perturbation to some variables (one layer).
 """
 import argparse
-import os
 
 import numpy as np
 
 from absl import logging
 
 from tftransfer.analysis import landscape, plots
-from tftransfer.analysis.cli import load_arrays, load_model, write_csv, write_png
+from tftransfer.analysis.cli import load_arrays, load_model, write_outputs
 
 
 def main(argv=None):
@@ -38,22 +37,17 @@ def main(argv=None):
     x, y = load_arrays(args.data)
     data = (x[:args.max_examples], y[:args.max_examples])
     paths = args.paths.split(",") if args.paths else None
-    outputs = []
     alphas = np.linspace(-args.radius, args.radius, args.points)
     logging.info(f"1-D slice: {args.points} points")
     frame = landscape.slice_1d(model, data, alphas, paths, args.seed, args.batch_size,
                                progress=True)
-    outputs += [os.path.join(args.out_dir, "landscape_1d." + ext) for ext in ("png", "csv")]
-    write_png(plots.plot_slice_1d(frame), outputs[-2])
-    write_csv(frame, outputs[-1])
+    outputs = write_outputs(args.out_dir, "landscape_1d", frame, plots.plot_slice_1d(frame))
     if args.grid:
         grid = np.linspace(-args.radius, args.radius, args.grid)
         logging.info(f"2-D slice: {args.grid}x{args.grid} points")
         frame = landscape.slice_2d(model, data, grid, grid, paths, args.seed,
                                    args.batch_size, progress=True)
-        outputs += [os.path.join(args.out_dir, "landscape_2d." + ext) for ext in ("png", "csv")]
-        write_png(plots.plot_slice_2d(frame), outputs[-2])
-        write_csv(frame, outputs[-1])
+        outputs += write_outputs(args.out_dir, "landscape_2d", frame, plots.plot_slice_2d(frame))
     logging.info("wrote " + ", ".join(outputs))
     return outputs
 

@@ -3,13 +3,12 @@
     python tools/plot_fisher.py --fisher fisher.npz --out_dir outputs/fisher [--all]
 """
 import argparse
-import os
 
 from absl import logging
 
 from tftransfer import fisher
 from tftransfer.analysis import fisher_stats, plots
-from tftransfer.analysis.cli import write_csv, write_png
+from tftransfer.analysis.cli import write_outputs
 
 
 def main(argv=None):
@@ -21,13 +20,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     values = fisher.load(args.fisher)
     paths = list(values) if args.all else None
-    png = os.path.join(args.out_dir, "fisher_boxplots.png")
-    csv = os.path.join(args.out_dir, "fisher_boxplots.csv")
     summary = fisher_stats.fisher_summary(values, paths)
-    write_png(plots.plot_fisher(values, list(summary["path"])), png)
-    write_csv(summary, csv)
-    logging.info(f"wrote {png} and {csv}")
-    return png, csv
+    outputs = write_outputs(args.out_dir, "fisher_boxplots", summary,
+                            plots.plot_fisher(values, list(summary["path"])))
+    logging.info("wrote " + ", ".join(outputs))
+    return outputs
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ The source head (``--head``, a Dense layer of the pretrained model) scores the f
         [--feature_layer avg_pool] [--head predictions]
 """
 import argparse
-import os
 
 import pandas as pd
 
 from absl import logging
 
 from tftransfer.analysis import plots, source_task
-from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
+from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
 
 
 def main(argv=None):
@@ -44,13 +43,10 @@ def main(argv=None):
         logging.info(f"{name}: source accuracy {result['pretrained']:.2f}% -> "
                      f"{result['finetuned']:.2f}% (drop {result['drop']:.2f})")
         rows.append({"method": name, **result})
-    png = os.path.join(args.out_dir, "source_drop.png")
-    csv = os.path.join(args.out_dir, "source_drop.csv")
     frame = pd.DataFrame(rows)
-    write_png(plots.plot_drops(frame), png)
-    write_csv(frame, csv)
-    logging.info(f"wrote {png} and {csv}")
-    return png, csv
+    outputs = write_outputs(args.out_dir, "source_drop", frame, plots.plot_drops(frame))
+    logging.info("wrote " + ", ".join(outputs))
+    return outputs
 
 
 if __name__ == "__main__":

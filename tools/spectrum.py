@@ -11,7 +11,6 @@ Spectra are computed on the ``--test`` inputs. Save checkpoints during source tr
 ``keras.callbacks.ModelCheckpoint("ckpt_{epoch:02d}.keras")``.
 """
 import argparse
-import os
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ import pandas as pd
 from absl import logging
 
 from tftransfer.analysis import plots, source_task, spectrum
-from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_csv, write_png
+from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
 
 
 def main(argv=None):
@@ -52,15 +51,11 @@ def main(argv=None):
             logging.info(f"{name}: probe {100 * result['probe_accuracy']:.2f}%, fine-tune "
                          f"{100 * result['finetune_accuracy']:.2f}%")
             rows.append({"checkpoint": name, **result})
-    outputs = [os.path.join(args.out_dir, "spectrum." + ext) for ext in ("png", "csv")]
     frame = spectrum.spectrum_frame(spectra)
-    write_png(plots.plot_spectrum(frame), outputs[0])
-    write_csv(frame, outputs[1])
+    outputs = write_outputs(args.out_dir, "spectrum", frame, plots.plot_spectrum(frame))
     if rows:
-        outputs += [os.path.join(args.out_dir, "transfer." + ext) for ext in ("png", "csv")]
         frame = pd.DataFrame(rows)
-        write_png(plots.plot_transfer(frame), outputs[-2])
-        write_csv(frame, outputs[-1])
+        outputs += write_outputs(args.out_dir, "transfer", frame, plots.plot_transfer(frame))
     logging.info("wrote " + ", ".join(outputs))
     return outputs
 

@@ -9,12 +9,11 @@ In your own training, add ``tftransfer.analysis.deviation.WeightDeviation(csv, p
 ``model.fit(..., callbacks=[...])`` instead.
 """
 import argparse
-import os
 
 from absl import logging
 
 from tftransfer.analysis import deviation, plots
-from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_csv, write_png
+from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_outputs
 
 
 def main(argv=None):
@@ -30,15 +29,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     model = load_model(args.model)
     x, y = load_arrays(args.data)
-    png = os.path.join(args.out_dir, "weight_deviation.png")
-    csv = os.path.join(args.out_dir, "weight_deviation.csv")
     callback = deviation.WeightDeviation(every_n_batches=args.every_n_batches)
     fit_sgd(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
     frame = callback.frame()
-    write_png(plots.plot_deviation(frame), png)
-    write_csv(frame, csv)
-    logging.info(f"wrote {png} and {csv}")
-    return png, csv
+    outputs = write_outputs(args.out_dir, "weight_deviation", frame, plots.plot_deviation(frame))
+    logging.info("wrote " + ", ".join(outputs))
+    return outputs
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ Each ``--run LABEL=model.keras`` adds one point; points sharing a label get one 
 Needs scikit-learn (``pip install scikit-learn``).
 """
 import argparse
-import os
 
 from absl import logging
 
 from tftransfer.analysis import plots, weight_map
-from tftransfer.analysis.cli import load_model, parse_named, write_csv, write_png
+from tftransfer.analysis.cli import load_model, parse_named, write_outputs
 
 
 def main(argv=None):
@@ -36,12 +35,10 @@ def main(argv=None):
         labels.append(label)
         weights.append(by_path[args.variable].numpy())
     frame = weight_map.weight_map(labels, weights, args.perplexity, args.seed)
-    png = os.path.join(args.out_dir, "weight_map.png")
-    csv = os.path.join(args.out_dir, "weight_map.csv")
-    write_png(plots.plot_weight_map(frame, title=f"t-SNE of {args.variable}"), png)
-    write_csv(frame, csv)
-    logging.info(f"wrote {png} and {csv}")
-    return png, csv
+    outputs = write_outputs(args.out_dir, "weight_map", frame,
+                            plots.plot_weight_map(frame, title=f"t-SNE of {args.variable}"))
+    logging.info("wrote " + ", ".join(outputs))
+    return outputs
 
 
 if __name__ == "__main__":

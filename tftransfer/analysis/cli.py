@@ -57,6 +57,13 @@ def write_png(fig, path, dpi=120):
     return path
 
 
+def write_outputs(out_dir, stem, frame, figure):
+    """Writes ``<out_dir>/<stem>.png`` (the Figure) and ``<stem>.csv`` (the DataFrame), each
+    atomically; returns ``[png, csv]``."""
+    return [write_png(figure, os.path.join(out_dir, stem + ".png")),
+            write_csv(frame, os.path.join(out_dir, stem + ".csv"))]
+
+
 def fit_sgd(model, x, y, epochs, learning_rate, batch_size, callbacks=(), seed=0):
     """Fits ``model`` (logits) with SGD, momentum 0.9, mean cross-entropy; returns history."""
     keras.utils.set_random_seed(seed)

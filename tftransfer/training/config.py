@@ -584,6 +584,37 @@ def _file_problems(c):
     return out
 
 
+SMOOTHED_SCHEMES = ("l1_sp", "group_lasso_sp", "group_lasso_sp_fisher")
+
+
+def without_effect(c):
+    """``{flag: why}`` for the penalty options that change nothing in run ``c``: both
+    strengths and ``--penalize_all_trainable`` under ``--scheme=none``; ``--alpha`` with
+    ``--source=none`` (nothing is inherited: every layer is new and gets ``--beta``);
+    ``--epsilon`` outside the smoothed schemes. ``results.json`` lists them; a value other
+    than the default (or 0 for a strength) is refused (:func:`validate`)."""
+    p, out = c.penalty, {}
+    if p.scheme == "none":
+        why = "--scheme=none adds no penalty"
+        out.update(alpha=why, beta=why, epsilon=why, penalize_all_trainable=why)
+        return out
+    if c.model.source == "none":
+        out["alpha"] = ("--source=none inherits no weight: every layer is new and gets "
+                        "--beta")
+    if p.scheme not in SMOOTHED_SCHEMES:
+        out["epsilon"] = f"only {list(SMOOTHED_SCHEMES)} smooth with it"
+    return out
+
+
+def _no_effect_problems(c):
+    out = []
+    for flag, why in without_effect(c).items():
+        value, default = get(c, flag), default_value(LEAVES[flag].field)
+        if value != default and not (flag in ("alpha", "beta") and value == 0):
+            out.append(f"--{flag}={value} has no effect in this run ({why}); drop it.")
+    return out
+
+
 def _problems(c):
     """Every problem of ``c`` as a message that says how to fix it."""
     out = _generic_problems(c) + _file_problems(c)
@@ -591,6 +622,8 @@ def _problems(c):
     if c.model.source == "none" and c.penalty.scheme not in ("none", "l2"):
         out.append(f"--scheme={c.penalty.scheme} pulls toward a starting point, but "
                    "--source=none has none; use --scheme=l2 or none, or a pretrained source.")
+    else:
+        out += _no_effect_problems(c)
     out += c.data.problems(c) + c.evaluation.problems(c) + c.runtime.problems()
     return out
 

@@ -1,20 +1,23 @@
 """The results record ``<output_dir>/results.json``, written atomically at the end of a run.
 
-Fields: ``flags`` (the full configuration), ``git_commit`` and ``git_dirty`` of the
-package's checkout (None outside git), ``versions``, ``accuracy`` on ``eval_split``
-(``test`` or ``validation``) with ``eval_crops`` and ``cross_entropy`` (the mean
-``-log p[label]`` there, for model selection's tie-break), the source-task accuracies before and
-after fine-tuning and their drop in points (Table 5) when asked, ``steps``,
-``wall_time_s`` (this process), ``train_time_s`` and ``images_per_s`` (training of this
-process), ``timings`` (seconds: ``process_s`` from the process start, ``before_run_s``,
-``run_s`` and its parts ``setup_s``, ``data_s``, ``model_s``, ``train_s``, ``eval_s``,
-``export_s``; :mod:`tftransfer.training.timing`), ``resumed_from_step``, ``replicas``, ``optimizer`` and ``dtype_policy`` (as
-trained), ``export_max_abs_diff`` and ``finished_at``.
+Fields: ``flags`` (the full configuration), ``without_effect`` (the penalty options of
+``flags`` that changed nothing in this run, :func:`tftransfer.training.config.without_effect`),
+``git_commit`` and ``git_dirty`` of the package's checkout (None outside git),
+``versions``, ``accuracy`` on ``eval_split`` (``test`` or ``validation``) with
+``eval_crops`` and ``cross_entropy`` (the mean ``-log p[label]`` there, for model
+selection's tie-break), the source-task accuracies before and after fine-tuning and their
+drop in points (Table 5) when asked, ``steps``, ``wall_time_s`` (this process),
+``train_time_s`` and ``images_per_s`` (training of this process), ``timings`` (seconds:
+``process_s`` from the process start, ``before_run_s``, ``run_s`` and its parts
+``setup_s``, ``data_s``, ``model_s``, ``train_s``, ``eval_s``, ``export_s``;
+:mod:`tftransfer.training.timing`), ``resumed_from_step``, ``replicas``, ``optimizer`` and
+``dtype_policy`` (as trained), ``export_max_abs_diff`` and ``finished_at``.
 A run whose record exists is finished: restarting it does not train again.
 
 A run that stopped on a non-finite loss writes ``failed.json`` instead (flags, step,
 reason): it is not finished, so a restart retries it (from its last good checkpoint) and
-``experiments/sweep.py`` lists it again and reports it. A damaged record is named, never skipped.
+``experiments/sweep.py`` lists it again and reports it. A damaged record is named, never
+skipped.
 """
 import json
 import os

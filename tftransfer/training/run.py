@@ -249,6 +249,7 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     fields["wall_time_s"] = time.time() - started
     phases.seconds["setup"] = setup
     fields["timings"] = phases.as_dict()
+    fields["without_effect"] = sorted(config_lib.without_effect(config))
     record = results_lib.write(output_dir, identity_lib.record_flags(config, inputs), **fields)
     results_lib.clear_failure(output_dir)
     say(f"results: {results_lib.path(output_dir)} ({record['wall_time_s']:.0f} s)")
