@@ -45,7 +45,6 @@ def main(argv=None):
                                  (plots.plot_gradient_norms, plots.plot_loss_variation)):
         outputs += write_outputs(args.out_dir, f"gradients_{args.init}_{kind}", frame,
                                  plot(frame))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

@@ -33,7 +33,6 @@ def main(argv=None):
         results[name] = r2.layer_r2(pretrained, load_model(path), x, layers, args.batch_size)
     frame = r2.r2_frame(results)
     outputs = write_outputs(args.out_dir, "layer_r2", frame, plots.plot_r2(frame))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

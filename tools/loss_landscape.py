@@ -48,7 +48,6 @@ def main(argv=None):
         frame = landscape.slice_2d(model, data, grid, grid, paths, args.seed,
                                    args.batch_size, progress=True)
         outputs += write_outputs(args.out_dir, "landscape_2d", frame, plots.plot_slice_2d(frame))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

@@ -23,7 +23,6 @@ def main(argv=None):
     summary = fisher_stats.fisher_summary(values, paths)
     outputs = write_outputs(args.out_dir, "fisher_boxplots", summary,
                             plots.plot_fisher(values, list(summary["path"])))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

@@ -45,7 +45,6 @@ def main(argv=None):
         rows.append({"method": name, **result})
     frame = pd.DataFrame(rows)
     outputs = write_outputs(args.out_dir, "source_drop", frame, plots.plot_drops(frame))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

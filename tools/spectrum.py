@@ -56,7 +56,6 @@ def main(argv=None):
     if rows:
         frame = pd.DataFrame(rows)
         outputs += write_outputs(args.out_dir, "transfer", frame, plots.plot_transfer(frame))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

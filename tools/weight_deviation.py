@@ -33,7 +33,6 @@ def main(argv=None):
     fit_sgd(model, x, y, args.epochs, args.learning_rate, args.batch_size, [callback], args.seed)
     frame = callback.frame()
     outputs = write_outputs(args.out_dir, "weight_deviation", frame, plots.plot_deviation(frame))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

@@ -37,7 +37,6 @@ def main(argv=None):
     frame = weight_map.weight_map(labels, weights, args.perplexity, args.seed)
     outputs = write_outputs(args.out_dir, "weight_map", frame,
                             plots.plot_weight_map(frame, title=f"t-SNE of {args.variable}"))
-    logging.info("wrote " + ", ".join(outputs))
     return outputs
 
 

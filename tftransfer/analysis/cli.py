@@ -6,6 +6,7 @@ import os
 
 import keras
 import numpy as np
+from absl import logging
 
 from tftransfer.io_utils import atomic_path
 
@@ -59,9 +60,11 @@ def write_png(fig, path, dpi=120):
 
 def write_outputs(out_dir, stem, frame, figure):
     """Writes ``<out_dir>/<stem>.png`` (the Figure) and ``<stem>.csv`` (the DataFrame), each
-    atomically; returns ``[png, csv]``."""
-    return [write_png(figure, os.path.join(out_dir, stem + ".png")),
-            write_csv(frame, os.path.join(out_dir, stem + ".csv"))]
+    atomically, and logs them; returns ``[png, csv]``."""
+    outputs = [write_png(figure, os.path.join(out_dir, stem + ".png")),
+               write_csv(frame, os.path.join(out_dir, stem + ".csv"))]
+    logging.info("wrote %s and %s", *outputs)
+    return outputs
 
 
 def fit_sgd(model, x, y, epochs, learning_rate, batch_size, callbacks=(), seed=0):
