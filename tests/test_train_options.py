@@ -15,6 +15,7 @@ from tests.test_demo import write_tiny_fashion
 from tests.train_testutil import tiny_config
 from tftransfer.models.small_resnet import small_resnet
 from tftransfer.training import config as config_lib
+from tftransfer.training import data as data_lib
 from tftransfer.training import preflight
 from tftransfer.training.data import synthetic_images
 from tftransfer.training.evaluate import accuracy_and_cross_entropy
@@ -202,6 +203,31 @@ class ChannelsTest(tf.test.TestCase):
                       "3-channel (RGB) images; a grey network cannot read colour", line)
         line = self.problem(self.fashion(weights=self.weights[1], grey_to_rgb=True))
         self.assertIn("drop --grey_to_rgb", line)
+
+    def test_rgb_folders_and_a_grey_source_with_rgb_to_grey(self):
+        tree = os.path.join(self.tmp, "tree")
+        if not os.path.isdir(tree):
+            write_class_folders(tree, per_class_train=4, per_class_test=2)
+        folders = dict(dataset="class_folders", manual_dir=tree,
+                       data_dir=os.path.join(self.tmp, "tfds"), weights=self.weights[1],
+                       train_steps=4, lr_boundaries=[2], checkpoint_every=0, export=False)
+        line = self.problem(self.config(**folders))
+        self.assertIn("is a network for 1-channel (grey) inputs but --dataset=class_folders "
+                      "has 3-channel (RGB) images: add --rgb_to_grey", line)
+        record = run(config_lib.replace(self.config(rgb_to_grey=True, **folders),
+                                        output_dir=os.path.join(self.tmp, "grey")))
+        self.assertEqual((record["flags"]["rgb_to_grey"], record["flags"]["color_jitter"]),
+                         (True, False))
+        refused(tiny_config(self.tmp, rgb_to_grey=True), "--rgb_to_grey applies to the "
+                "tfds-prepared datasets")
+
+    def test_to_grey_is_the_luma_of_the_rgb_pixels(self):
+        rgb = np.random.default_rng(0).uniform(0, 255, (2, 5, 4, 4, 3)).astype("float32")
+        labels = np.arange(2)
+        grey, out = next(iter(data_lib.to_grey(tf.data.Dataset.from_tensors((rgb, labels)))))
+        expected = (0.2989 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2])[..., None]
+        self.assertAllClose(grey, expected, rtol=1e-5, atol=1e-3)
+        self.assertAllEqual(out, labels)
 
     def test_weights_that_do_not_fit_one_short_line(self):
         line = self.problem(self.config(weights=self.weights[3], model_widths=[8, 16]))

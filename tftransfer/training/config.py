@@ -250,6 +250,10 @@ class DataConfig:
                                           "training (default: on for RGB images, as in the "
                                           "paper; grey images have none).", RESULT,
                                           kind=bool)
+    rgb_to_grey: bool = option(False, "tfds-prepared datasets (class_folders, ...): turn the "
+                               "stored RGB images into one grey channel (ITU-R 601 luma, "
+                               "0.2989 R + 0.587 G + 0.114 B) for a source network trained on "
+                               "grey images, such as the demo's.", RESULT)
     synthetic: SyntheticOptions = section(SyntheticOptions)
     fashion_mnist: FashionMnistOptions = section(FashionMnistOptions)
     stanford_dogs120: StanfordDogsOptions = section(StanfordDogsOptions)
@@ -276,6 +280,10 @@ class DataConfig:
             if self.keep_aspect:
                 out.append(f"--keep_aspect applies to the tfds-prepared datasets; {here} "
                            "has square images: drop it.")
+            if self.rgb_to_grey:
+                out.append(f"--rgb_to_grey applies to the tfds-prepared datasets, stored as "
+                           f"RGB; {here} is read into memory: drop it (fashion_mnist is grey "
+                           "unless --grey_to_rgb).")
         drawn = self.examples_per_class or self.validation_fraction or self.cv_folds
         if self.split_seed and not drawn and self.dataset not in SEEDED_DATASETS:
             out.append(f"--split_seed={self.split_seed} draws the per-class subsample and "

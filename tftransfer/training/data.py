@@ -273,7 +273,7 @@ def from_pipeline(config):
     on them and never opens the test split."""
     from tftransfer.data import pipeline
 
-    config = config_lib.dataset_defaults(config, 3)
+    config = config_lib.dataset_defaults(config, 1 if config.data.rgb_to_grey else 3)
     d = config.data
     options = dataclasses.asdict(d.options()) if d.options() is not config_lib.NO_OPTIONS \
         else {}
@@ -295,9 +295,23 @@ def from_pipeline(config):
             raise
         raise config_lib.ConfigError(f"--dataset={d.dataset}: {error}") from error
     mean = None if d.mean == "none" else pipeline.resolve_mean(data.builder, d.mean)
-    return InputData(data.train, data.test,
-                     data.num_classes, data.num_train, data.num_test,
-                     (d.crop_size, d.crop_size, 3), mean, data.eval_split)
+    train, test, channels = data.train, data.test, 3
+    if d.rgb_to_grey:
+        train, test, channels = to_grey(train), to_grey(test), 1
+        mean = None if mean is None else np.asarray([np.asarray(mean, np.float32) @ LUMA])
+    return InputData(train, test, data.num_classes, data.num_train, data.num_test,
+                     (d.crop_size, d.crop_size, channels), mean, data.eval_split)
+
+
+LUMA = np.array([0.2989, 0.587, 0.114], np.float32)  # tf.image.rgb_to_grayscale's (ITU-R 601)
+
+
+def to_grey(dataset):
+    """``(RGB pixels [..., 3], labels)`` batches -> ``(grey [..., 1], labels)``: the
+    luma ``0.2989 R + 0.587 G + 0.114 B`` (``tf.image.rgb_to_grayscale``); the mean of the
+    grey images is the same combination of the RGB means."""
+    return dataset.map(lambda x, y: (tf.image.rgb_to_grayscale(x), y),
+                       num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def load(config):
@@ -343,7 +357,8 @@ class Inputs:
         """The network input shape of ``config``, known before loading (grey
         Fashion-MNIST: one channel, three with ``--grey_to_rgb``)."""
         d = config.data
-        grey = d.dataset == "fashion_mnist" and not d.fashion_mnist.grey_to_rgb
+        grey = (d.dataset == "fashion_mnist" and not d.fashion_mnist.grey_to_rgb
+                or d.rgb_to_grey)
         channels = 1 if grey else 3
         return (config.data.crop_size, config.data.crop_size, channels)
 

@@ -173,6 +173,8 @@ def _channel_problem(config, channels, source_channels, source):
         return f"{what}: add --grey_to_rgb to repeat the grey channel three times."
     if channels == 3 and source_channels == 1 and d.dataset == "fashion_mnist":
         return f"{what}: drop --grey_to_rgb."
+    if channels == 3 and source_channels == 1 and not d.options().in_memory:
+        return f"{what}: add --rgb_to_grey to turn them into one grey channel."
     if channels == 3 and source_channels == 1:
         return (f"{what}; a grey network cannot read colour: use a source network trained "
                 "on RGB images, or train from scratch with --source=none.")
