@@ -16,7 +16,7 @@ from tftransfer.training.run import run
 
 # Batch norm normalises with per-replica statistics under MirroredStrategy, which differ
 # from full-batch statistics; with batch norm in inference mode the two computations agree.
-COMMON = dict(source="none", scheme="l2", alpha=1e-3, train_steps=12, lr_boundaries=[8],
+COMMON = dict(source="none", scheme="l2", beta=1e-3, train_steps=12, lr_boundaries=[8],
               checkpoint_every=0, freeze_batch_norm=True, export=False)
 
 

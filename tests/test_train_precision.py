@@ -19,7 +19,7 @@ class PrecisionTest(tf.test.TestCase):
 
     def test_mixed_float16_with_xla(self):
         out = os.path.join(tempfile.mkdtemp(), "fp16")
-        record = run(tiny_config(out, source="none", scheme="l2", alpha=1e-3, train_steps=2,
+        record = run(tiny_config(out, source="none", scheme="l2", beta=1e-3, train_steps=2,
                                  lr_boundaries=[1], precision="mixed_float16", xla=True,
                                  checkpoint_every=0))
         self.assertEqual(record["dtype_policy"], "mixed_float16")

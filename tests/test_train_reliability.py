@@ -20,7 +20,7 @@ from tftransfer.training import identity
 from tftransfer.training import run_directory
 from tftransfer.training.run import run
 
-BASE = dict(source="none", scheme="l2", alpha=1e-3, export=False, log_every=5,
+BASE = dict(source="none", scheme="l2", beta=1e-3, export=False, log_every=5,
             checkpoint_every=10)
 
 
@@ -44,7 +44,7 @@ class FinishedThenInterruptedTest(tf.test.TestCase):
         os.remove(os.path.join(self.dir, "results.json"))
 
     def test_restart_with_other_flags_stops_and_names_them(self):
-        for changed in ({"seed": 1}, {"alpha": 1e-2}, {"train_steps": 20,
+        for changed in ({"seed": 1}, {"beta": 1e-2}, {"train_steps": 20,
                                                        "lr_boundaries": [10]}):
             with self.assertRaisesRegex(identity.RunMismatchError,
                                         f"--{next(iter(changed))}: .* there, .* now"):

@@ -15,7 +15,7 @@ STEPS = 60
 
 
 def flags(output_dir):
-    return tiny_flags(output_dir, source="none", scheme="l2", alpha=1e-3, train_steps=STEPS,
+    return tiny_flags(output_dir, source="none", scheme="l2", beta=1e-3, train_steps=STEPS,
                       lr_boundaries=[40], checkpoint_every=10, log_every=10, export=False,
                       deterministic=True, verbose=1)
 
