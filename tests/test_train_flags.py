@@ -3,13 +3,14 @@ help by section, removed flags answered with their replacement, the effect tags 
 identity and the model cache, and every invalid combination stops before any work with a
 message naming the fix."""
 import glob
+import importlib.util
 import os
 import tempfile
 
 import tensorflow as tf
 from absl import flags
 
-from tests.train_testutil import ROOT, run_driver
+from tests.train_testutil import ROOT, run_driver, tiny_flags
 from tftransfer.training import config as config_lib
 from tftransfer.training import flags as flags_lib
 from tftransfer.training import identity
@@ -207,6 +208,19 @@ class FlagsTest(tf.test.TestCase):
         self.assertIn("--learning_rate=nan is not a finite number", result.stderr)
         self.assertIn("--momentum=2.0 must be in [0, 1)", result.stderr)
         self.assertFalse(os.path.exists(output_dir))
+
+
+class BackendTest(tf.test.TestCase):
+
+    def test_other_backends_are_refused_in_one_message(self):
+        if importlib.util.find_spec("jax") is None:
+            self.skipTest("jax is not installed (pip install .[jax])")
+        out = tempfile.mkdtemp()
+        result = run_driver(*tiny_flags(os.path.join(out, "run")), KERAS_BACKEND="jax")
+        self.assertEqual(result.returncode, 2, result.stderr[-2000:])
+        self.assertIn("The driver runs on Keras' TensorFlow backend only", result.stderr)
+        self.assertIn("KERAS_BACKEND=jax", result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "run")))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import math
 import os
 from typing import List, Optional
 
+import keras
+
 from tftransfer.models.build import ARCHS, SOURCES
 from tftransfer.penalty import FISHER_SCHEMES, SCHEMES
 
@@ -463,6 +465,13 @@ class RuntimeConfig:
         if self.strategy == "multi_worker" and "TF_CONFIG" not in os.environ:
             out.append("--strategy=multi_worker reads the cluster from the TF_CONFIG "
                        "environment variable, which is not set.")
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            out.append(f"The driver runs on Keras' TensorFlow backend only (its tf.data "
+                       f"inputs, tf.distribute strategies, checkpoints and SavedModel "
+                       f"export are TensorFlow's), but KERAS_BACKEND={backend}: unset it or "
+                       "set KERAS_BACKEND=tensorflow. The penalties themselves "
+                       "(tftransfer.penalize) run on any backend: docs/backends.md.")
         return out
 
 
