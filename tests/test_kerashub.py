@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 import tftransfer
+import tftransfer.models
 
 from tests.backend_testutil import TestCase, numpy, total
 
@@ -84,6 +85,55 @@ class KerasHubPresetTest(TestCase):
             again.load_weights(path)
         self.assertGreater(total(backbone.losses), 0)
         self.assertAllClose(total(again.losses), total(backbone.losses), rtol=1e-5)
+
+
+@unittest.skipIf(keras_hub is None, "keras_hub is not installed (pip install .[kerashub])")
+class BuildFromPresetTest(TestCase):
+    """``tftransfer.models.build("kerashub:<dir>", ...)`` on presets saved by the test."""
+
+    SCALE, OFFSET = np.array([0.01, 0.02, 0.03]), np.array([-1.0, -2.0, -3.0])
+
+    def classifier_preset(self):
+        keras.utils.set_random_seed(0)
+        converter = keras_hub.layers.ResNetImageConverter(
+            image_size=(16, 16), scale=self.SCALE.tolist(), offset=self.OFFSET.tolist())
+        classifier = keras_hub.models.ResNetImageClassifier(
+            backbone=tiny_resnet_backbone(), num_classes=5,
+            preprocessor=keras_hub.models.ResNetImageClassifierPreprocessor(converter))
+        preset = os.path.join(self.get_temp_dir(), "classifier")
+        classifier.save_to_preset(preset)
+        return classifier, preset
+
+    def test_classifier_preset_gives_head_split_source_head_and_scaling(self):
+        classifier, preset = self.classifier_preset()
+        tm = tftransfer.models.build(f"kerashub:{preset}", 3, "imagenet",
+                                     input_shape=(16, 16, 3), seed=1)
+        self.assertEqual((tm.new_layers, tm.preprocessing, tm.source_head.units),
+                         (["predictions"], "raw", 5))
+        x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype(np.float32)
+        # The source task: the preset's classifier on its converter's x * scale + offset.
+        want = numpy(classifier(x * self.SCALE + self.OFFSET))
+        self.assertAllClose(numpy(tm.source_model()(x)), want, rtol=1e-4, atol=1e-4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the .keras warning of models built from args
+            plan = tm.penalize("l2_sp", 0.1, 0.01)
+        conv_kernels = sorted(
+            layer.kernel.path for layer in tm.model._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.Conv2D))
+        self.assertEqual(sorted(plan.inherited), conv_kernels)
+        self.assertEqual(plan.new, ["predictions/kernel"])
+
+    def test_backbone_preset_has_no_source_head_and_scales_by_255(self):
+        keras.utils.set_random_seed(0)
+        preset = os.path.join(self.get_temp_dir(), "backbone")
+        tiny_resnet_backbone().save_to_preset(preset)
+        tm = tftransfer.models.build(f"kerashub:{preset}", 3, "imagenet",
+                                     input_shape=(16, 16, 3))
+        self.assertIsNone(tm.source_head)
+        rescaling = tm.model.get_layer("preset_rescaling")
+        self.assertAllClose(np.asarray(rescaling.scale), np.full(3, 1 / 255))
+        with self.assertRaisesRegex(ValueError, "the KerasHub preset is the source network"):
+            tftransfer.models.build(f"kerashub:{preset}", 3, "imagenet", weights="w.h5")
 
 
 if __name__ == "__main__":

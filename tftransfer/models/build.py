@@ -47,6 +47,7 @@ SOURCES = ("imagenet", "places365", "custom", "none")
 SOURCE_CLASSES = {"imagenet": 1000, "places365": 365}
 HEAD_INITS = {"he": keras.initializers.HeNormal, "glorot": keras.initializers.GlorotUniform}
 HEAD = "predictions"
+KERASHUB_PREFIX = "kerashub:"
 SOURCE_HEAD = "source_predictions"
 FEATURES = "avg_pool"
 
@@ -120,7 +121,10 @@ def build(arch, num_classes, source, weights=None, input_shape=(224, 224, 3), he
     """Builds the target model of ``arch`` for ``num_classes`` classes from ``source``.
 
     Args:
-      arch: one of :data:`ARCHS`.
+      arch: one of :data:`ARCHS`, or ``"kerashub:<preset>"``: a KerasHub image-classifier or
+        backbone preset, by name or local directory (:mod:`tftransfer.models.kerashub`;
+        the other arguments but ``num_classes``, ``input_shape``, ``head_init``, ``seed``
+        and ``name`` then do not apply: the preset is the source).
       num_classes: classes of the target task (width of the new classifier).
       source: one of :data:`SOURCES`.
       weights: optional local weights file of the source network (with its classifier).
@@ -139,6 +143,16 @@ def build(arch, num_classes, source, weights=None, input_shape=(224, 224, 3), he
         ``blocks_per_stage``; ``efficientnet_lite0``: ``dropout_rate``).
       name: name of the target model.
     """
+    if isinstance(arch, str) and arch.startswith(KERASHUB_PREFIX):
+        from tftransfer.models.kerashub import build_from_preset
+        given = [n for n, v in (("weights", weights), ("layout", layout),
+                                ("source_classes", source_classes), ("preprocessing",
+                                preprocessing), ("arch_kwargs", arch_kwargs)) if v is not None]
+        if given or source == "none":
+            raise ValueError(f"arch={arch!r}: the KerasHub preset is the source network, its "
+                             f"weights and its preprocessing; drop {given or ['source=none']}.")
+        return build_from_preset(arch[len(KERASHUB_PREFIX):], num_classes, input_shape,
+                                 head_init, seed, name)
     _check_args(arch, num_classes, source, weights, head_init, source_classes)
     layout = resolve_layout(arch, layout)
     if source in SOURCE_CLASSES:

@@ -12,7 +12,9 @@ Modes (x: RGB image in [0, 255]; m: mean; s: std; bgr: reverse the channel axis)
   s = (0.229, 0.224, 0.225): torchvision-layout weights;
 - ``tf``: ``(x - m) / 127.5``, m = 127.5, i.e. ``x/127.5 - 1`` in [-1, 1];
 - ``unit``: ``(x - m) / 255``, m = 0, i.e. ``x/255``: the small demo ResNet;
-- ``dataset_mean``: ``x - m``, m required: raw pixels centred by the training-set mean.
+- ``dataset_mean``: ``x - m``, m required: raw pixels centred by the training-set mean;
+- ``raw``: ``x - m``, m = 0: the pixels as they are, for models that scale their own
+  inputs (KerasHub presets, :mod:`tftransfer.models.kerashub`).
 
 Images already centred by a pipeline (``tftransfer.data.preprocessing``) finish with
 ``mean=0``: the same result as passing the mean here.
@@ -28,7 +30,7 @@ import tensorflow as tf
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)  # keras.applications "caffe" mode (as BGR)
 TORCH_MEAN_RGB = (0.485, 0.456, 0.406)  # torchvision, in [0, 1]
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
-MODES = ("caffe", "torch", "tf", "unit", "dataset_mean")
+MODES = ("caffe", "torch", "tf", "unit", "dataset_mean", "raw")
 
 # mode -> (default mean, divisor per channel, reverse RGB->BGR)
 _SPEC = {
@@ -38,6 +40,7 @@ _SPEC = {
     "tf": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5), False),
     "unit": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0), False),
     "dataset_mean": (None, (1.0, 1.0, 1.0), False),
+    "raw": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),  # pixels as they are: the model scales
 }
 
 
