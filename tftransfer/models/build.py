@@ -171,7 +171,7 @@ def build(arch, num_classes, source, weights=None, input_shape=(224, 224, 3), he
     if source == "none":
         new_layers, source_head = [layer.name for layer in model.layers if layer.weights], None
     else:
-        new_layers, source_head = [HEAD], _copy_head(full.get_layer(HEAD), features.shape[-1])
+        new_layers, source_head = [HEAD], copy_head(full.get_layer(HEAD), features.shape[-1])
     return TransferModel(
         model=model, new_layers=new_layers, source_head=source_head, units=unit_names(model),
         preprocessing=preprocessing_lib.check_mode(preprocessing or default_mode), arch=arch,
@@ -302,7 +302,7 @@ def _load(model, path, arch, layout, source_classes):
         "to the width of that classifier.")
 
 
-def _copy_head(layer, features_dim):
+def copy_head(layer, features_dim):
     """A logits ``Dense`` named ``source_predictions`` with the weights of ``layer``."""
     head = keras.layers.Dense(layer.units, name=SOURCE_HEAD)
     head.build((None, features_dim))

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from tftransfer.models import preprocessing as preprocessing_lib
-from tftransfer.models.build import FEATURES, HEAD, HEAD_INITS, SOURCE_HEAD, TransferModel
+from tftransfer.models.build import FEATURES, HEAD, HEAD_INITS, TransferModel, copy_head
 
 INSTALL_HINT = "pip install keras-hub (or the [kerashub] extra of tftransfer)"
 
@@ -92,11 +92,7 @@ def build_from_preset(preset, num_classes, input_shape=(224, 224, 3), head_init=
     head = keras.layers.Dense(int(num_classes), kernel_initializer=HEAD_INITS[head_init](seed=seed),
                               bias_initializer="zeros", name=HEAD)
     model = keras.Model(inputs, head(features), name=name or f"{backbone.name}_transfer")
-    source_head = None
-    if source_dense is not None:
-        source_head = keras.layers.Dense(source_dense.units, name=SOURCE_HEAD)
-        source_head.build((None, features.shape[-1]))
-        source_head.set_weights(source_dense.get_weights())
+    source_head = None if source_dense is None else copy_head(source_dense, features.shape[-1])
     return TransferModel(model=model, new_layers=[HEAD], source_head=source_head, units=[],
                          preprocessing=preprocessing_lib.check_mode("raw"),
                          arch=f"kerashub:{preset}", layout="native", source="kerashub",
