@@ -22,6 +22,8 @@ def numpy_reference(x, mode, mean=None):
         return x / 127.5 - 1.0 if mean is None else (x - mean) / 127.5
     if mode == "unit":
         return x / 255.0 if mean is None else (x - mean) / 255.0
+    if mode == "raw":
+        return x if mean is None else x - mean
     return x - mean
 
 
