@@ -1,7 +1,6 @@
 """load_datasets end to end on a tiny class-per-folder set; the stored mean; determinism;
 the multi-crop evaluator against NumPy."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -11,19 +10,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tftransfer.data import evaluation, pipeline, stats
 from tests.fixtures import synthetic
+from tftransfer.data import evaluation, pipeline, stats
+from tools import compute_mean, prepare_dataset
 
 RESIZE, CROP = 12, 8
-TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
-
-
-def load_tool(name):
-    """Imports tools/<name>.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(TOOLS, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class PipelineTest(tf.test.TestCase):
@@ -69,8 +60,8 @@ class PipelineTest(tf.test.TestCase):
                 self.root, "--resize", str(RESIZE), "--keep_aspect"]
         with contextlib.redirect_stdout(io.StringIO()) as out, \
                 self.assertLogs("absl", "INFO") as logs:
-            load_tool("compute_mean").main(args)
-            load_tool("prepare_dataset").main(args)  # Already prepared: reports splits.
+            compute_mean.main(args)
+            prepare_dataset.main(args)  # Already prepared: reports splits.
         pixels = np.concatenate([image.reshape(-1, 3) for image, _ in self._stored("train")])
         self.assertAllClose(stats.load_channel_mean(self.builder), pixels.mean(axis=0))
         logged = "\n".join(logs.output)
