@@ -1,4 +1,4 @@
-"""Tables 2 and 5 of the paper from the driver's results records, beside the published ones.
+"""Tables 2, 4 and 5 of the paper from the driver's results records, beside the published ones.
 
     python -m experiments.make_tables runs/ [--out_dir tables/] [--format markdown|csv|both]
 
@@ -10,12 +10,17 @@ prints:
 - Table 2: test accuracy (%), ``mean+-std`` over seeds (sample std, ddof=1; a single run
   shows its value; the CSV's ``runs`` column gives the number of seeds), the paper's number
   (:mod:`experiments.published`) and ours minus the paper's;
+- Table 4: segmentation mean IoU (%) of each network with L2 and L2-SP on Cityscapes val,
+  and PSPNet on SBD (VOC 2012 val), mean+-std over seeds, the paper's number and the
+  difference (runs of ``--task=segmentation``; the network is ``--seg_head``, with
+  ``deeplab_coco`` for DeepLab from COCO weights (``--source=custom``) and
+  ``pspnet_extra`` for PSPNet with the coarse images);
 - Table 5: drop of source-task accuracy (points) after fine-tuning, mean+-std over seeds, the
   paper's drop and the difference.
 
 Cells without runs say ``missing``; datasets outside the paper's (e.g. ``synthetic``) get
 extra columns with no published number. ``--out_dir`` also writes table2/table5 as .md
-and .csv.
+and .csv (and table4).
 """
 import argparse
 import glob
@@ -31,8 +36,24 @@ TARGETS, SCHEMES = published.TARGETS, published.METHODS
 MISSING = "missing"
 
 
+COLUMNS = ["path", "task", "dataset", "scheme", "starred", "network", "seed", "accuracy",
+           "source_drop", "miou"]
+
+
+def segmentation_network(flags):
+    """The Table 4 row of a segmentation run's flags: ``--seg_head``, or ``deeplab_coco`` /
+    ``pspnet_extra`` for the variants with other starting weights or extra data."""
+    head = flags.get("seg_head")
+    if head == "deeplab" and flags.get("source") == "custom":
+        return "deeplab_coco"
+    if head == "pspnet" and flags.get("cityscapes_coarse"):
+        return "pspnet_extra"
+    return head
+
+
 def load_records(directories):
-    """One row per results.json under ``directories``."""
+    """One row per results.json under ``directories`` (classification: accuracy and source
+    drop; segmentation: mean IoU), percentages."""
     rows = []
     for directory in directories:
         for path in sorted(glob.glob(os.path.join(directory, "**", "results.json"),
@@ -40,15 +61,21 @@ def load_records(directories):
             with open(path) as f:
                 record = json.load(f)
             flags = record["flags"]
-            rows.append({"path": path, "dataset": flags["dataset"], "scheme": flags["scheme"],
-                         "starred": flags["eval_crops"] == 10,
-                         "seed": flags["seed"], "accuracy": 100 * record["accuracy"],
-                         "source_drop": record.get("source_drop")})
-    return pd.DataFrame(rows, columns=["path", "dataset", "scheme", "starred", "seed",
-                                       "accuracy", "source_drop"])
+            task = flags.get("task", "classification")
+            segmentation = task == "segmentation"
+            rows.append({"path": path, "task": task, "dataset": flags["dataset"],
+                         "scheme": flags["scheme"],
+                         "starred": not segmentation and flags.get("eval_crops") == 10,
+                         "network": segmentation_network(flags) if segmentation else None,
+                         "seed": flags["seed"],
+                         "accuracy": None if segmentation else 100 * record["accuracy"],
+                         "source_drop": record.get("source_drop"),
+                         "miou": 100 * record["mean_iou"] if segmentation else None})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _columns(frame):
+    frame = frame[frame.task != "segmentation"]
     extra = sorted(set(frame["dataset"]) - set(TARGETS)) if len(frame) else []
     return list(TARGETS) + extra
 
@@ -110,6 +137,38 @@ def table5(frame):
     return pd.DataFrame(rows), pd.DataFrame(records)
 
 
+def _cell(values, paper):
+    """``'ours (paper P, diff D)'`` and the numbers behind it."""
+    mean, std, n = _summary(values.astype(float))
+    ours = MISSING if mean is None else _fmt(mean, std)
+    diff = None if mean is None or paper is None else mean - paper
+    text = (f"{ours} (paper {'-' if paper is None else f'{paper:.1f}'}, diff "
+            f"{'-' if diff is None else f'{diff:+.1f}'})")
+    return text, {"runs": n, "mean": mean, "std": std, "paper": paper, "diff": diff}
+
+
+def table4(frame):
+    """Rows (target, network) x columns L2, L2-SP; cells 'our mIoU (paper, diff)'. Rows: the
+    paper's cells, then any other (dataset, network) pair that has runs."""
+    seg = frame[frame.task == "segmentation"]
+    pairs = [tuple(k) for k in published.TABLE4[["dataset", "network"]].drop_duplicates()
+             .itertuples(index=False)]
+    pairs += sorted({(d, n) for d, n in zip(seg["dataset"], seg["network"])} - set(pairs))
+    rows, records = [], []
+    for dataset, network in pairs:
+        row = {"target": published.SEGMENTATION_TARGETS.get(dataset, dataset),
+               "network": published.SEGMENTATION_NETWORKS.get(network, network)}
+        for scheme in ("l2", "l2_sp"):
+            runs = seg[(seg.dataset == dataset) & (seg.network == network) &
+                       (seg.scheme == scheme)]
+            row[SCHEMES[scheme]], numbers = _cell(
+                runs["miou"], published.table4(scheme, dataset, network))
+            records.append({"dataset": dataset, "network": network,
+                            "method": SCHEMES[scheme], **numbers})
+        rows.append(row)
+    return pd.DataFrame(rows), pd.DataFrame(records)
+
+
 def markdown(frame):
     """The table as Markdown (``DataFrame.to_markdown``), cells verbatim."""
     return frame.to_markdown(index=False, disable_numparse=True)
@@ -126,6 +185,9 @@ def main(argv=None):
     tables = {"table2": ("Table 2: target test accuracy (%), mean+-std (sample std, ddof=1) over the seeds "
                          "of each cell (the CSV's runs column)",
                          *table2(frame)),
+              "table4": ("Table 4: segmentation mean IoU (%) on the validation set, "
+                         "mean+-std (ddof=1) over the seeds of each cell (the CSV's runs "
+                         "column); the paper reports one run per cell", *table4(frame)),
               "table5": ("Table 5: drop of source-task accuracy (points) after fine-tuning, "
                          "mean+-std (ddof=1) over the seeds of each cell",
                          *table5(frame))}

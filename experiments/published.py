@@ -7,6 +7,8 @@ Transfer Learning with Convolutional Networks": the one place they are typed in,
   crops).
 - :data:`TABLE5`: Table 5, drop of source-task (ImageNet) accuracy in points after
   fine-tuning, per target and method.
+- :data:`TABLE4`: Table 4 (Cityscapes validation mIoU, %) and the SBD result of Section
+  4.2.3 (Pascal VOC 2012 validation mIoU, %), one run per cell, L2 and L2-SP.
 - :data:`PAPER_FINDINGS`: numbers the paper states in its text and figures.
 """
 import pandas as pd
@@ -36,6 +38,23 @@ TABLE2 = pd.DataFrame(
 TABLE5 = pd.DataFrame(
     [{"method": m, "target": target, "drop": drop, "source": "Li et al. 2018, Table 5"}
      for target, drops in _TABLE5.items() for m, drop in zip(METHODS, drops)])
+# Table 4 rows: (dataset, network) -> (L2, L2-SP) mIoU %. "deeplab_coco": ImageNet then
+# Microsoft COCO pretraining; "pspnet_extra": the 20000 coarsely labelled Cityscapes images
+# added to the training set. SBD: PSPNet, 480x480 crops, batch 16 (Section 4.2.3).
+SEGMENTATION_NETWORKS = {"fcn": "FCN", "resnet": "ResNet-101", "deeplab": "DeepLab",
+                         "deeplab_coco": "DeepLab-COCO", "pspnet": "PSPNet",
+                         "pspnet_extra": "PSPNet-extra"}
+SEGMENTATION_TARGETS = {"cityscapes": "Cityscapes val", "sbd": "SBD (VOC 2012 val)"}
+_TABLE4 = {("cityscapes", "fcn"): (66.9, 67.9), ("cityscapes", "resnet"): (68.1, 68.7),
+           ("cityscapes", "deeplab"): (68.6, 70.4), ("cityscapes", "deeplab_coco"): (72.0, 73.2),
+           ("cityscapes", "pspnet"): (78.2, 79.4), ("cityscapes", "pspnet_extra"): (80.9, 81.2),
+           ("sbd", "pspnet"): (78.3, 79.9)}
+TABLE4 = pd.DataFrame(
+    [{"dataset": dataset, "network": network, "method": m, "miou": miou, "runs": 1,
+      "source": "Li et al. 2018, Table 4" if dataset == "cityscapes"
+      else "Li et al. 2018, Section 4.2.3"}
+     for (dataset, network), cells in _TABLE4.items()
+     for m, miou in zip(("l2", "l2_sp"), cells)])
 PAPER_FINDINGS = {
     "iterations": 9000,  # fine-tuning length of the main experiments (Li et al. 2018, Section 4)
     "best_beta": 0.01,  # the head's L2 strength found best for every target (Li et al. 2018, Figure 1)
@@ -59,3 +78,10 @@ def table5_example(target="stanford_dogs120"):
     """'<L2 drop> vs <L2-SP drop> points on <target>': Table 5's L2 and L2-SP drops on ``target``."""
     return (f"{table5('l2', target):g} vs {table5('l2_sp', target):g} points on "
             f"{TARGETS[target]}")
+
+
+def table4(method, dataset, network):
+    """The mIoU (%) of Table 4 (or the SBD result), or None when the paper has no such cell."""
+    row = TABLE4[(TABLE4.method == method) & (TABLE4.dataset == dataset)
+                 & (TABLE4.network == network)]
+    return None if row.empty else float(row["miou"].iloc[0])

@@ -88,5 +88,62 @@ class MakeTablesTest(tf.test.TestCase):
         self.assertTrue(os.path.exists(os.path.join(out_dir, "table5.md")))
 
 
+def write_segmentation_record(root, dataset, head, scheme, seed, miou, **flags):
+    directory = os.path.join(root, "seg", dataset, head, scheme, str(flags), f"seed={seed}")
+    os.makedirs(directory)
+    record = {"flags": {"task": "segmentation", "dataset": dataset, "seg_head": head,
+                        "scheme": scheme, "seed": seed, "source": "imagenet", **flags},
+              "mean_iou": miou, "accuracy": 0.99}
+    with open(os.path.join(directory, "results.json"), "w") as f:
+        json.dump(record, f)
+
+
+class Table4Test(tf.test.TestCase):
+    """Segmentation records: Table 4 cells, the variants, and Table 2 left untouched."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = tempfile.mkdtemp()
+        self.psp = [0.781, 0.790, 0.772]
+        for seed, miou in enumerate(self.psp):
+            write_segmentation_record(self.root, "cityscapes", "pspnet", "l2_sp", seed, miou)
+        write_segmentation_record(self.root, "cityscapes", "deeplab", "l2", 0, 0.70,
+                                  source="custom")
+        write_segmentation_record(self.root, "sbd", "pspnet", "l2", 0, 0.75)
+        write_segmentation_record(self.root, "scenes", "fcn", "l2", 0, 0.5)
+
+    def run_tool(self, *args):
+        out = io.StringIO()
+        with redirect_stdout(out):
+            make_tables.main([self.root, *args])
+        return out.getvalue()
+
+    def test_cells_beside_the_paper(self):
+        text = self.run_tool("--format=markdown")
+        ours = 100 * np.array(self.psp)
+        rows = {(r[0], r[1]): r[2:] for r in table_rows(text) if len(r) == 4}
+        l2, l2_sp = rows[("Cityscapes val", "PSPNet")]
+        self.assertEqual(l2, "missing (paper 78.2, diff -)")
+        self.assertEqual(l2_sp, f"{ours.mean():.1f}+-{ours.std(ddof=1):.1f} (paper 79.4, "
+                                f"diff {ours.mean() - 79.4:+.1f})")
+        self.assertEqual(rows[("Cityscapes val", "DeepLab-COCO")][0],
+                         "70.0 (paper 72.0, diff -2.0)")
+        self.assertEqual(rows[("Cityscapes val", "DeepLab")][0], "missing (paper 68.6, diff -)")
+        self.assertEqual(rows[("SBD (VOC 2012 val)", "PSPNet")][0],
+                         "75.0 (paper 78.3, diff -3.3)")
+        self.assertEqual(rows[("scenes", "FCN")][0], "50.0 (paper -, diff -)")
+        self.assertNotIn("cityscapes", row_of(text, "method"))  # Table 2 keeps its columns
+
+    def test_csv(self):
+        out_dir = os.path.join(self.root, "tables")
+        self.run_tool("--format=csv", f"--out_dir={out_dir}")
+        table = pd.read_csv(os.path.join(out_dir, "table4.csv"))
+        self.assertLen(table, 2 * (7 + 1))
+        cell = table[(table.network == "pspnet") & (table.dataset == "cityscapes") &
+                     (table.method == "L2-SP")].iloc[0]
+        self.assertEqual(cell["runs"], 3)
+        self.assertAllClose(cell["std"], 100 * np.std(self.psp, ddof=1))
+
+
 if __name__ == "__main__":
     tf.test.main()
