@@ -369,3 +369,69 @@ class ResNet50Test(tf.test.TestCase):
             self.assertEqual(tuple(sm.model.get_layer(f"{c5}_block3_out").output.shape),
                              (None, 8, 8, 2048))
             self.assertEqual(tuple(sm.model(np.zeros((1,) + self.shape)).shape), (1, 64, 64, 4))
+
+
+class HeadOptionsTest(SmallSourceTestCase):
+
+    def test_float32_logits_under_mixed_precision(self):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        self.addCleanup(keras.mixed_precision.set_global_policy, "float32")
+        sm = self.small("pspnet", input_shape=(None, None, 3))
+        self.assertEqual(sm.model.get_layer("stage3_block1_out").output.dtype, "bfloat16")
+        logits, aux = sm.train_model(np.zeros((2,) + SHAPE, "float32"), training=True)
+        self.assertEqual((logits.dtype, aux.dtype), (tf.float32, tf.float32))
+
+    def test_synchronized_batch_norm_where_batch_norm_is_trained(self):
+        for mode in BATCH_NORM_MODES:
+            sm = self.small("deeplab", batch_norm=mode, synchronized_bn=True)
+            for layer in sm.model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    trained = layer.name not in self.source_names or mode == "train"
+                    self.assertEqual(layer.synchronized, trained, msg=(mode, layer.name))
+
+    def test_seed_fixes_the_new_layers(self):
+        a, b = self.small("deeplab", seed=7), self.small("deeplab", seed=7)
+        c = self.small("deeplab", seed=8)
+        for name in ("aspp_atrous2_conv", "seg_classifier"):
+            self.assertAllEqual(a.model.get_layer(name).kernel, b.model.get_layer(name).kernel)
+            self.assertNotAllClose(a.model.get_layer(name).kernel,
+                                   c.model.get_layer(name).kernel)
+        head = a.model.get_layer("seg_classifier")
+        self.assertAllEqual(head.bias, np.zeros(3))
+        glorot = self.small("resnet", head_init="glorot").model.get_layer("seg_classifier")
+        self.assertLessEqual(np.abs(glorot.kernel.numpy()).max(), np.sqrt(6 / (32 + 3)))
+
+
+class KerasHubASPPTest(SmallSourceTestCase):
+    """Our ASPP computes KerasHub's DeepLabV3 SpatialPyramidPooling with the same weights."""
+
+    def test_same_function_as_kerashub(self):
+        try:
+            from keras_hub.src.models.deeplab_v3.deeplab_v3_layers import SpatialPyramidPooling
+        except ImportError:
+            self.skipTest("keras-hub is not installed")
+        sm = self.small("deeplab", output_stride=2, input_shape=(None, None, 3))
+        model = sm.model
+        rng = np.random.default_rng(4)
+        for layer in model.layers:  # non-trivial statistics in every head BN
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.name.startswith("aspp"):
+                for w in layer.weights:
+                    w.assign(rng.uniform(0.5, 1.5, w.shape))
+                layer.epsilon = 1e-3  # KerasHub's batch norm keeps Keras' default
+        rates = [model.get_layer(f"aspp_atrous{i}_conv").dilation_rate[0] for i in (1, 2, 3)]
+        self.assertEqual(rates, [6, 12, 18])  # (6, 12, 18) * (4 / 2) / 2 on the small ResNet
+        features = model.get_layer("stage3_block1_out").output
+        ours = keras.Model(model.input, [features, model.get_layer("aspp_project_relu").output])
+        x = rng.uniform(0, 1, (2, 40, 24, 3)).astype("float32")
+        f, want = ours(x, training=False)
+        spp = SpatialPyramidPooling(rates, num_channels=32)
+        spp.build(f.shape)
+        names = ["aspp_1x1", "aspp_atrous1", "aspp_atrous2", "aspp_atrous3", "aspp_pool"]
+        for branch, name in zip(spp.aspp_parallel_channels, names):
+            convs = [l for l in branch.layers if l.weights]
+            convs[0].set_weights(model.get_layer(name + "_conv").get_weights())
+            convs[1].set_weights(model.get_layer(name + "_bn").get_weights())
+        convs = [l for l in spp.projection.layers if l.weights]
+        convs[0].set_weights(model.get_layer("aspp_project_conv").get_weights())
+        convs[1].set_weights(model.get_layer("aspp_project_bn").get_weights())
+        self.assertAllClose(spp(f, training=False), want, rtol=1e-4, atol=1e-4)
