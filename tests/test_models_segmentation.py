@@ -1,7 +1,7 @@
 """tftransfer.models.segmentation on small inputs: weights copied exactly, the output-stride
 32 twin equals the classification features, dilation where DeepLab puts it, the penalty
-against NumPy, the batch-norm modes, inputs of any size, the two pooling/resize layers
-against NumPy, saving, errors. (The 512x1024 builds: test_models_segmentation_large.py.)"""
+against NumPy, the batch-norm modes, inputs of any size, saving, errors. (The 512x1024
+builds: test_models_segmentation_large.py; on every backend: ..._backends.py.)"""
 import os
 import tempfile
 
@@ -12,7 +12,6 @@ import tensorflow as tf
 from tftransfer.models.batch_norm import FrozenStatsBatchNormalization
 from tftransfer.models.segmentation import (BATCH_NORM_MODES, HEADS, SegmentationModel,
                                             build_segmentation)
-from tftransfer.models.segmentation_heads import AdaptiveAveragePooling, bilinear_resize
 from tftransfer.models.small_resnet import small_resnet
 
 from tests.test_models_build import file_arrays
@@ -230,48 +229,6 @@ class AnySizeTest(SmallSourceTestCase):
             self.assertAllClose(got, fixed.model(x, training=False), rtol=1e-4, atol=1e-4)
             self.assertEqual(dynamic.model.predict(x[:, :17, :29], verbose=0).shape,
                              (1, 17, 29, 3))
-
-
-def numpy_adaptive_pool(x, bins):
-    n_h, n_w = x.shape[1:3]
-    out = np.zeros((x.shape[0], bins, bins, x.shape[3]))
-    for i in range(bins):
-        for j in range(bins):
-            h0, h1 = (i * n_h) // bins, -(-((i + 1) * n_h) // bins)
-            w0, w1 = (j * n_w) // bins, -(-((j + 1) * n_w) // bins)
-            out[:, i, j] = x[:, h0:h1, w0:w1].mean(axis=(1, 2))
-    return out
-
-
-def numpy_bilinear(x, height, width):
-    def taps(n_in, n_out):
-        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        low = np.floor(pos).astype(int)
-        return low, np.minimum(low + 1, n_in - 1), pos - low
-    out = np.zeros((x.shape[0], height, width, x.shape[3]))
-    (hl, hh, hf), (wl, wh, wf) = taps(x.shape[1], height), taps(x.shape[2], width)
-    for i in range(height):
-        for j in range(width):
-            top = x[:, hl[i], wl[j]] * (1 - wf[j]) + x[:, hl[i], wh[j]] * wf[j]
-            bottom = x[:, hh[i], wl[j]] * (1 - wf[j]) + x[:, hh[i], wh[j]] * wf[j]
-            out[:, i, j] = top * (1 - hf[i]) + bottom * hf[i]
-    return out
-
-
-class LayersTest(tf.test.TestCase):
-
-    def test_adaptive_pooling_against_numpy(self):
-        x = np.random.default_rng(0).normal(size=(2, 7, 11, 3)).astype("float32")
-        for bins in (1, 2, 3, 6):
-            self.assertAllClose(AdaptiveAveragePooling(bins)(x), numpy_adaptive_pool(x, bins),
-                                rtol=1e-5, atol=1e-5)
-
-    def test_bilinear_resize_against_numpy_and_keras(self):
-        x = np.random.default_rng(0).normal(size=(2, 5, 7, 2)).astype("float32")
-        for size in ((20, 28), (9, 3), (5, 7)):
-            want = numpy_bilinear(x, *size)
-            self.assertAllClose(bilinear_resize(x, *size), want, rtol=1e-5, atol=1e-5)
-            self.assertAllClose(keras.ops.image.resize(x, size), want, rtol=1e-4, atol=1e-4)
 
 
 class SavingTest(SmallSourceTestCase):
