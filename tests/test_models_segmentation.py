@@ -243,6 +243,17 @@ class SavingTest(SmallSourceTestCase):
             self.assertAllClose(a, b, rtol=1e-5, atol=1e-5)
         self.assertIsInstance(back.get_layer("stem_bn"), FrozenStatsBatchNormalization)
 
+    def test_saved_model_export_serves_any_size(self):
+        sm = self.small("deeplab", input_shape=(None, None, 3))
+        export_dir = os.path.join(self.get_temp_dir(), "export")
+        sm.model.export(export_dir, verbose=False)
+        served = tf.saved_model.load(export_dir)
+        for size in ((32, 24), (20, 36)):
+            x = np.random.default_rng(0).uniform(0, 1, (1,) + size + (3,)).astype("float32")
+            got = served.serve(x)
+            self.assertEqual(tuple(got.shape), (1,) + size + (3,))
+            self.assertAllClose(got, sm.model(x, training=False), rtol=1e-5, atol=1e-5)
+
 
 class ErrorsTest(SmallSourceTestCase):
 
