@@ -24,6 +24,7 @@ Inputs may be ``(None, None, C)``: every layer works at sizes known only when it
 (whole-image and sliding-window evaluation at another size than the training crops).
 """
 import dataclasses
+import numbers
 from typing import List, Optional
 
 import keras
@@ -41,6 +42,7 @@ ARCHS = ("resnet50", "resnet101", "resnet152", "small_resnet")
 AUX_WEIGHT = 0.4  # PSPNet's auxiliary loss weight
 LOGITS = "logits"
 AUX_LOGITS = "aux_logits"
+SMALL_RESNET_WIDTHS = (16, 32, 64)  # small_resnet's default widths
 _DEPTH = {"resnet50": 50, "resnet101": 101, "resnet152": 152}
 _SOURCE_SIZE = 64  # the classification model that carries the source weights is built here
 
@@ -139,18 +141,13 @@ def build_segmentation(head, arch, num_classes, source, weights=None, input_shap
     def init(i):
         return HEAD_INITS[head_init](seed=None if seed is None else seed + i)
 
-    make = heads_lib._Maker(head_bn, init)
+    make = heads_lib.LayerMaker(head_bn, init)
     penultimate, features = backbone.outputs
-    if head == "resnet":
-        small = heads_lib.resnet_head(features, num_classes, make, seed)
-    elif head == "fcn":
-        small = heads_lib.fcn_head(features, num_classes, make, seed)
-    elif head == "deeplab":
-        reference = 32 if arch in _DEPTH else 2 ** (len(arch_kwargs.get("widths", (16, 32, 64))) - 1)
-        small = heads_lib.deeplab_head(features, num_classes, make,
-                                       heads_lib.aspp_rates(output_stride, reference), seed)
+    if head == "deeplab":
+        rates = heads_lib.aspp_rates(output_stride, _largest_stride(arch, arch_kwargs))
+        small = heads_lib.deeplab_head(features, num_classes, make, rates, seed)
     else:
-        small = heads_lib.pspnet_head(features, num_classes, make, seed)
+        small = _HEAD_BUILDERS[head](features, num_classes, make, seed)
     inputs = backbone.inputs[0]
     logits = heads_lib.ResizeLike(name=LOGITS, dtype="float32")([small, inputs])
     model_name = name or f"{arch}_{head}"
@@ -173,12 +170,23 @@ def build_segmentation(head, arch, num_classes, source, weights=None, input_shap
         aux_weight=aux_weight, layout=layout, batch_norm=batch_norm)
 
 
+_HEAD_BUILDERS = {"resnet": heads_lib.resnet_head, "fcn": heads_lib.fcn_head,
+                  "pspnet": heads_lib.pspnet_head}
+
+
+def _largest_stride(arch, arch_kwargs):
+    """The output stride of ``arch`` without dilation (32, or the small ResNet's)."""
+    if arch in _DEPTH:
+        return 32
+    return 2 ** (len(arch_kwargs.get("widths", SMALL_RESNET_WIDTHS)) - 1)
+
+
 def _check(head, arch, num_classes, head_init, aux_weight):
     if head not in HEADS:
         raise ValueError(f"Unknown segmentation head {head!r}; expected one of {HEADS}.")
     if arch not in ARCHS:
         raise ValueError(f"arch {arch!r} has no segmentation backbone; expected one of {ARCHS}.")
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
     if head_init not in HEAD_INITS:
         raise ValueError(f"Unknown head_init {head_init!r}; expected one of {list(HEAD_INITS)}.")

@@ -131,7 +131,7 @@ class BroadcastLike(keras.layers.Layer):
         return (reference[0], reference[1], reference[2], pooled[3])
 
 
-class _Maker:
+class LayerMaker:
     """Names, batch norm and kernel initialisers of one head's new layers."""
 
     def __init__(self, bn, init):
