@@ -167,15 +167,18 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         self._local_files = download_config.manual_dir if download_config else None
         return super().download_and_prepare(download_config=download_config, **kwargs)
 
+    def _config_name(self):
+        return self.builder_config.name if self.builder_config else "no config"
+
     def _log_download_bytes(self):
         logging.info("Preparing %s (%s) from %s (local files, nothing is downloaded) into %s",
-                     self.name, self.builder_config.name,
+                     self.name, self._config_name(),
                      os.fspath(self._local_files) if self._local_files else "local files",
                      self.data_dir)
 
     def _log_download_done(self):
         logging.info("Prepared %s (%s) into %s; later loads reuse it.", self.name,
-                     self.builder_config.name, self.data_dir)
+                     self._config_name(), self.data_dir)
 
     def _info(self):
         names = self.class_names()
