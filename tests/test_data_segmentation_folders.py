@@ -4,7 +4,6 @@ JPEG kept as its bytes, a grey image converted to RGB, greyscale and palette mas
 names from ``classes.txt`` or from the masks, the manual directory untouched; and the
 refusals: an unpaired file, a mask of another size, a label out of range, an RGB mask, a
 missing ``train/``, an unknown split."""
-import io
 import os
 import tempfile
 
@@ -116,6 +115,21 @@ class SegmentationFoldersTest(tf.test.TestCase):
                                                  self.data_dir, self.root), ["f"])
         self.assertEqual(train.builder.builder_config.name[:len("my_scenes_")], "my_scenes_")
 
+    def test_channel_mean_of_the_training_images(self):
+        train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
+                                       self.root)
+        pixels = [np.asarray(Image.open(os.path.join(self.root, "train", "images", f))
+                             .convert("RGB"), np.float64).reshape(-1, 3)
+                  for f in ("a.png", "c.png")]
+        pixels.append(decode_jpeg(os.path.join(self.root, "train", "images", "b.jpg"))
+                      .reshape(-1, 3).astype(np.float64))
+        want = np.concatenate(pixels).mean(axis=0)
+        self.assertAllClose(seg_data.channel_mean(train), want)
+        self.assertAllClose(seg_data.channel_mean(train), want)  # read back from the file
+        validation = seg_data.load_examples("segmentation_folders", "validation",
+                                            self.data_dir, self.root)
+        self.assertNotAllClose(seg_data.channel_mean(validation), want)
+
     def test_classes_from_the_masks_without_classes_txt(self):
         image, mask = random_pair(np.random.default_rng(1), 4, 4, 1)
         mask[1, 1] = 6  # Largest label anywhere: 6, so 7 classes.
@@ -124,6 +138,9 @@ class SegmentationFoldersTest(tf.test.TestCase):
                                           self.root)
         self.assertEqual(examples.num_classes, 7)
         self.assertEqual(examples.class_names, [f"class_{i}" for i in range(7)])
+        reloaded = seg_data.load_examples("segmentation_folders", "test", self.data_dir,
+                                          self.root)  # a new builder, read from disk
+        self.assertEqual((reloaded.num_classes, reloaded.num_examples), (7, 2))
 
     def test_a_changed_tree_is_prepared_anew(self):
         first = seg_data.get_builder("segmentation_folders", self.data_dir, self.root)
