@@ -24,9 +24,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tftransfer.data.builders.base import file_reader, manual_dir, missing_error, resource_path
+from tftransfer.data.builders.base import file_reader, resource_path
 from tftransfer.data.builders.segmentation_folders import (IGNORE_LABEL, MaskedImageBuilder,
-                                                           Pair, read_label_png)
+                                                           Pair, manual_dir, missing_error,
+                                                           read_label_png)
 
 LABELS_FILE = "cityscapes_labels.tsv"
 IMAGES_ZIP, LABELS_ZIP = "leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip"

@@ -25,8 +25,9 @@ import os
 import tensorflow_datasets as tfds
 from absl import logging
 
-from tftransfer.data.builders.base import file_reader, manual_dir, missing_error
-from tftransfer.data.builders.segmentation_folders import MaskedImageBuilder, Pair, read_label_png
+from tftransfer.data.builders.base import file_reader
+from tftransfer.data.builders.segmentation_folders import (MaskedImageBuilder, Pair, manual_dir,
+                                                           missing_error, read_label_png)
 
 SBD_ARCHIVE, VOC_ARCHIVE = "benchmark.tgz", "VOCtrainval_11-May-2012.tar"
 SBD_DIR, VOC_DIR = "benchmark_RELEASE/dataset", "VOCdevkit/VOC2012"
