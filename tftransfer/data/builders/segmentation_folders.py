@@ -70,8 +70,9 @@ HOW_TO_PASS = ("Then pass that directory as manual_dir= of tftransfer.data.segme
 def missing_error(what, directory, instructions):
     """The error raised when local files are missing: where they were expected and what
     goes there."""
+    listed = instructions.strip("\n")
     return FileNotFoundError(f"{what} not found. Expected directory: {directory}\n"
-                             f"Put there:\n{instructions.strip(chr(10))}\n{HOW_TO_PASS}")
+                             f"Put there:\n{listed}\n{HOW_TO_PASS}")
 
 
 def manual_dir(dl_manager, what, instructions, relative_paths=()):
