@@ -115,6 +115,19 @@ class SegmentationFoldersTest(tf.test.TestCase):
                                                  self.data_dir, self.root), ["f"])
         self.assertEqual(train.builder.builder_config.name[:len("my_scenes_")], "my_scenes_")
 
+    def test_prepared_examples_feed_the_batches(self):
+        self._write_classes(["background", "cat", "dog"])
+        train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
+                                       self.root)
+        x, y = next(iter(seg_data.train_batches(train.dataset, 2, (6, 8), scale=(0.5, 2.0),
+                                                color_jitter=True, seed=1)))
+        self.assertEqual((x.shape, y.shape), ((2, 6, 8, 3), (2, 6, 8)))
+        self.assertContainsSubset(set(np.unique(y.numpy()).tolist()), {0, 1, 2, 255})
+        test = seg_data.load_examples("segmentation_folders", "test", self.data_dir, self.root)
+        (image, mask), = list(seg_data.eval_batches(test.dataset).as_numpy_iterator())
+        self.assertAllEqual(image[0], self.pairs["f"][0].astype(np.float32))
+        self.assertAllEqual(mask[0], self.pairs["f"][1].astype(np.int32))
+
     def test_channel_mean_of_the_training_images(self):
         train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
                                        self.root)
