@@ -175,6 +175,13 @@ class SegmentationFoldersTest(tf.test.TestCase):
                       message)
         self.assertIn("same name", message)
 
+    def test_two_images_of_one_name_are_refused(self):
+        image, _ = random_pair(np.random.default_rng(6), 5, 7, 3)
+        Image.fromarray(image).save(os.path.join(self.root, "train", "images", "a.jpg"))
+        with self.assertRaisesRegex(ValueError, r"train/images: 2 files named 'a' "
+                                                r"\(a.jpg, a.png\)"):
+            seg_data.get_builder("segmentation_folders", self.data_dir, self.root)
+
     def test_mask_of_another_size_is_refused(self):
         image, _ = random_pair(np.random.default_rng(4), 4, 6, 3)
         write_pair(self.root, "train", "w", image, np.zeros((4, 5), np.uint8))
