@@ -103,9 +103,13 @@ class SegmentationFoldersTest(tf.test.TestCase):
     def test_prepared_pixels_labels_and_class_names(self):
         self._write_classes(["background", "cat", "dog"])
         before = listing(self.root)
-        train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
-                                       self.root)
+        with self.assertLogs("absl", "INFO") as logs:
+            train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
+                                           self.root)
         self.assertEqual(listing(self.root), before)
+        logged = "\n".join(logs.output)
+        self.assertIn(f"from {self.root} (local files, nothing is downloaded)", logged)
+        self.assertIn("split train: 3 image/mask pair(s) stored", logged)
         self.assertEqual(train.num_classes, 3)
         self.assertEqual(train.class_names, ["background", "cat", "dog"])
         self._check_split(train, ["a", "b", "c"])
