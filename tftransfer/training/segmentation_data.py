@@ -1,8 +1,10 @@
 """The driver's segmentation inputs (``--task=segmentation``): the builders of
 :mod:`tftransfer.data.segmentation_pipeline` and the in-memory ``scenes``.
 
-Both give :class:`tftransfer.training.data.InputData` whose ``train`` is the infinite,
-seeded stream of :func:`tftransfer.data.segmentation_pipeline.train_batches` (random scale
+Both give :class:`tftransfer.training.data.InputData` whose ``train`` is an infinite,
+seeded stream of crops transformed by :func:`tftransfer.data.segmentation_transforms.
+train_transform` (builders: :func:`tftransfer.data.segmentation_pipeline.train_batches`;
+scenes: :func:`scene_batches`, the same transform on the in-memory arrays; random scale
 ``--train_scale_min/--train_scale_max``, crop ``--crop_size`` padded with the ignore label
 where the image is smaller, ``--mirror``, ``--color_jitter``; a pure function of ``--seed``,
 so a resumed run skips the consumed batches) and whose ``test`` is whole images
@@ -100,8 +102,43 @@ def scene_arrays(config):
             compose(eval_x, eval_y, s.test, split), split, class_names)
 
 
-def _examples(x, masks):
-    return tf.data.Dataset.from_tensor_slices({"image": x, "mask": masks})
+def scene_batches(images, masks, batch_size, seed, crop, scale=None, mirror=True,
+                  color_jitter=False, fill=0.0):
+    """Infinite training batches ``(float32 [B, crop, crop, C], int32 [B, crop, crop])`` of
+    in-memory ``images [n, H, W, C]`` (C = 1 or 3) and ``masks``, a pure function of
+    ``seed`` as :func:`tftransfer.training.data.stateless_batches`: epoch ``e`` visits the
+    scenes in the order ``stateless_shuffle(range(n), [seed, e])`` and the example at
+    stream position ``p`` gets :func:`tftransfer.data.segmentation_transforms.
+    train_transform` with the seed ``[seed, p]`` (a grey image goes through it as three
+    equal channels and comes back as one)."""
+    from tftransfer.data import segmentation_transforms as transforms
+
+    n, grey = len(masks), images.shape[-1] == 1
+    images, masks = tf.constant(images), tf.constant(masks)
+
+    def epoch(e):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    def example(position, index):
+        image = tf.gather(images, index)
+        if grey:
+            image = tf.repeat(image, 3, axis=-1)
+        image, mask = transforms.train_transform(
+            image, tf.gather(masks, index), tf.stack([tf.constant(seed, tf.int64), position]),
+            (crop, crop), scale, mirror, color_jitter, IGNORE_LABEL, fill)
+        return (image[..., :1] if grey else image), mask
+
+    ds = tf.data.Dataset.range(2 ** 62).flat_map(epoch).enumerate()
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _eval_batches(images, masks, batch_size):
+    """Whole scenes ``(float32 [B, S, S, C], int32 [B, S, S])`` in stored order."""
+    return tf.data.Dataset.from_tensor_slices(
+        (images.astype(np.float32), masks.astype(np.int32))).batch(batch_size)
 
 
 def _scale(config):
@@ -118,13 +155,10 @@ def _batches(config, train_examples, eval_examples, mean, eval_batch):
     from tftransfer.data import segmentation_pipeline as seg_data
 
     d = config.data
-    fill = _fill(mean)
-    if isinstance(fill, tuple) and len(fill) == 1:
-        fill = fill[0]
     train = seg_data.train_batches(
         train_examples, config.optim.batch_size, (d.crop_size, d.crop_size),
         scale=_scale(config), mirror=d.mirror, color_jitter=d.color_jitter,
-        ignore_label=IGNORE_LABEL, fill=fill, seed=config.optim.seed)
+        ignore_label=IGNORE_LABEL, fill=_fill(mean), seed=config.optim.seed)
     return train, seg_data.eval_batches(eval_examples, eval_batch)
 
 
@@ -136,9 +170,12 @@ def scenes_inputs(config):
     mean = (None if config.data.mean == "none" else
             model_preprocessing.channel_mean(train_x) if config.data.mean == "dataset"
             else _imagenet_mean(train_x.shape[-1]))
-    train, test = _batches(config, _examples(train_x, train_m), _examples(eval_x, eval_m),
-                           mean, config.evaluation.eval_batch_size)
-    crop = config.data.crop_size
+    d, crop = config.data, config.data.crop_size
+    fill = _fill(mean)
+    train = scene_batches(train_x, train_m, config.optim.batch_size, config.optim.seed, crop,
+                          _scale(config), d.mirror, d.color_jitter,
+                          fill[0] if isinstance(fill, tuple) and len(fill) == 1 else fill)
+    test = _eval_batches(eval_x, eval_m, config.evaluation.eval_batch_size)
     return data_lib.InputData(train, test, len(names), len(train_m), len(eval_m),
                               (crop, crop, train_x.shape[-1]), mean, split, names)
 

@@ -41,13 +41,14 @@ def synchronized(config):
 
 def build(config, num_classes, input_shape):
     """The uncompiled :class:`tftransfer.models.segmentation.SegmentationModel` of
-    ``config``."""
+    ``config`` for images of ``input_shape[-1]`` channels and any height and width (the
+    training crops, whole images and sliding windows at evaluation)."""
     from tftransfer.models.segmentation import build_segmentation
 
     m, t = config.model, config.task
     return build_segmentation(
         t.seg_head, m.arch, num_classes, m.source, weights=m.weights,
-        input_shape=tuple(input_shape), output_stride=output_stride(config),
+        input_shape=(None, None, input_shape[-1]), output_stride=output_stride(config),
         layout=m.layout, source_classes=m.source_classes, head_init=m.head_init,
         seed=config.optim.seed, batch_norm=t.batch_norm_mode,
         synchronized_bn=synchronized(config), aux_weight=t.aux_loss_weight,
