@@ -12,9 +12,7 @@ prints:
   (:mod:`experiments.published`) and ours minus the paper's;
 - Table 4: segmentation mean IoU (%) of each network with L2 and L2-SP on Cityscapes val,
   and PSPNet on SBD (VOC 2012 val), mean+-std over seeds, the paper's number and the
-  difference (runs of ``--task=segmentation``; the network is ``--seg_head``, with
-  ``deeplab_coco`` for DeepLab from COCO weights (``--source=custom``) and
-  ``pspnet_extra`` for PSPNet with the coarse images);
+  difference (runs of ``--task=segmentation``, placed by :func:`segmentation_cell`);
 - Table 5: drop of source-task accuracy (points) after fine-tuning, mean+-std over seeds, the
   paper's drop and the difference.
 
@@ -40,15 +38,23 @@ COLUMNS = ["path", "task", "dataset", "scheme", "starred", "network", "seed", "a
            "source_drop", "miou"]
 
 
-def segmentation_network(flags):
-    """The Table 4 row of a segmentation run's flags: ``--seg_head``, or ``deeplab_coco`` /
-    ``pspnet_extra`` for the variants with other starting weights or extra data."""
-    head = flags.get("seg_head")
+EXTRA_TREE = "cityscapes_extra"  # flags/table4_pspnet_extra_*.cfg's segmentation_folders tree
+
+
+def segmentation_cell(flags):
+    """``(dataset, network)``: the Table 4 cell of a segmentation run's flags. The network is
+    ``--seg_head``; ``deeplab_coco`` for DeepLab from other weights (``--source=custom``,
+    flags/table4_deeplab_coco_*.cfg); ``(cityscapes, pspnet_extra)`` for PSPNet trained on
+    the ``segmentation_folders`` tree of the fine and coarse Cityscapes images
+    (``--manual_dir=.../cityscapes_extra``, flags/table4_pspnet_extra_*.cfg)."""
+    dataset, head = flags["dataset"], flags.get("seg_head")
     if head == "deeplab" and flags.get("source") == "custom":
-        return "deeplab_coco"
-    if head == "pspnet" and flags.get("cityscapes_coarse"):
-        return "pspnet_extra"
-    return head
+        return dataset, "deeplab_coco"
+    manual = (flags.get("manual_dir") or "").rstrip("/")
+    if head == "pspnet" and dataset == "segmentation_folders" and \
+            os.path.basename(manual) == EXTRA_TREE:
+        return "cityscapes", "pspnet_extra"
+    return dataset, head
 
 
 def load_records(directories):
@@ -63,10 +69,12 @@ def load_records(directories):
             flags = record["flags"]
             task = flags.get("task", "classification")
             segmentation = task == "segmentation"
-            rows.append({"path": path, "task": task, "dataset": flags["dataset"],
+            dataset, network = (segmentation_cell(flags) if segmentation
+                                else (flags["dataset"], None))
+            rows.append({"path": path, "task": task, "dataset": dataset,
                          "scheme": flags["scheme"],
                          "starred": not segmentation and flags.get("eval_crops") == 10,
-                         "network": segmentation_network(flags) if segmentation else None,
+                         "network": network,
                          "seed": flags["seed"],
                          "accuracy": None if segmentation else 100 * record["accuracy"],
                          "source_drop": record.get("source_drop"),

@@ -110,6 +110,8 @@ class Table4Test(tf.test.TestCase):
         write_segmentation_record(self.root, "cityscapes", "deeplab", "l2", 0, 0.70,
                                   source="custom")
         write_segmentation_record(self.root, "sbd", "pspnet", "l2", 0, 0.75)
+        write_segmentation_record(self.root, "segmentation_folders", "pspnet", "l2_sp", 0,
+                                  0.812, manual_dir="data/manual/cityscapes_extra/")
         write_segmentation_record(self.root, "scenes", "fcn", "l2", 0, 0.5)
 
     def run_tool(self, *args):
@@ -132,6 +134,8 @@ class Table4Test(tf.test.TestCase):
         self.assertEqual(rows[("SBD (VOC 2012 val)", "PSPNet")][0],
                          "75.0 (paper 78.3, diff -3.3)")
         self.assertEqual(rows[("scenes", "FCN")][0], "50.0 (paper -, diff -)")
+        self.assertEqual(rows[("Cityscapes val", "PSPNet-extra")][1],
+                         "81.2 (paper 81.2, diff +0.0)")
         self.assertNotIn("cityscapes", row_of(text, "method"))  # Table 2 keeps its columns
 
     def test_csv(self):
