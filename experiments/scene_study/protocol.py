@@ -19,6 +19,8 @@ import os
 from typing import Tuple
 
 from experiments.cpu_study import protocol as cpu_protocol
+from tftransfer.training import config as config_lib
+from tftransfer.training import data as data_lib
 
 SOURCE_SPLIT = cpu_protocol.SPLITS["far"]
 METHODS = ("none", "l2", "l2_sp")
@@ -56,6 +58,7 @@ class Settings:
     steps: int = 300
     batch_size: int = 16
     learning_rate: float = 0.01
+    lr_schedule: str = "poly"
     head: str = "fcn"
     output_stride: int = 4
     alpha_grid: tuple = (1e-3, 1e-2, 0.1)
@@ -96,3 +99,34 @@ def source_weights(run):
 def run_name(method, alpha, seed, beta=BETA):
     beta = 0.0 if method == "none" else beta
     return f"{method}_a{alpha:g}_b{beta:g}_s{seed}"
+
+
+def target_run(target, method, alpha, seed, root, data_dir, weights, settings, select,
+               save_weights=False):
+    """The :class:`StudyRun` of one segmentation run through the driver (``--task=
+    segmentation --dataset=scenes``): the source network ``weights`` with a new
+    ``settings.head`` head fine-tuned on ``target``'s scenes.
+
+    ``select``: the training scenes are composed from 70% of the target classes' training
+    images and the run is evaluated on validation scenes composed from the other 30%
+    (``results.json``: ``eval_split: validation``); otherwise the training scenes use every
+    training image and the run is evaluated on the test scenes (from the test images).
+    Scenes are drawn with ``--split_seed=settings.scene_seed``, the same for every method
+    and seed; ``seed`` sets the head's initialisation and the batch order."""
+    s = settings
+    phase = "select" if select else "final"
+    output_dir = os.path.join(root, target.name, f"t{s.steps}", phase,
+                              run_name(method, alpha, seed))
+    fields = dict(
+        task="segmentation", seg_head=s.head, output_stride=s.output_stride,
+        arch="small_resnet", source="custom", weights=weights,
+        source_classes=len(SOURCE_SPLIT.source_classes), dataset="scenes",
+        data_dir=data_dir, classes=list(target.classes), scenes_train=s.train_scenes,
+        scenes_test=s.test_scenes, scenes_size=s.scene_size, scenes_items=list(s.items),
+        split_seed=s.scene_seed, validation_fraction=s.validation_fraction if select else 0.0,
+        crop_size=s.scene_size, mean="none", batch_size=s.batch_size, train_steps=s.steps,
+        learning_rate=s.learning_rate, lr_schedule=s.lr_schedule, lr_boundaries=[], seed=seed,
+        export=False, checkpoint_every=0, log_every=0, verbose=0, save_weights=save_weights,
+        eval_batch_size=50, output_dir=output_dir)
+    fields.update(method_fields(method, alpha))
+    return cpu_protocol.StudyRun(config_lib.make(**fields), data_lib.DRIVER_INPUTS)
