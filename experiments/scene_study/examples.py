@@ -44,3 +44,34 @@ def load(path):
                 "class_names": [str(n) for n in data[f"{target}/class_names"]],
                 "predictions": {m: data[f"{target}/pred/{m}"] for m in methods}}
     return examples, methods
+
+
+def predict(runs, count):
+    """``{"images", "truth", "predictions": {method: masks}}`` of the first ``count``
+    evaluated scenes of ``runs`` (``{method: StudyRun}`` of finished runs that saved their
+    weights, all on the same scenes): each network rebuilt from its configuration
+    (:func:`tftransfer.training.segmentation_model.build`), its trained weights loaded, the
+    scenes preprocessed as in the driver, the predicted class the argmax of the logits."""
+    from tftransfer.models import preprocessing as model_preprocessing
+    from tftransfer.training import segmentation_data, segmentation_model
+
+    out, reference = {"predictions": {}}, None
+    for method, run in runs.items():
+        config = run.config
+        _, (scenes, truth), _, names = segmentation_data.scene_arrays(config)
+        scenes, truth = scenes[:count], truth[:count]
+        if reference is None:
+            reference = truth
+            out.update(images=scenes[..., 0], truth=truth)
+        elif not np.array_equal(reference, truth):
+            raise ValueError(f"{method}: its evaluated scenes differ from the other methods'; "
+                             "the figure compares methods on the same scenes.")
+        crop = config.data.crop_size
+        network = segmentation_model.build(config, len(names), (crop, crop, scenes.shape[-1]))
+        network.model.load_weights(os.path.join(config.runtime.output_dir,
+                                                "model.weights.h5"))
+        x = model_preprocessing.preprocess(np.asarray(scenes, np.float32),
+                                           network.preprocessing, None)
+        logits = np.asarray(network.model.predict(x, verbose=0))
+        out["predictions"][method] = np.argmax(logits, axis=-1).astype(np.uint8)
+    return out

@@ -13,7 +13,6 @@ The tables are rewritten after each phase (:mod:`.tables`); a finished run is ne
 retrained (the driver returns its record), so an interrupted study resumes.
 """
 import dataclasses
-import itertools
 import os
 import time
 
@@ -113,14 +112,15 @@ class Study:
         records = self._run_all(jobs, "finals")
         self.final_jobs = {}
         for (x, m, seed), job, record in zip(keys, jobs, records):
-            names = ["background"] + list(record["class_names"][1:])
-            self.class_names[x] = names[1:]
+            names = list(record["class_names"])
+            self.class_names[x] = names[1:]  # after the background
             row = dict(target=x, method=m, alpha=job.config.penalty.alpha,
                        beta=job.config.penalty.beta, seed=seed,
                        test_miou=record["mean_iou"], pixel_accuracy=record["pixel_accuracy"],
                        num_test=record["num_eval"], steps=record["steps"],
                        train_time_s=record["train_time_s"])
-            for name, iou in zip(names, record["per_class_iou"]):
+            for name in names:
+                iou = record["iou_per_class"].get(name)
                 row[f"iou:{name}"] = np.nan if iou is None else iou
             self.rows["runs"].append(row)
             self.final_jobs[(x, m, seed)] = job
