@@ -26,10 +26,12 @@ class ProtocolTest(tf.test.TestCase):
     def setUp(self):
         super().setUp()
         self.settings = protocol.Settings()
+        self.weights = os.path.join(self.get_temp_dir(), "source.weights.h5")
+        open(self.weights, "wb").close()  # validation checks that the file exists
 
     def run_of(self, method, select, seed=1, alpha=0.01, target="unseen"):
         return protocol.target_run(protocol.TARGETS[target], method, alpha, seed, "root",
-                                   "fashion", "source.weights.h5", self.settings, select)
+                                   None, self.weights, self.settings, select)
 
     def test_source_is_the_classification_studys_run(self):
         """Same configuration, inputs and directory as the classification study's source
@@ -56,9 +58,9 @@ class ProtocolTest(tf.test.TestCase):
         flags = config_lib.to_dict(final.config)
         self.assertEqual((flags["task"], flags["dataset"], flags["seg_head"]),
                          ("segmentation", "scenes", "fcn"))
-        self.assertEqual(flags["classes"], ["5", "6", "7", "8", "9"])
+        self.assertEqual(config_lib.integer_classes(flags["classes"]), [5, 6, 7, 8, 9])
         self.assertEqual((flags["source"], flags["weights"], flags["source_classes"]),
-                         ("custom", "source.weights.h5", 5))
+                         ("custom", self.weights, 5))
         self.assertEqual(flags["scenes_size"], 64)
         config_lib.validate(final.config)
         config_lib.validate(select.config)

@@ -72,6 +72,6 @@ def predict(runs, count):
                                                 "model.weights.h5"))
         x = model_preprocessing.preprocess(np.asarray(scenes, np.float32),
                                            network.preprocessing, None)
-        logits = np.asarray(network.model.predict(x, verbose=0))
+        logits = np.asarray(network.model(x, training=False))
         out["predictions"][method] = np.argmax(logits, axis=-1).astype(np.uint8)
     return out

@@ -55,7 +55,7 @@ class Settings:
     train_scenes: int = 300
     test_scenes: int = 200
     validation_fraction: float = 0.3    # of the training scenes, for the selection runs
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 16
     learning_rate: float = 0.01
     lr_schedule: str = "poly"

@@ -53,11 +53,11 @@ def head(t):
              f"- Command: `{study['command']}` (from the repository root; `--report_only` "
              "redraws this page and its figure from those files).",
              f"- Wall time of that invocation: {study['wall_time_s'] / 60:.1f} min on "
-             f"{study['cpu_count']} cores, {s['workers']} worker processes ({trained} runs "
+             f"{study['cpu_count']} cores, {s['workers']} worker process(es) ({trained} runs "
              f"trained, {reused} finished runs reused; the runs' own wall times sum to "
              f"{study.get('run_seconds', 0) / 60:.1f} min).",
              "- Per phase (s): " + ", ".join(f"{k} {v:.0f}" for k, v in
-                                            study["phase_seconds"].items()) + "."]
+                                            study["phase_seconds"]) + "."]
     if reused:
         lines.append(f"- {reused} runs were found finished from an earlier invocation, so the "
                      "wall time understates the study's cost.")
@@ -135,8 +135,11 @@ def protocol(t):
         "background elsewhere. " + " ".join(
             f"`{x}`: {', '.join(names.get(x, []))} ({TARGETS[x].description})."
             for x in s["targets"]) +
-        f" {s['train_scenes']} training scenes composed from the training images, "
-        f"{s['test_scenes']} test scenes from the test images.",
+        f" {s['train_scenes']} training scenes composed from the target classes' "
+        f"training images, {s['test_scenes']} test scenes from their test images (the "
+        "`seen` training scenes thus reuse images the source network was pretrained on, "
+        "as the classification study's `contained` split does; no test image was seen by "
+        "either).",
         f"- **Model**: the source backbone with a new `{s['head']}` head, output stride "
         f"{s['output_stride']}, logits upsampled to the input; whole-image evaluation. "
         f"Fine-tuning: {s['steps']} steps, batch {s['batch_size']}, SGD momentum 0.9, "
@@ -144,11 +147,13 @@ def protocol(t):
                                                    if s.get("lr_schedule") else "") +
         ", per-pixel cross-entropy; L2 with beta = 0.01 on the new head for L2 and L2-SP, no "
         "penalty at all for plain fine-tuning.",
-        f"- **Model selection on validation scenes only**: {100 * val:.0f}% of the training "
-        "scenes are held out, each alpha of the grid "
-        f"({', '.join(f'{a:g}' for a in s['alpha_grid'])}) is trained on the rest and scored "
-        "by its validation mIoU, the best (ties: the smaller alpha) is retrained on all "
-        f"training scenes with {s['seeds']} seeds and tested on the test scenes; the code "
+        f"- **Model selection on validation scenes only**: {100 * val:.0f}% of each target "
+        f"class's training images are held out and compose {s['test_scenes']} validation "
+        f"scenes, the {s['train_scenes']} training scenes of the selection runs are composed "
+        "of the other images; each alpha of the grid "
+        f"({', '.join(f'{a:g}' for a in s['alpha_grid'])}) is trained (seed 0) and scored "
+        "by its validation mIoU, the best (ties: the smaller alpha) is retrained on scenes of "
+        f"all training images with {s['seeds']} seeds and tested on the test scenes; the code "
         "refuses to choose on a record not evaluated on the validation split "
         "(`experiments.scene_study.selection.choose`).",
         "- **mIoU**: the confusion matrix accumulated over all test scenes "

@@ -144,7 +144,8 @@ class Study:
     def write_tables(self):
         tables.write(self.report_dir, self.rows, {
             "command": self.command, "settings": dataclasses.asdict(self.s),
-            "wall_time_s": time.time() - self.started, "phase_seconds": self.phase_seconds,
+            "wall_time_s": time.time() - self.started,
+            "phase_seconds": [[k, v] for k, v in self.phase_seconds.items()],
             "runs_trained": self.trained, "runs_reused": self.reused,
             "run_seconds": self.run_seconds, "cpu_count": os.cpu_count(),
             "class_names": self.class_names, "chosen": {
