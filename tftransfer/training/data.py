@@ -12,7 +12,9 @@ mode's own (``--mean=none``). Datasets:
 - ``synthetic``: random images whose class sets a colour and a stripe pattern (tests), 3
   channels at ``--resize``, the same crop/mirror/jitter and test crops;
 - ``fashion_mnist``: the IDX files (grey 28x28); ``--resize`` above 28 upscales them
-  (bilinear), ``--grey_to_rgb`` repeats the channel three times.
+  (bilinear), ``--grey_to_rgb`` repeats the channel three times;
+- ``--task=segmentation`` (``scenes``, ``cityscapes``, ``sbd``, ``segmentation_folders``):
+  :mod:`tftransfer.training.segmentation_data`.
 
 Every dataset takes the same selection (Li et al. 2018, Section 4.1: the hyper-parameters
 are chosen by cross-validation on the training images): ``--classes`` (kept and
@@ -60,6 +62,7 @@ class InputData:
     input_shape: tuple
     mean: object
     eval_split: str
+    class_names: list = None  # segmentation: the name of each class (background first)
 
 
 def synthetic_images(num_classes, per_class, size, seed):
@@ -315,7 +318,12 @@ def to_grey(dataset):
 
 
 def load(config):
-    """InputData for ``config`` (the driver's own inputs)."""
+    """InputData for ``config`` (the driver's own inputs; ``--task=segmentation``:
+    :mod:`tftransfer.training.segmentation_data`)."""
+    if config.task.task == "segmentation":
+        from tftransfer.training import segmentation_data
+
+        return segmentation_data.load(config)
     if config.data.options().in_memory:
         return in_memory_inputs(config, *arrays(config))
     if not config.data.data_dir:
@@ -357,6 +365,10 @@ class Inputs:
         """The network input shape of ``config``, known before loading (grey
         Fashion-MNIST: one channel, three with ``--grey_to_rgb``)."""
         d = config.data
+        if config.task.task == "segmentation":
+            from tftransfer.training import segmentation_data
+
+            return (d.crop_size, d.crop_size, segmentation_data.channels(config))
         grey = (d.dataset == "fashion_mnist" and not d.fashion_mnist.grey_to_rgb
                 or d.rgb_to_grey)
         channels = 1 if grey else 3

@@ -12,6 +12,11 @@ under the new flags; a finished run's ``results.json`` is checked the same way.
 
 Without ``--output_dir`` a run goes to ``runs/<dataset>-<scheme>-<hash of its identity>``:
 the same command always finds its own directory, two different commands never share one.
+
+Options added after identities were first stored (``since`` in
+:func:`tftransfer.training.config.option`: the segmentation task's) are left out of the
+digest at their default, and an identity (or ``results.json``) stored without them reads
+as if they had their default: runs of before keep their digest, directory and resumability.
 """
 import hashlib
 import json
@@ -50,9 +55,23 @@ def record_flags(config, inputs=None):
     return flags
 
 
+def _stored_default(name):
+    """The default of option ``name`` as an identity stores it (JSON)."""
+    return json.loads(json.dumps(config_lib.default_value(config_lib.LEAVES[name].field)))
+
+
+def digested(identity):
+    """``identity`` without the options added later (:data:`tftransfer.training.config.
+    LATER_OPTIONS`, e.g. the segmentation task's) that are at their default: what the
+    digest hashes, so a configuration of before they existed keeps its digest."""
+    return {name: value for name, value in identity.items()
+            if not (name in config_lib.LATER_OPTIONS and value == _stored_default(name))}
+
+
 def digest(config, inputs=None):
-    """A short stable hash of the identity (12 hex digits)."""
-    text = json.dumps(of(config, inputs), sort_keys=True)
+    """A short stable hash of the identity (12 hex digits), options added later left out
+    at their default (:func:`digested`)."""
+    text = json.dumps(digested(of(config, inputs)), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
@@ -66,7 +85,14 @@ def differences(mine, theirs):
     """``[(flag, theirs, mine)]`` for every identity flag whose values differ (``theirs``
     may be a full flags dict: its ``output`` options are ignored)."""
     names = sorted((set(mine) | set(theirs)) - set(config_lib.names_with(config_lib.OUTPUT)))
-    return [(n, theirs.get(n), mine.get(n)) for n in names if theirs.get(n) != mine.get(n)]
+
+    def stored(values, name):  # an identity stored before an option existed had its default
+        if name not in values and name in config_lib.LATER_OPTIONS:
+            return _stored_default(name)
+        return values.get(name)
+
+    return [(n, stored(theirs, n), stored(mine, n)) for n in names
+            if stored(theirs, n) != stored(mine, n)]
 
 
 def check(config, stored, what, where, inputs=None):

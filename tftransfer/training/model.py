@@ -26,11 +26,24 @@ class Compiled:
     model: keras.Model
     plan: object              # tftransfer.penalty.PenaltyPlan
     frozen_units: list
+    inference: keras.Model = None  # evaluated and exported, when not ``model`` (segmentation)
+
+    @property
+    def evaluated(self):
+        """The network that is evaluated and exported (images -> logits)."""
+        return self.inference if self.inference is not None else self.model
 
 
 def learning_rate_schedule(config):
-    """The piecewise-constant schedule of the module docstring."""
+    """The piecewise-constant schedule of the module docstring, or with
+    ``--lr_schedule=poly`` :class:`tftransfer.segmentation.schedules.PolyDecay`: update
+    ``t`` (1-based) uses ``lr * (1 - (t - 1) / T) ** --poly_power``, ``T`` =
+    ``--train_steps`` (0 after the last update)."""
     o = config.optim
+    if config.task.lr_schedule == "poly":
+        from tftransfer.segmentation.schedules import PolyDecay
+
+        return PolyDecay(o.learning_rate, o.train_steps, config.task.poly_power)
     values = [o.learning_rate * o.lr_decay_factor ** i for i in range(len(o.lr_boundaries) + 1)]
     if not o.lr_boundaries:
         return o.learning_rate
@@ -71,7 +84,12 @@ def build_transfer(config, num_classes, input_shape):
 
 
 def build_compiled(config, strategy, num_classes, input_shape):
-    """Builds and compiles the target model of ``config`` under ``strategy``."""
+    """Builds and compiles the target model of ``config`` under ``strategy``
+    (``--task=segmentation``: :func:`tftransfer.training.segmentation_model.build_compiled`)."""
+    if config.task.task == "segmentation":
+        from tftransfer.training import segmentation_model
+
+        return segmentation_model.build_compiled(config, strategy, num_classes, input_shape)
     m, p = config.model, config.penalty
     keras.mixed_precision.set_dtype_policy(config.runtime.precision)
     fisher = None
@@ -120,7 +138,7 @@ class ModelCache:
     optimizer state (momentum, iteration count) is zeroed and its random seed generators
     (dropout) take the states of a fresh build, so the run trains exactly as a freshly built
     model would. The -SP starting point stays valid: the source weights are
-    the same file.
+    the same file. Segmentation runs are not cached: each gets a fresh build.
     """
 
     def __init__(self):
@@ -140,6 +158,8 @@ class ModelCache:
         if config.runtime.precision != "float32":
             raise ValueError("ModelCache supports --precision=float32 only (resetting a loss "
                              "scale is not implemented); run without the cache.")
+        if config.task.task == "segmentation":  # its heads have more than a kernel to reset
+            return build_compiled(config, strategy, num_classes, input_shape)
         key = self._key(config, num_classes, input_shape)
         if key not in self._models:
             compiled = build_compiled(config, strategy, num_classes, input_shape)

@@ -17,7 +17,12 @@
    (Table 5), SavedModel export reloaded and compared, ``results.json`` (with the
    accuracy and mean cross-entropy on the evaluated split, and the timings of
    :mod:`tftransfer.training.timing`: the process, setup, data, model, train, eval and
-   export).
+   export). ``--task=segmentation`` goes through the same steps with the model, inputs
+   and loss of the task (:mod:`tftransfer.training.segmentation_model`,
+   :mod:`~tftransfer.training.segmentation_data`) and its evaluation
+   (:mod:`~tftransfer.training.segmentation_eval`: mIoU, per-class IoU and pixel accuracy
+   in ``results.json``, ``confusion_matrix.csv``); the exported network maps images to
+   per-pixel logits.
 
 A non-finite loss stops training (:class:`tftransfer.training.callbacks.Diverged`): the last
 good checkpoint is kept, ``failed.json`` records the attempt, a restart retries it.
@@ -40,6 +45,7 @@ from tftransfer.training import identity as identity_lib
 from tftransfer.training import preflight
 from tftransfer.training import results as results_lib
 from tftransfer.training import run_directory
+from tftransfer.training import segmentation_eval
 from tftransfer.training import strategy as strategy_lib
 from tftransfer.training import timing
 from tftransfer.training.evaluate import accuracy_and_cross_entropy
@@ -101,6 +107,39 @@ def _first_batch(test):
     return images[:, 0] if images.shape.rank == 5 else images
 
 
+def _export_batch(model, test):
+    """The first test images, cut or zero-padded (bottom, right) to the model's input size
+    when it is fixed and differs (a segmentation network trained on crops)."""
+    images = _first_batch(test)
+    wanted = model.input_shape[1:3]
+    if images.shape.rank != 4 or None in wanted or tuple(images.shape[1:3]) == wanted:
+        return images
+    images = images[:, :wanted[0], :wanted[1]]
+    return tf.pad(images, [[0, 0], [0, wanted[0] - images.shape[1]],
+                           [0, wanted[1] - images.shape[2]], [0, 0]])
+
+
+def _evaluate_segmentation(config, model, test, data, chief, say):
+    """The ``results.json`` fields of a segmentation evaluation (mIoU, per-class IoU, pixel
+    accuracy, cross-entropy; :mod:`tftransfer.training.segmentation_eval`), and
+    ``confusion_matrix.csv`` beside it."""
+    confusion, cross_entropy, _ = segmentation_eval.evaluate(
+        segmentation_eval.predictor(config, model), test, data.num_classes)
+    names = data.class_names or [str(k) for k in range(data.num_classes)]
+    scores = segmentation_eval.fields(confusion, cross_entropy, names)
+    if chief:
+        segmentation_eval.write_confusion_csv(
+            os.path.join(config.runtime.output_dir, segmentation_eval.CSV_NAME), confusion,
+            names)
+    t = config.task
+    say(f"{data.eval_split} mIoU ({t.seg_eval}): {scores['mean_iou']:.4f}, pixel accuracy "
+        f"{scores['pixel_accuracy']:.4f}, cross-entropy {cross_entropy:.4f}")
+    return {**scores, "seg_eval": t.seg_eval, "eval_crop": t.window(config),
+            "eval_stride": t.stride(config),
+            "eval_scales": t.scales() if t.seg_eval == "multi_scale" else None,
+            "confusion_matrix_file": segmentation_eval.CSV_NAME}
+
+
 def run(config, strategy=None, cache=None, inputs=None):
     """Runs ``config`` (a :class:`RunConfig`) to the end; returns the results record
     (``None`` on non-chief tasks, which write none). ``cache``: an optional
@@ -127,8 +166,9 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     if finished is not None:
         identity_lib.check(config, finished.get("flags", {}), "a finished run",
                            results_lib.path(output_dir), inputs)
-        logging.info(f"already finished: {results_lib.path(output_dir)} (accuracy "
-                     f"{finished['accuracy']:.4f}); delete it to train again")
+        score = ("mIoU", "mean_iou") if "mean_iou" in finished else ("accuracy", "accuracy")
+        logging.info(f"already finished: {results_lib.path(output_dir)} ({score[0]} "
+                     f"{finished[score[1]]:.4f}); delete it to train again")
         return finished
     _check_unfinished_run(config, inputs)
     failure = results_lib.load_failure(output_dir)
@@ -137,6 +177,7 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
                      f"({failure.get('reason')}); retrying from the last good checkpoint")
     started = time.time()
     m, o, e, r = config.model, config.optim, config.evaluation, config.runtime
+    segmentation = config.task.task == "segmentation"
     say = logging.info if r.verbose and chief else (lambda message: None)
     if o.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -155,7 +196,8 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     train = data_lib.network_inputs(data.train, mode, data.mean)
     test = data_lib.network_inputs(data.test, mode, data.mean)
     p = config.penalty
-    say(f"{m.arch} from {m.source} on {config.data.dataset} ({data.num_train} training "
+    head = f"{config.task.seg_head} head on " if segmentation else ""
+    say(f"{head}{m.arch} from {m.source} on {config.data.dataset} ({data.num_train} training "
         f"images, {data.num_classes} classes), {p.scheme} alpha={p.alpha:g} "
         f"beta={p.beta:g}, {replicas} replica(s), global batch {o.batch_size}")
 
@@ -208,13 +250,17 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     train_time = time.time() - train_started
     phases.seconds["train"] = train_time
 
+    evaluated = compiled.evaluated
     with phases("eval"):
-        accuracy, cross_entropy = accuracy_and_cross_entropy(model, test)
-    say(f"{data.eval_split} accuracy ({e.eval_crops} crop(s)): {accuracy:.4f}, "
-        f"cross-entropy {cross_entropy:.4f}")
-    fields = {"accuracy": accuracy, "cross_entropy": cross_entropy,
-              "eval_split": data.eval_split,
-              "eval_crops": e.eval_crops, "num_eval": data.num_test,
+        if segmentation:
+            scores = _evaluate_segmentation(config, evaluated, test, data, chief, say)
+        else:
+            accuracy, cross_entropy = accuracy_and_cross_entropy(model, test)
+            say(f"{data.eval_split} accuracy ({e.eval_crops} crop(s)): {accuracy:.4f}, "
+                f"cross-entropy {cross_entropy:.4f}")
+            scores = {"accuracy": accuracy, "cross_entropy": cross_entropy,
+                      "eval_crops": e.eval_crops}
+    fields = {**scores, "eval_split": data.eval_split, "num_eval": data.num_test,
               "num_train": data.num_train, "num_classes": data.num_classes,
               "steps": int(model.optimizer.iterations.numpy()),
               "resumed_from_step": start_step, "replicas": replicas,
@@ -231,9 +277,9 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
         say(f"source task: {source_before:.4f} before, {after:.4f} after fine-tuning")
     if r.export:
         with phases("export"):
-            diff = export_lib.export_and_check(model, os.path.join(output_dir,
-                                                                   "saved_model"),
-                                               _first_batch(test), chief)
+            diff = export_lib.export_and_check(evaluated, os.path.join(output_dir,
+                                                                       "saved_model"),
+                                               _export_batch(evaluated, test), chief)
         say(f"exported {output_dir}/saved_model; reloaded, max |logit difference| "
             f"{diff:.3g}")
         fields["export_max_abs_diff"] = diff
@@ -241,7 +287,7 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
         with phases("export"), atomic_path(os.path.join(output_dir,
                                                         "model.weights.h5")) as tmp:
             os.remove(tmp)
-            model.save_weights(tmp + ".weights.h5")
+            evaluated.save_weights(tmp + ".weights.h5")
             os.replace(tmp + ".weights.h5", tmp)
     checkpointer.cleanup()
     if not chief:
