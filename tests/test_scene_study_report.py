@@ -97,6 +97,20 @@ class ReportTest(tf.test.TestCase):
         self.assertRegex(unseen, r"L2-SP [\d.]+ vs L2 [\d.]+: no clear difference")
         self.assertIn("does not reproduce that gain", text)
         self.assertIn("L2-SP did worse than L2", text)
+        # The summary's words, recomputed here from the CSV with NumPy and the two-SE rule.
+        runs = pd.read_csv(os.path.join(directory, tables.csv_name("runs")))
+        expected = {}
+        for target in ("seen", "unseen"):
+            a, b = (100 * runs[(runs["target"] == target) & (runs["method"] == m)]
+                    ["test_miou"].to_numpy() for m in ("l2_sp", "none"))
+            d = a.mean() - b.mean()
+            se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+            word = ("no clear difference" if abs(d) <= 2 * se else
+                    "higher" if d > 0 else "lower")
+            expected.setdefault(word, []).append(report.TITLES[target])
+        summary = "; ".join(f"{w} on the scenes of {' and of '.join(v)}"
+                            for w, v in expected.items())
+        self.assertIn(f"L2-SP against plain fine-tuning: {summary} (", text)
         self.assertNotIn("agrees with it on every target", text)
 
     def test_agreement_is_said_only_when_every_target_clears_two_se(self):

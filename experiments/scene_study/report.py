@@ -87,12 +87,11 @@ def reading(t):
         lines.append(f"- **scenes of {TITLES.get(x, x)}** ({TARGETS[x].description}): "
                      + "; ".join(parts) + ".")
     lines.append("")
-    if ("l2_sp" in methods) and ("l2" in methods):
-        by_word = {}
-        for x in targets:
-            by_word.setdefault(words[(x, "l2_sp", "l2")], []).append(TITLES.get(x, x))
-        said = "; ".join(f"{w} on the scenes of {' and of '.join(v)}"
-                         for w, v in by_word.items())
+    if {"l2_sp", "none"} <= set(methods):
+        lines += [f"L2-SP against plain fine-tuning: {_said(words, targets, 'l2_sp', 'none')[0]}"
+                  " (the paper's Table 4 compares L2 and L2-SP only).", ""]
+    if {"l2_sp", "l2"} <= set(methods):
+        said, by_word = _said(words, targets, "l2_sp", "l2")
         if set(by_word) == {"higher"}:
             verdict = "This study agrees with it on every target."
         else:
@@ -110,6 +109,16 @@ def reading(t):
                   "(protocol below), so this is a check of the method on an analog, not a "
                   "reproduction of Table 4.", ""]
     return lines
+
+
+def _said(words, targets, a, b):
+    """('higher on the scenes of x; no clear difference on ...', {word: [targets]}) of the
+    comparisons ``a`` vs ``b``."""
+    by_word = {}
+    for x in targets:
+        by_word.setdefault(words[(x, a, b)], []).append(TITLES.get(x, x))
+    return "; ".join(f"{w} on the scenes of {' and of '.join(v)}"
+                     for w, v in by_word.items()), by_word
 
 
 def protocol(t):
