@@ -58,6 +58,13 @@ def head(t):
              f"{study.get('run_seconds', 0) / 60:.1f} min).",
              "- Per phase (s): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                             study["phase_seconds"]) + "."]
+    load = study.get("load_average")
+    if load and None not in load:
+        busy = max(load) > study["cpu_count"]
+        lines.append(f"- 1-minute load average of the machine when the study started and "
+                     f"ended: {load[0]:.1f} and {load[1]:.1f}" + (
+                         f" (above its {study['cpu_count']} cores: other work shared them "
+                         "and lengthened the wall time)." if busy else "."))
     if reused:
         lines.append(f"- {reused} runs were found finished from an earlier invocation, so the "
                      "wall time understates the study's cost.")
@@ -95,7 +102,8 @@ def reading(t):
         if set(by_word) == {"higher"}:
             verdict = "This study agrees with it on every target."
         else:
-            verdict = "This study does not reproduce that gain on every target at this scale"
+            which = "every" if "higher" in by_word else "any"
+            verdict = f"This study does not reproduce that gain on {which} target at this scale"
             if "no clear difference" in by_word:
                 verdict += (f": where it says \"no clear difference\" the gap is within what "
                             f"{n} seeds can resolve")

@@ -33,6 +33,7 @@ class Study:
         self.s, self.root, self.source_root = settings, root, source_root
         self.data_dir, self.report_dir, self.command = data_dir, report_dir, command
         self.started = time.time()
+        self.load_at_start = _load()
         self.pool = pool_lib.Pool(settings.workers)
         self.rows = {name: [] for name in tables.TABLES}
         self.phase_seconds, self.chosen = {}, {}
@@ -148,8 +149,18 @@ class Study:
             "phase_seconds": [[k, v] for k, v in self.phase_seconds.items()],
             "runs_trained": self.trained, "runs_reused": self.reused,
             "run_seconds": self.run_seconds, "cpu_count": os.cpu_count(),
+            "load_average": [self.load_at_start, _load()],
             "class_names": self.class_names, "chosen": {
                 f"{x}/{m}": a for (x, m), a in self.chosen.items()}})
+
+
+def _load():
+    """The machine's 1-minute load average (None where the OS has none): other work on the
+    same cores lengthens the study's wall time."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def _examples_job(job):
