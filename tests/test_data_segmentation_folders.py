@@ -4,7 +4,6 @@ JPEG kept as its bytes, a grey image converted to RGB, greyscale and palette mas
 names from ``classes.txt`` or from the masks, the manual directory untouched; and the
 refusals: an unpaired file, a mask of another size, a label out of range, an RGB mask, a
 missing ``train/``, an unknown split."""
-import io
 import os
 import tempfile
 
@@ -104,9 +103,13 @@ class SegmentationFoldersTest(tf.test.TestCase):
     def test_prepared_pixels_labels_and_class_names(self):
         self._write_classes(["background", "cat", "dog"])
         before = listing(self.root)
-        train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
-                                       self.root)
+        with self.assertLogs("absl", "INFO") as logs:
+            train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
+                                           self.root)
         self.assertEqual(listing(self.root), before)
+        logged = "\n".join(logs.output)
+        self.assertIn(f"from {self.root} (local files, nothing is downloaded)", logged)
+        self.assertIn("split train: 3 image/mask pair(s) stored", logged)
         self.assertEqual(train.num_classes, 3)
         self.assertEqual(train.class_names, ["background", "cat", "dog"])
         self._check_split(train, ["a", "b", "c"])
@@ -116,6 +119,34 @@ class SegmentationFoldersTest(tf.test.TestCase):
                                                  self.data_dir, self.root), ["f"])
         self.assertEqual(train.builder.builder_config.name[:len("my_scenes_")], "my_scenes_")
 
+    def test_prepared_examples_feed_the_batches(self):
+        self._write_classes(["background", "cat", "dog"])
+        train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
+                                       self.root)
+        x, y = next(iter(seg_data.train_batches(train.dataset, 2, (6, 8), scale=(0.5, 2.0),
+                                                color_jitter=True, seed=1)))
+        self.assertEqual((x.shape, y.shape), ((2, 6, 8, 3), (2, 6, 8)))
+        self.assertContainsSubset(set(np.unique(y.numpy()).tolist()), {0, 1, 2, 255})
+        test = seg_data.load_examples("segmentation_folders", "test", self.data_dir, self.root)
+        (image, mask), = list(seg_data.eval_batches(test.dataset).as_numpy_iterator())
+        self.assertAllEqual(image[0], self.pairs["f"][0].astype(np.float32))
+        self.assertAllEqual(mask[0], self.pairs["f"][1].astype(np.int32))
+
+    def test_channel_mean_of_the_training_images(self):
+        train = seg_data.load_examples("segmentation_folders", "train", self.data_dir,
+                                       self.root)
+        pixels = [np.asarray(Image.open(os.path.join(self.root, "train", "images", f))
+                             .convert("RGB"), np.float64).reshape(-1, 3)
+                  for f in ("a.png", "c.png")]
+        pixels.append(decode_jpeg(os.path.join(self.root, "train", "images", "b.jpg"))
+                      .reshape(-1, 3).astype(np.float64))
+        want = np.concatenate(pixels).mean(axis=0)
+        self.assertAllClose(seg_data.channel_mean(train), want)
+        self.assertAllClose(seg_data.channel_mean(train), want)  # read back from the file
+        validation = seg_data.load_examples("segmentation_folders", "validation",
+                                            self.data_dir, self.root)
+        self.assertNotAllClose(seg_data.channel_mean(validation), want)
+
     def test_classes_from_the_masks_without_classes_txt(self):
         image, mask = random_pair(np.random.default_rng(1), 4, 4, 1)
         mask[1, 1] = 6  # Largest label anywhere: 6, so 7 classes.
@@ -124,6 +155,9 @@ class SegmentationFoldersTest(tf.test.TestCase):
                                           self.root)
         self.assertEqual(examples.num_classes, 7)
         self.assertEqual(examples.class_names, [f"class_{i}" for i in range(7)])
+        reloaded = seg_data.load_examples("segmentation_folders", "test", self.data_dir,
+                                          self.root)  # a new builder, read from disk
+        self.assertEqual((reloaded.num_classes, reloaded.num_examples), (7, 2))
 
     def test_a_changed_tree_is_prepared_anew(self):
         first = seg_data.get_builder("segmentation_folders", self.data_dir, self.root)
@@ -144,6 +178,13 @@ class SegmentationFoldersTest(tf.test.TestCase):
         self.assertIn(os.path.join(self.root, "validation", "masks", "x.png") + ": no image",
                       message)
         self.assertIn("same name", message)
+
+    def test_two_images_of_one_name_are_refused(self):
+        image, _ = random_pair(np.random.default_rng(6), 5, 7, 3)
+        Image.fromarray(image).save(os.path.join(self.root, "train", "images", "a.jpg"))
+        with self.assertRaisesRegex(ValueError, r"train/images: 2 files named 'a' "
+                                                r"\(a.jpg, a.png\)"):
+            seg_data.get_builder("segmentation_folders", self.data_dir, self.root)
 
     def test_mask_of_another_size_is_refused(self):
         image, _ = random_pair(np.random.default_rng(4), 4, 6, 3)

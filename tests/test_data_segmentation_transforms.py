@@ -1,7 +1,7 @@
 """The joint image/mask training transforms against a NumPy composition written from the
 formulas of ``tftransfer.data.segmentation_transforms`` (bilinear and nearest resize with
-half-pixel centres, jitter, bottom/right padding, crop, mirror); the draws are taken from
-TensorFlow's stateless primitives with the documented seed split."""
+half-pixel centres, bottom/right padding, crop, jitter of the image pixels, mirror); the
+draws are taken from TensorFlow's stateless primitives with the documented seed split."""
 import numpy as np
 import tensorflow as tf
 
@@ -36,12 +36,16 @@ def np_nearest(mask, out_h, out_w):
     return mask[index(mask.shape[0], out_h)][:, index(mask.shape[1], out_w)]
 
 
-def np_jitter(image, delta, saturation, contrast):
+def np_jitter(image, inside, delta, saturation, contrast, fill):
+    """Brightness, saturation, contrast around the mean of the ``inside`` pixels, clip;
+    the pixels outside become ``fill``."""
     x = image + delta
     grey = x @ LUMA
     x = grey[..., None] + saturation * (x - grey[..., None])
-    mean = x.mean(axis=(0, 1))
-    return np.clip(mean + contrast * (x - mean), 0, 255)
+    mean = x[inside].mean(axis=0)
+    x = np.clip(mean + contrast * (x - mean), 0, 255)
+    x[~inside] = fill
+    return x
 
 
 def draws(seed, scale, jitter=True):
@@ -68,8 +72,6 @@ def np_transform(image, mask, seed, crop, scale=None, mirror=True, color_jitter=
         out_h = max(1, int(np.round(np.float32(h) * d["s"])))
         out_w = max(1, int(np.round(np.float32(w) * d["s"])))
         image, mask = np_bilinear(image, out_h, out_w), np_nearest(mask, out_h, out_w)
-    if color_jitter:
-        image = np_jitter(image, *d["jitter"])
     h, w = image.shape[:2]
     big_h, big_w = max(h, crop[0]), max(w, crop[1])
     padded = np.empty((big_h, big_w, 3))
@@ -83,6 +85,11 @@ def np_transform(image, mask, seed, crop, scale=None, mirror=True, color_jitter=
                                            dtype=tf.int32))
     image = padded[top:top + crop[0], left:left + crop[1]]
     mask = padded_mask[top:top + crop[0], left:left + crop[1]]
+    if color_jitter:
+        inside = np.zeros((big_h, big_w), bool)
+        inside[:h, :w] = True
+        image = np_jitter(image, inside[top:top + crop[0], left:left + crop[1]], *d["jitter"],
+                          fill)
     if mirror and d["flip"]:
         image, mask = image[:, ::-1], mask[:, ::-1]
     return image, mask
@@ -101,7 +108,8 @@ class SegmentationTransformsTest(tf.test.TestCase):
         fill = (10.0, 20.0, 30.0)
         for seed in ([0, 0], [0, 1], [3, 7], [5, 11], [9, 2], [1, 13]):
             for crop, scale, jitter in (((5, 6), None, False), ((8, 12), (0.5, 2.0), False),
-                                        ((6, 6), (0.5, 2.0), True), ((4, 10), (1.5, 2.0), True)):
+                                        ((6, 6), (0.5, 2.0), True), ((4, 10), (1.5, 2.0), True),
+                                        ((10, 12), None, True)):
                 image, mask = T.train_transform(self.image, self.mask, seed, crop, scale,
                                                 True, jitter, 255, fill)
                 want_image, want_mask = np_transform(self.image, self.mask, seed, crop, scale,

@@ -1,7 +1,7 @@
 """tftransfer.models.segmentation on small inputs: weights copied exactly, the output-stride
 32 twin equals the classification features, dilation where DeepLab puts it, the penalty
-against NumPy, the batch-norm modes, inputs of any size, the two pooling/resize layers
-against NumPy, saving, errors. (The 512x1024 builds: test_models_segmentation_large.py.)"""
+against NumPy, the batch-norm modes, inputs of any size, saving, errors. (The 512x1024
+builds: test_models_segmentation_large.py; on every backend: ..._backends.py.)"""
 import os
 import tempfile
 
@@ -12,7 +12,6 @@ import tensorflow as tf
 from tftransfer.models.batch_norm import FrozenStatsBatchNormalization
 from tftransfer.models.segmentation import (BATCH_NORM_MODES, HEADS, SegmentationModel,
                                             build_segmentation)
-from tftransfer.models.segmentation_heads import AdaptiveAveragePooling, bilinear_resize
 from tftransfer.models.small_resnet import small_resnet
 
 from tests.test_models_build import file_arrays
@@ -232,48 +231,6 @@ class AnySizeTest(SmallSourceTestCase):
                              (1, 17, 29, 3))
 
 
-def numpy_adaptive_pool(x, bins):
-    n_h, n_w = x.shape[1:3]
-    out = np.zeros((x.shape[0], bins, bins, x.shape[3]))
-    for i in range(bins):
-        for j in range(bins):
-            h0, h1 = (i * n_h) // bins, -(-((i + 1) * n_h) // bins)
-            w0, w1 = (j * n_w) // bins, -(-((j + 1) * n_w) // bins)
-            out[:, i, j] = x[:, h0:h1, w0:w1].mean(axis=(1, 2))
-    return out
-
-
-def numpy_bilinear(x, height, width):
-    def taps(n_in, n_out):
-        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        low = np.floor(pos).astype(int)
-        return low, np.minimum(low + 1, n_in - 1), pos - low
-    out = np.zeros((x.shape[0], height, width, x.shape[3]))
-    (hl, hh, hf), (wl, wh, wf) = taps(x.shape[1], height), taps(x.shape[2], width)
-    for i in range(height):
-        for j in range(width):
-            top = x[:, hl[i], wl[j]] * (1 - wf[j]) + x[:, hl[i], wh[j]] * wf[j]
-            bottom = x[:, hh[i], wl[j]] * (1 - wf[j]) + x[:, hh[i], wh[j]] * wf[j]
-            out[:, i, j] = top * (1 - hf[i]) + bottom * hf[i]
-    return out
-
-
-class LayersTest(tf.test.TestCase):
-
-    def test_adaptive_pooling_against_numpy(self):
-        x = np.random.default_rng(0).normal(size=(2, 7, 11, 3)).astype("float32")
-        for bins in (1, 2, 3, 6):
-            self.assertAllClose(AdaptiveAveragePooling(bins)(x), numpy_adaptive_pool(x, bins),
-                                rtol=1e-5, atol=1e-5)
-
-    def test_bilinear_resize_against_numpy_and_keras(self):
-        x = np.random.default_rng(0).normal(size=(2, 5, 7, 2)).astype("float32")
-        for size in ((20, 28), (9, 3), (5, 7)):
-            want = numpy_bilinear(x, *size)
-            self.assertAllClose(bilinear_resize(x, *size), want, rtol=1e-5, atol=1e-5)
-            self.assertAllClose(keras.ops.image.resize(x, size), want, rtol=1e-4, atol=1e-4)
-
-
 class SavingTest(SmallSourceTestCase):
 
     def test_keras_file_round_trip(self):
@@ -285,6 +242,17 @@ class SavingTest(SmallSourceTestCase):
         for a, b in zip(back(x, training=False), sm.train_model(x, training=False)):
             self.assertAllClose(a, b, rtol=1e-5, atol=1e-5)
         self.assertIsInstance(back.get_layer("stem_bn"), FrozenStatsBatchNormalization)
+
+    def test_saved_model_export_serves_any_size(self):
+        sm = self.small("deeplab", input_shape=(None, None, 3))
+        export_dir = os.path.join(self.get_temp_dir(), "export")
+        sm.model.export(export_dir, verbose=False)
+        served = tf.saved_model.load(export_dir)
+        for size in ((32, 24), (20, 36)):
+            x = np.random.default_rng(0).uniform(0, 1, (1,) + size + (3,)).astype("float32")
+            got = served.serve(x)
+            self.assertEqual(tuple(got.shape), (1,) + size + (3,))
+            self.assertAllClose(got, sm.model(x, training=False), rtol=1e-5, atol=1e-5)
 
 
 class ErrorsTest(SmallSourceTestCase):
@@ -369,3 +337,69 @@ class ResNet50Test(tf.test.TestCase):
             self.assertEqual(tuple(sm.model.get_layer(f"{c5}_block3_out").output.shape),
                              (None, 8, 8, 2048))
             self.assertEqual(tuple(sm.model(np.zeros((1,) + self.shape)).shape), (1, 64, 64, 4))
+
+
+class HeadOptionsTest(SmallSourceTestCase):
+
+    def test_float32_logits_under_mixed_precision(self):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        self.addCleanup(keras.mixed_precision.set_global_policy, "float32")
+        sm = self.small("pspnet", input_shape=(None, None, 3))
+        self.assertEqual(sm.model.get_layer("stage3_block1_out").output.dtype, "bfloat16")
+        logits, aux = sm.train_model(np.zeros((2,) + SHAPE, "float32"), training=True)
+        self.assertEqual((logits.dtype, aux.dtype), (tf.float32, tf.float32))
+
+    def test_synchronized_batch_norm_where_batch_norm_is_trained(self):
+        for mode in BATCH_NORM_MODES:
+            sm = self.small("deeplab", batch_norm=mode, synchronized_bn=True)
+            for layer in sm.model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    trained = layer.name not in self.source_names or mode == "train"
+                    self.assertEqual(layer.synchronized, trained, msg=(mode, layer.name))
+
+    def test_seed_fixes_the_new_layers(self):
+        a, b = self.small("deeplab", seed=7), self.small("deeplab", seed=7)
+        c = self.small("deeplab", seed=8)
+        for name in ("aspp_atrous2_conv", "seg_classifier"):
+            self.assertAllEqual(a.model.get_layer(name).kernel, b.model.get_layer(name).kernel)
+            self.assertNotAllClose(a.model.get_layer(name).kernel,
+                                   c.model.get_layer(name).kernel)
+        head = a.model.get_layer("seg_classifier")
+        self.assertAllEqual(head.bias, np.zeros(3))
+        glorot = self.small("resnet", head_init="glorot").model.get_layer("seg_classifier")
+        self.assertLessEqual(np.abs(glorot.kernel.numpy()).max(), np.sqrt(6 / (32 + 3)))
+
+
+class KerasHubASPPTest(SmallSourceTestCase):
+    """Our ASPP computes KerasHub's DeepLabV3 SpatialPyramidPooling with the same weights."""
+
+    def test_same_function_as_kerashub(self):
+        try:
+            from keras_hub.src.models.deeplab_v3.deeplab_v3_layers import SpatialPyramidPooling
+        except ImportError:
+            self.skipTest("keras-hub is not installed")
+        sm = self.small("deeplab", output_stride=2, input_shape=(None, None, 3))
+        model = sm.model
+        rng = np.random.default_rng(4)
+        for layer in model.layers:  # non-trivial statistics in every head BN
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.name.startswith("aspp"):
+                for w in layer.weights:
+                    w.assign(rng.uniform(0.5, 1.5, w.shape))
+                layer.epsilon = 1e-3  # KerasHub's batch norm keeps Keras' default
+        rates = [model.get_layer(f"aspp_atrous{i}_conv").dilation_rate[0] for i in (1, 2, 3)]
+        self.assertEqual(rates, [6, 12, 18])  # (6, 12, 18) * (4 / 2) / 2 on the small ResNet
+        features = model.get_layer("stage3_block1_out").output
+        ours = keras.Model(model.input, [features, model.get_layer("aspp_project_relu").output])
+        x = rng.uniform(0, 1, (2, 40, 24, 3)).astype("float32")
+        f, want = ours(x, training=False)
+        spp = SpatialPyramidPooling(rates, num_channels=32)
+        spp.build(f.shape)
+        names = ["aspp_1x1", "aspp_atrous1", "aspp_atrous2", "aspp_atrous3", "aspp_pool"]
+        for branch, name in zip(spp.aspp_parallel_channels, names):
+            convs = [l for l in branch.layers if l.weights]
+            convs[0].set_weights(model.get_layer(name + "_conv").get_weights())
+            convs[1].set_weights(model.get_layer(name + "_bn").get_weights())
+        convs = [l for l in spp.projection.layers if l.weights]
+        convs[0].set_weights(model.get_layer("aspp_project_conv").get_weights())
+        convs[1].set_weights(model.get_layer("aspp_project_bn").get_weights())
+        self.assertAllClose(spp(f, training=False), want, rtol=1e-4, atol=1e-4)

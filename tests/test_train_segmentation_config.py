@@ -81,6 +81,22 @@ class ClassificationIdentityTest(tf.test.TestCase):
             identity.check(changed, stored, "an unfinished run", "here")
 
 
+class ChoicesTest(tf.test.TestCase):
+
+    def test_choices_are_those_of_the_models(self):
+        from tftransfer.models import segmentation
+
+        self.assertEqual(config_lib.SEG_HEADS, segmentation.HEADS)
+        self.assertEqual(config_lib.BATCH_NORM_MODES, tuple(segmentation.BATCH_NORM_MODES))
+        self.assertEqual(config_lib.SEG_ARCHS, segmentation.ARCHS)
+
+    def test_choices_are_those_of_the_data(self):
+        from tftransfer.data import segmentation_pipeline
+
+        self.assertEqual(config_lib.SEGMENTATION_PIPELINE_DATASETS,
+                         segmentation_pipeline.SEGMENTATION_DATASETS)
+
+
 class RefusalTest(tf.test.TestCase):
 
     def assertRefused(self, config, message):
@@ -144,6 +160,8 @@ class RefusalTest(tf.test.TestCase):
         config_lib.validate(pipeline)
         self.assertRefused(config_lib.replace(pipeline, validation_fraction=0.2),
                            "--validation_fraction does not apply to --dataset=cityscapes")
+        self.assertRefused(config_lib.replace(pipeline, dataset="segmentation_folders"),
+                           "--dataset=segmentation_folders needs --manual_dir")
 
     def test_poly_schedule_ignores_the_default_boundaries(self):
         config = config_lib.replace(config_lib.make(**SCENES), lr_schedule="poly",

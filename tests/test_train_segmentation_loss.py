@@ -56,6 +56,11 @@ class SegmentationLossTest(tf.test.TestCase):
         expected = (numpy_cross_entropy(self.labels, self.logits)
                     + 0.4 * numpy_cross_entropy(self.labels, aux))
         self.assertAllClose(float(loss(self.labels, joined)), expected, rtol=1e-5)
+        # Per-example terms whose batch mean is the loss: Keras' reduction (and its division
+        # by the replicas of a strategy) then applies, as to every Keras loss.
+        terms = loss.call(self.labels, joined)
+        self.assertEqual(tuple(terms.shape), (2,))
+        self.assertAllClose(float(np.mean(terms)), expected, rtol=1e-5)
         plain = segmentation_loss.SegmentationLoss(self.k)
         self.assertAllClose(float(plain(self.labels, self.logits)),
                             numpy_cross_entropy(self.labels, self.logits), rtol=1e-5)

@@ -19,14 +19,17 @@ every replica of a distributed run, sees the same batches. ``eval_batches`` give
 images in stored order.
 """
 import dataclasses
+import json
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tftransfer.data.builders  # noqa: F401  Registers the builders with tfds.
-from tftransfer.data import preprocessing
+from tftransfer.data import preprocessing, stats
 from tftransfer.data import segmentation_transforms as transforms
+from tftransfer.io_utils import atomic_write_json
 
 IGNORE_LABEL = transforms.IGNORE_LABEL
 # Pipeline name -> tfds builder name.
@@ -102,6 +105,37 @@ def load_examples(name, split, data_dir, manual_dir=None, **options):
     meta = builder.info.metadata
     return SegmentationExamples(dataset, splits[split].num_examples, int(meta["num_classes"]),
                                 list(meta["class_names"]), split, builder)
+
+
+def compute_channel_mean(dataset):
+    """Pixel-weighted RGB mean ``sum x_c / number of pixels`` (0..255) of the images of
+    ``dataset`` (``load_examples(...).dataset``)."""
+    sums = dataset.map(
+        lambda ex: (tf.reduce_sum(tf.cast(ex["image"], tf.float64), axis=[0, 1]),
+                    tf.cast(tf.shape(ex["image"])[0] * tf.shape(ex["image"])[1], tf.float64)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    total, pixels = np.zeros(3), 0.0
+    for image_sum, count in sums.as_numpy_iterator():
+        total += image_sum
+        pixels += count
+    if not pixels:
+        raise ValueError("No image to average: the examples are empty.")
+    return tuple(float(v) for v in total / pixels)
+
+
+def channel_mean(examples):
+    """The RGB mean of ``examples`` (``SegmentationExamples``), computed once and stored
+    as ``channel_mean.json`` next to its prepared data (as :mod:`tftransfer.data.stats`
+    does for the classification datasets); a mean stored for another split is recomputed."""
+    stored = stats.load_channel_mean(examples.builder)
+    path = stats.mean_path(examples.builder)
+    if stored is not None:
+        with open(path, encoding="utf-8") as f:
+            if json.load(f).get("split") == examples.split:
+                return stored
+    mean = compute_channel_mean(examples.dataset)
+    atomic_write_json(path, {"split": examples.split, "rgb_mean": list(mean)})
+    return mean
 
 
 def _epoch_seed(seed, epoch):

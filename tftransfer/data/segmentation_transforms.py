@@ -11,15 +11,18 @@ switching one transform off changes no other draw. In this order:
    ``x = (i + 1/2) H / H' - 1/2``, linear between rows ``max(floor(x), 0)`` and
    ``min(floor(x) + 1, H - 1)``, the same along columns), the mask by nearest neighbour
    ``mask'[i, j] = mask[min(floor((i + 1/2) H / H'), H - 1), min(floor((j + 1/2) W / W'), W - 1)]``;
-2. colour jitter on the image only (``color_jitter=True``): brightness, saturation,
-   contrast and clip of :mod:`tftransfer.data.preprocessing` (contrast around the
-   per-channel mean of the scaled image), before the padding, so padded pixels stay
-   ``fill``;
-3. padding to the crop size at the bottom and the right, to ``(max(H', h), max(W', w))``:
+2. padding to the crop size at the bottom and the right, to ``(max(H', h), max(W', w))``:
    the image with ``fill`` (a number or an RGB triple, e.g. the dataset mean, so that the
    padding is 0 after mean subtraction), the mask with ``ignore_label``;
-4. random crop ``h x w``: ``top ~ U{0, ..., H'' - h}``, ``left ~ U{0, ..., W'' - w}``, the same
+3. random crop ``h x w``: ``top ~ U{0, ..., H'' - h}``, ``left ~ U{0, ..., W'' - w}``, the same
    window for the image and the mask;
+4. colour jitter on the image only (``color_jitter=True``), on the crop's image pixels (not
+   the padding, which stays ``fill``): brightness ``x + d``, ``d ~ U[-brightness,
+   brightness]``; saturation ``g + s (x - g)``, ``g = 0.299 R + 0.587 G + 0.114 B``,
+   ``s ~ U[saturation]``; contrast ``m + c (x - m)``, ``m`` the per-channel mean over the
+   crop's image pixels, ``c ~ U[contrast]``; clipped to [0, 255] (the ranges and draws of
+   :mod:`tftransfer.data.preprocessing`); on the crop rather than the whole scaled image,
+   so its cost is the crop's, whatever the image size;
 5. mirror (``mirror=True``): both flipped left-right with probability 1/2.
 
 Result: image float32 ``[h, w, 3]`` (0..255, not mean-subtracted), mask int32 ``[h, w]``.
@@ -29,6 +32,7 @@ import tensorflow as tf
 from tftransfer.data import preprocessing
 
 IGNORE_LABEL = 255
+LUMA = (0.299, 0.587, 0.114)
 
 
 def crop_hw(crop_size):
@@ -78,7 +82,7 @@ def random_scale(image, mask, seed, scale):
 
 
 def pad_to(image, mask, height, width, fill=0.0, ignore_label=IGNORE_LABEL):
-    """Step 3: pads ``image`` with ``fill`` and ``mask`` with ``ignore_label`` at the bottom
+    """Step 2: pads ``image`` with ``fill`` and ``mask`` with ``ignore_label`` at the bottom
     and the right to at least ``height x width``."""
     shape = tf.shape(image)
     out_h, out_w = tf.maximum(shape[0], height), tf.maximum(shape[1], width)
@@ -91,7 +95,7 @@ def pad_to(image, mask, height, width, fill=0.0, ignore_label=IGNORE_LABEL):
 
 
 def crop_offsets(seed, height, width, crop_h, crop_w):
-    """Step 4's ``(top, left)``, uniform in ``[0, height - crop_h] x [0, width - crop_w]``."""
+    """Step 3's ``(top, left)``, uniform in ``[0, height - crop_h] x [0, width - crop_w]``."""
     seeds = tf.random.experimental.stateless_split(seed, 2)
     top = tf.random.stateless_uniform([], seeds[0], 0, height - crop_h + 1, dtype=tf.int32)
     left = tf.random.stateless_uniform([], seeds[1], 0, width - crop_w + 1, dtype=tf.int32)
@@ -99,12 +103,25 @@ def crop_offsets(seed, height, width, crop_h, crop_w):
 
 
 def random_crop(image, mask, seed, crop_h, crop_w):
-    """Step 4: the same random ``crop_h x crop_w`` window of ``image`` and ``mask`` (both at
-    least that large)."""
+    """Step 3: the same random ``crop_h x crop_w`` window of ``image`` and ``mask`` (both at
+    least that large); returns them and the window's ``(top, left)``."""
     shape = tf.shape(image)
     top, left = crop_offsets(seed, shape[0], shape[1], crop_h, crop_w)
     return (image[top:top + crop_h, left:left + crop_w],
-            mask[top:top + crop_h, left:left + crop_w])
+            mask[top:top + crop_h, left:left + crop_w], top, left)
+
+
+def jitter_pixels(image, inside, params, fill=0.0):
+    """Step 4 on float32 ``image [h, w, 3]`` where ``inside [h, w]`` (image pixels, not
+    padding); ``params`` = (delta, saturation, contrast); the other pixels become ``fill``."""
+    delta, saturation, contrast = params[0], params[1], params[2]
+    x = image + delta
+    grey = tf.tensordot(x, tf.constant(LUMA), axes=1)[..., None]
+    x = grey + saturation * (x - grey)
+    weight = tf.cast(inside, tf.float32)[..., None]
+    mean = tf.reduce_sum(x * weight, axis=[0, 1]) / tf.maximum(tf.reduce_sum(weight), 1.0)
+    x = tf.clip_by_value(mean + contrast * (x - mean), 0.0, 255.0)
+    return tf.where(inside[..., None], x, tf.broadcast_to(tf.constant(fill, tf.float32), [3]))
 
 
 def flip_draw(seed):
@@ -128,10 +145,14 @@ def train_transform(image, mask, seed, crop_size, scale=None, mirror=True, color
     seeds = split_seed(seed)
     mask = tf.cast(mask, tf.int32)
     image, mask = random_scale(image, mask, seeds[0], scale)
-    if color_jitter:
-        image = preprocessing.apply_jitter(image, preprocessing.sample_jitter(seeds[3], jitter))
+    shape = tf.shape(image)
     image, mask = pad_to(image, mask, crop_h, crop_w, fill, ignore_label)
-    image, mask = random_crop(image, mask, seeds[1], crop_h, crop_w)
+    image, mask, top, left = random_crop(image, mask, seeds[1], crop_h, crop_w)
+    if color_jitter:
+        inside = ((top + tf.range(crop_h))[:, None] < shape[0]) & (
+            (left + tf.range(crop_w))[None, :] < shape[1])
+        image = jitter_pixels(image, inside, preprocessing.sample_jitter(seeds[3], jitter),
+                              fill)
     if mirror:
         image, mask = random_mirror(image, mask, seeds[2])
     return tf.ensure_shape(image, [crop_h, crop_w, 3]), tf.ensure_shape(mask, [crop_h, crop_w])

@@ -1,9 +1,13 @@
 """The run configuration of the driver: nested sections declared once, every leaf an absl
 flag with its effect on the run.
 
-:class:`RunConfig` holds six sections (``model``, ``data``, ``penalty``, ``optim``,
-``evaluation``, ``runtime``); ``data`` holds one options section per dataset that has
-options of its own (``data.synthetic``, ``data.fashion_mnist``, ``data.stanford_dogs120``).
+:class:`RunConfig` holds seven sections (``model``, ``data``, ``penalty``, ``optim``,
+``evaluation``, ``runtime``, ``task``); ``data`` holds one options section per dataset that
+has options of its own (``data.synthetic``, ``data.fashion_mnist``, ``data.stanford_dogs120``,
+``data.scenes``). ``task`` chooses classification (the default) or semantic segmentation
+(Li et al. 2018, Section 4.2) and holds the options of segmentation; options added after
+run identities were first stored are declared with ``since`` and leave the identity digest
+of a run that keeps them at their default unchanged.
 Every leaf field is declared once with :func:`option`: its flag name (flat, e.g.
 ``--arch``, ``--alpha``, ``--dogs_test_set``), help text, allowed values, range and its
 *effect*:
@@ -690,6 +694,10 @@ class TaskConfig:
             if d.mean == "dataset":
                 out.append(f"--mean=dataset is not computed for --dataset={d.dataset}; set "
                            "--mean=imagenet (the source network's) or --mean=none.")
+            if d.dataset == "segmentation_folders" and not d.manual_dir:
+                out.append("--dataset=segmentation_folders needs --manual_dir, the root of "
+                           "your tree <root>/{train,validation}/{images,masks}/ "
+                           "(docs/segmentation_data.md).")
         out += self._scale_problems() + self._eval_problems(config)
         return out
 

@@ -173,6 +173,9 @@ def _channel_problem(config, channels, source_channels, source):
         return f"{what}: add --grey_to_rgb to repeat the grey channel three times."
     if channels == 3 and source_channels == 1 and d.dataset == "fashion_mnist":
         return f"{what}: drop --grey_to_rgb."
+    if d.dataset == "scenes":
+        return (f"{what}: " + ("add --scenes_rgb to repeat the grey channel three times."
+                               if channels == 1 else "drop --scenes_rgb."))
     if channels == 3 and source_channels == 1 and not d.options().in_memory:
         return f"{what}: add --rgb_to_grey to turn them into one grey channel."
     if channels == 3 and source_channels == 1:

@@ -51,7 +51,7 @@ from tftransfer.training import timing
 from tftransfer.training.evaluate import accuracy_and_cross_entropy
 from tftransfer.training.checkpoint import Checkpointer, candidates
 from tftransfer.training.loop import fit
-from tftransfer.training.model import build_compiled
+from tftransfer.training.model import build_compiled, seed_states
 from tftransfer.variables import StartingPoint, select_variables
 
 
@@ -211,6 +211,8 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     extra = {"deviation_reference": reference}
     if start is not None:
         extra["starting_point"] = start
+    if segmentation and seed_states(model):  # the heads' dropout: a resumed run draws alike
+        extra["seed_states"] = seed_states(model)
     checkpointer = Checkpointer(output_dir, model, extra,
                                 identity=identity_lib.of(config, inputs))
     start_step = checkpointer.restore()

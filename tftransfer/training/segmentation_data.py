@@ -24,8 +24,10 @@ so a resumed run skips the consumed batches) and whose ``test`` is whole images
   draws are seeded ``[--split_seed, 0]`` (training), ``[.., 1]`` (validation), ``[.., 2]``
   (test).
 """
+import contextlib
 import functools
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -151,14 +153,30 @@ def _fill(mean):
     return 0.0 if mean is None else tuple(float(v) for v in np.ravel(mean))
 
 
+@contextlib.contextmanager
+def _no_global_tf_seed(seed):
+    """Builds a stream without TensorFlow's global seed, then seeds as
+    ``keras.utils.set_random_seed(seed)`` again. ``Dataset.shuffle`` with a tensor seed (the
+    per-epoch seeds of ``train_batches``) fails while a global seed is set (TensorFlow
+    compares the combined seeds in Python); the stream is a function of its own seeds, so
+    it does not depend on the global one, and reseeding afterwards leaves the model's
+    initialisation as after the run's ``set_random_seed``."""
+    tf.random.set_seed(None)
+    try:
+        yield
+    finally:
+        keras.utils.set_random_seed(seed)
+
+
 def _batches(config, train_examples, eval_examples, mean, eval_batch):
     from tftransfer.data import segmentation_pipeline as seg_data
 
     d = config.data
-    train = seg_data.train_batches(
-        train_examples, config.optim.batch_size, (d.crop_size, d.crop_size),
-        scale=_scale(config), mirror=d.mirror, color_jitter=d.color_jitter,
-        ignore_label=IGNORE_LABEL, fill=_fill(mean), seed=config.optim.seed)
+    with _no_global_tf_seed(config.optim.seed):
+        train = seg_data.train_batches(
+            train_examples, config.optim.batch_size, (d.crop_size, d.crop_size),
+            scale=_scale(config), mirror=d.mirror, color_jitter=d.color_jitter,
+            ignore_label=IGNORE_LABEL, fill=_fill(mean), seed=config.optim.seed)
     return train, seg_data.eval_batches(eval_examples, eval_batch)
 
 

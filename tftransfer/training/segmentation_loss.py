@@ -11,7 +11,10 @@ and the loss is ``CE(z, y) + w * CE(z_aux, y)``, ``w`` = ``--aux_loss_weight``. 
 pixel accuracy is ``#{p in P : argmax z_p = y_p} / |P|`` on the main logits.
 
 Under a distribution strategy each replica computes these on its share of the batch and
-Keras averages the replicas (the mean of per-replica means). Keras ops only (any backend).
+Keras averages the replicas (the mean of per-replica means): :class:`SegmentationLoss`
+returns per-example terms whose batch mean is the loss, so Keras' reduction divides it by
+the number of replicas like the penalty and the gradients sum to the mean. Keras ops only
+(any backend).
 """
 import keras
 from keras import ops
@@ -19,8 +22,9 @@ from keras import ops
 from tftransfer.segmentation.metrics import IGNORE_LABEL
 
 
-def masked_cross_entropy(labels, logits, ignore_label=IGNORE_LABEL):
-    """``CE(logits, labels)`` of the module docstring, a float32 scalar."""
+def pixel_sums(labels, logits, ignore_label=IGNORE_LABEL):
+    """``(S [B], n [B])``: per example, the sum over its counted pixels of
+    ``-log softmax(z_p)[y_p]`` and their number."""
     logits = ops.cast(logits, "float32")
     labels = ops.cast(labels, "int32")
     counted = ops.not_equal(labels, ignore_label)
@@ -28,8 +32,14 @@ def masked_cross_entropy(labels, logits, ignore_label=IGNORE_LABEL):
     log_p = ops.log_softmax(logits, axis=-1)
     picked = ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(safe, -1), axis=-1), -1)
     weights = ops.cast(counted, "float32")
-    total = -ops.sum(picked * weights)
-    return total / ops.maximum(ops.sum(weights), 1.0)
+    axes = tuple(range(1, len(weights.shape)))
+    return -ops.sum(picked * weights, axis=axes), ops.sum(weights, axis=axes)
+
+
+def masked_cross_entropy(labels, logits, ignore_label=IGNORE_LABEL):
+    """``CE(logits, labels)`` of the module docstring, a float32 scalar."""
+    sums, counts = pixel_sums(labels, logits, ignore_label)
+    return ops.sum(sums) / ops.maximum(ops.sum(counts), 1.0)
 
 
 @keras.saving.register_keras_serializable(package="tftransfer")
@@ -44,12 +54,16 @@ class SegmentationLoss(keras.losses.Loss):
         self.ignore_label = int(ignore_label)
 
     def call(self, y_true, y_pred):
+        """Per example ``b`` of the ``B``: ``B (S_b + w S_aux_b) / sum_b n_b``, whose mean
+        over the batch (Keras' reduction, which also divides by the replicas under a
+        strategy) is the loss of the module docstring."""
         k = self.num_classes
-        loss = masked_cross_entropy(y_true, y_pred[..., :k], self.ignore_label)
+        sums, counts = pixel_sums(y_true, y_pred[..., :k], self.ignore_label)
         if self.aux_weight is not None:
-            loss = loss + self.aux_weight * masked_cross_entropy(
-                y_true, y_pred[..., k:], self.ignore_label)
-        return loss
+            sums = sums + self.aux_weight * pixel_sums(y_true, y_pred[..., k:],
+                                                       self.ignore_label)[0]
+        batch = ops.cast(ops.shape(sums)[0], "float32")
+        return sums * batch / ops.maximum(ops.sum(counts), 1.0)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,

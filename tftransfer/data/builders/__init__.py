@@ -5,4 +5,4 @@ Importing this package registers them with tfds: ``tfds.builder("caltech256", ..
 """
 from tftransfer.data.builders import (caltech256, class_folders, mit_indoor67,  # noqa: F401
                                       stanford_dogs120, tfds_source)
-from tftransfer.data.builders import segmentation_folders  # noqa: F401,E402
+from tftransfer.data.builders import cityscapes, sbd, segmentation_folders  # noqa: F401

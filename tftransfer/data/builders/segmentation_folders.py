@@ -44,8 +44,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image
 
-from tftransfer.data.builders.base import (HOW_TO_PASS, IMAGE_EXTENSIONS, file_reader,
-                                           manual_dir, require_paths)
+from tftransfer.data.builders.base import IMAGE_EXTENSIONS, file_reader
 from tftransfer.data.ordered_map import ordered_map
 
 IGNORE_LABEL = 255
@@ -63,6 +62,32 @@ INSTRUCTIONS = """
   classes.txt                         (optional) one class name per line, label = line
 """
 PASSTHROUGH_FORMATS = ("JPEG", "PNG")  # RGB files of these formats are stored as they are.
+HOW_TO_PASS = ("Then pass that directory as manual_dir= of tftransfer.data.segmentation_pipeline."
+               "load_examples (default: <data_dir>/manual/<name>), or as download_config="
+               "tfds.download.DownloadConfig(manual_dir=...) of download_and_prepare.")
+
+
+def missing_error(what, directory, instructions):
+    """The error raised when local files are missing: where they were expected and what
+    goes there."""
+    listed = instructions.strip("\n")
+    return FileNotFoundError(f"{what} not found. Expected directory: {directory}\n"
+                             f"Put there:\n{listed}\n{HOW_TO_PASS}")
+
+
+def manual_dir(dl_manager, what, instructions, relative_paths=()):
+    """tfds' manual directory of ``dl_manager`` (a str), checked to hold ``relative_paths``;
+    ``missing_error`` when it is missing, empty or lacks one of them."""
+    try:
+        directory = os.fspath(dl_manager.manual_dir)
+    except AssertionError as err:  # tfds: the directory does not exist or is empty.
+        directory = getattr(dl_manager, "_manual_dir", None)  # tfds keeps it there
+        raise missing_error(what, os.fspath(directory) if directory else f"({err})",
+                            instructions) from err
+    for rel in relative_paths:
+        if not os.path.exists(os.path.join(directory, rel)):
+            raise missing_error(f"{what} ({rel})", directory, instructions)
+    return directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,15 +192,18 @@ class MaskedImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
         self._local_files = download_config.manual_dir if download_config else None
         return super().download_and_prepare(download_config=download_config, **kwargs)
 
+    def _config_name(self):
+        return self.builder_config.name if self.builder_config else "no config"
+
     def _log_download_bytes(self):
         logging.info("Preparing %s (%s) from %s (local files, nothing is downloaded) into %s",
-                     self.name, self.builder_config.name,
+                     self.name, self._config_name(),
                      os.fspath(self._local_files) if self._local_files else "local files",
                      self.data_dir)
 
     def _log_download_done(self):
         logging.info("Prepared %s (%s) into %s; later loads reuse it.", self.name,
-                     self.builder_config.name, self.data_dir)
+                     self._config_name(), self.data_dir)
 
     def _info(self):
         names = self.class_names()
@@ -288,7 +316,11 @@ def scan_pairs(root):
     Raises ``FileNotFoundError`` (with the layout) when ``train/images`` or ``train/masks``
     is missing, and ``ValueError`` naming unpaired files and repeated names.
     """
-    require_paths(root, ["train/images", "train/masks"], "Segmentation folders", INSTRUCTIONS)
+    if not root or not os.path.isdir(root):
+        raise missing_error("Segmentation folders", root, INSTRUCTIONS)
+    for rel in ("train/images", "train/masks"):
+        if not os.path.isdir(os.path.join(root, rel)):
+            raise missing_error(f"Segmentation folders ({rel})", root, INSTRUCTIONS)
     files, left_out, problems = {}, {}, []
     for split in SPLITS:
         images_dir, masks_dir = (os.path.join(root, split, d) for d in ("images", "masks"))
