@@ -2,7 +2,6 @@
 numbers from the CSV files (mean and sample std checked against NumPy), the two-SE words
 whichever method wins, alpha chosen on validation records only, the examples file."""
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -42,8 +41,8 @@ def _fake_study(directory, means, std=0.01, seeds=3, seed=0):
         "sources": [dict(split="far", source_classes="0 1 2 3 4", train_images=30000,
                          steps=470, source_test_accuracy=0.89, train_time_s=100.0)]},
         {"command": "python -m experiments.scene_study", "settings": settings,
-         "wall_time_s": 600.0, "phase_seconds": [["source", 60.0], ["finals", 300.0]], "runs_trained": 30,
-         "runs_reused": 0, "run_seconds": 900.0, "cpu_count": 2, "class_names": CLASSES})
+         "wall_time_s": 600.0, "phase_seconds": [["source", 60.0], ["finals", 300.0]],
+         "runs_trained": 30, "runs_reused": 0, "run_seconds": 900.0, "cpu_count": 2, "class_names": CLASSES})
     return pd.DataFrame(rows)
 
 
