@@ -1,0 +1,61 @@
+"""The figure of predicted masks: one row per test scene, columns input, true mask, then each
+method's predicted mask (one colour per class, background black), from the examples file of
+:mod:`experiments.scene_study.examples` only."""
+import numpy as np
+from matplotlib import colors as mcolors
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from experiments.cpu_study.report.common import label
+
+BACKGROUND = (0.0, 0.0, 0.0)
+
+
+def palette(num_classes):
+    """RGB colours of mask values 0..num_classes-1: black, then matplotlib's tab10."""
+    return [BACKGROUND] + [mcolors.to_rgb(f"C{i % 10}") for i in range(num_classes - 1)]
+
+
+def colourise(mask, num_classes):
+    """float ``[H, W, 3]`` of an integer mask ``[H, W]`` (values 0..num_classes-1)."""
+    return np.asarray(palette(num_classes))[np.asarray(mask, np.int64)]
+
+
+def pixel_accuracy(truth, prediction):
+    return float(np.mean(np.asarray(truth) == np.asarray(prediction)))
+
+
+def masks(examples, methods, titles=None):
+    """Figure of ``examples`` (``{target: {"images", "truth", "predictions": {method: masks},
+    "class_names"}}``, :func:`experiments.scene_study.examples.load`) for ``methods``;
+    ``titles``: ``{target: row label}``."""
+    rows = [(t, i) for t, e in examples.items() for i in range(len(e["images"]))]
+    cols = 2 + len(methods)
+    fig = Figure(figsize=(1.7 * cols + 1.6, 1.7 * len(rows)))
+    axes = np.asarray(fig.subplots(len(rows), cols, squeeze=False))
+    first = {}
+    for r, (target, i) in enumerate(rows):
+        e = examples[target]
+        k = len(e["class_names"]) + 1
+        truth = e["truth"][i]
+        panels = [("input", None), ("truth", truth)] + [
+            (label(m), e["predictions"][m][i]) for m in methods]
+        for c, (name, mask) in enumerate(panels):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if mask is None:
+                ax.imshow(e["images"][i], cmap="gray", vmin=0, vmax=255)
+                ax.set_ylabel(f"{(titles or {}).get(target, target)}\nscene {i}", fontsize=7)
+            else:
+                ax.imshow(colourise(mask, k), interpolation="nearest")
+                if c > 1:
+                    name = f"{name}\npixel acc. {100 * pixel_accuracy(truth, mask):.0f}%"
+            ax.set_title(name, fontsize=7)
+        if target not in first:
+            first[target] = r
+            handles = [Patch(color=colour, label=n) for colour, n in
+                       zip(palette(k), ["background"] + list(e["class_names"]))]
+            axes[r, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.05, 1.0),
+                               fontsize=6, frameon=False)
+    return fig
