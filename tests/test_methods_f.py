@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tftransfer import methods
 from tftransfer.methods import bss, co_tuning, delta, loss_terms, lwf
-from tftransfer.models.build import copy_head
+from tftransfer.models.build import build, copy_head
 from tftransfer.models.small_resnet import small_resnet
 
 
@@ -439,6 +439,34 @@ class MechanismTest(tf.test.TestCase):
             self.assertEqual(spec.kind, "loss")
             self.assertTrue(spec.formula and spec.paper)
         self.assertEqual(methods.get("bss").hyper_parameters, {"eta": 1e-3, "k": 1})
+
+
+class WrapMethodTest(tf.test.TestCase):
+    """Every loss method by its registry name on a TransferModel of tftransfer.models.build."""
+
+    def test_each_method_fits_from_its_name_and_defaults(self):
+        import os
+        keras.utils.set_random_seed(12)
+        path = os.path.join(self.get_temp_dir(), "source.weights.h5")
+        small_resnet((16, 16, 3), 7, widths=(4, 8)).save_weights(path)
+        rng = np.random.default_rng(12)
+        x = rng.uniform(size=(12, 16, 16, 3)).astype(np.float32)
+        y = np.arange(12) % 4
+        for name in ("delta_fm", "delta", "bss", "lwf", "co_tuning"):
+            tm = build("small_resnet", 4, "custom", weights=path, input_shape=(16, 16, 3),
+                       source_classes=7, arch_kwargs={"widths": (4, 8)}, seed=0)
+            wrapped = loss_terms.wrap_method(name, tm, data=(x, y))
+            self.assertEqual([t.name for t in wrapped.terms], [name])
+            wrapped.compile(keras.optimizers.SGD(0.01),
+                            keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            history = wrapped.fit(x, y, batch_size=6, epochs=1, verbose=0).history
+            self.assertTrue(np.isfinite(history["loss"][0]), msg=name)
+            self.assertIn(name, history)
+        self.assertEqual(wrapped.terms[0].lam, 2.3)  # the registry's default
+        with self.assertRaisesRegex(ValueError, "no hyper-parameters"):
+            loss_terms.wrap_method("bss", tm, gamma=1.0)
+        with self.assertRaisesRegex(ValueError, "needs data"):
+            loss_terms.wrap_method("co_tuning", tm)
 
 
 if __name__ == "__main__":

@@ -145,9 +145,10 @@ class LossTermModel(keras.Model):
                              "the starting point, so build (or load) it first.")
         self.model = model
         self.terms = terms
-        self.source_head = source_head
         current_keys = _ordered(k for t in terms for k in t.current_keys)
         start_keys = _ordered(k for t in terms for k in t.start_keys)
+        # Tracked (so trained) only when a term reads it: unused weights get no gradient.
+        self.source_head = source_head if SOURCE_LOGITS in current_keys + start_keys else None
         with penalty_lib._scope(model):
             outputs = self._graph_outputs(model, current_keys + start_keys, source_head,
                                           features)
@@ -285,3 +286,44 @@ def decay_new_layers(model, beta, new_layers):
             penalty_lib._attach(layer, variable, regularizers.L2(beta))
             paths.append(variable.path)
     return paths
+
+
+_PARAMETER_NAMES = {"lambda": "lam"}
+
+
+def wrap_method(name, transfer_model, data=None, **hyper_parameters):
+    """The :class:`LossTermModel` of the loss method ``name`` (``delta_fm``, ``delta``,
+    ``bss``, ``lwf``, ``co_tuning``) around ``transfer_model`` (a
+    :class:`tftransfer.models.build.TransferModel`), with the registry's hyper-parameter
+    names (``lambda`` for LwF and Co-Tuning) and defaults: the one call a driver makes.
+    ``data`` (target training batches, or ``(images, labels)``) is what ``delta`` (the
+    attention) and ``co_tuning`` (the relationship) compute from once; unused otherwise.
+    """
+    from tftransfer.methods import bss, co_tuning, delta, lwf
+    from tftransfer.methods.registry import get
+    spec = get(name)
+    if spec.kind != "loss":
+        raise ValueError(f"method {name!r} is of kind {spec.kind!r}, not a loss method.")
+    unknown = sorted(set(hyper_parameters) - set(spec.hyper_parameters))
+    if unknown:
+        raise ValueError(f"method {name!r} has no hyper-parameters {unknown}; its are "
+                         f"{sorted(spec.hyper_parameters)}.")
+    kwargs = {_PARAMETER_NAMES.get(k, k): v
+              for k, v in {**spec.hyper_parameters, **hyper_parameters}.items()}
+    if name == "delta_fm":
+        return delta.wrap(transfer_model, **kwargs)
+    if name == "delta":
+        if data is None:
+            raise ValueError("delta needs data (target training batches) for its channel "
+                             "attention; use delta_fm for attention = 1.")
+        return delta.wrap(transfer_model, attention_data=data, **kwargs)
+    if name == "bss":
+        return bss.wrap(transfer_model, eta=kwargs["eta"], k=int(kwargs["k"]))
+    if name == "lwf":
+        return lwf.wrap(transfer_model, **kwargs)
+    if name == "co_tuning":
+        if data is None:
+            raise ValueError("co_tuning needs data (target training batches) to learn "
+                             "p(y_s | y_t).")
+        return co_tuning.wrap(transfer_model, relationship_data=data, **kwargs)
+    raise ValueError(f"no LossTermModel builder for loss method {name!r}.")
