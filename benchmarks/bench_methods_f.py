@@ -8,11 +8,13 @@ target head) is compiled once plain and once per method, wrapped in its
 Co-Tuning with a given relationship: what they compute once before training is not part of
 a step). For each method, timed blocks of ``--steps`` train steps alternate with blocks of
 the plain model, ``--repetitions`` times, in the order ABBA... so that a drift of the
-machine's speed hits both alike; the median of the per-pair ratios (wall and process CPU
-time) is printed.
+machine's speed hits both alike; printed: the medians of the per-pair ratios (wall and
+process CPU time) and the ratio of the least CPU time of a block (other processes only ever
+add time, so the least is the steadiest on a shared machine). TensorFlow runs on
+``--threads`` threads (default 1, so that CPU time is the work, not spinning).
 
     python -m benchmarks.bench_methods_f [--arch small_resnet] [--image_size 32]
-        [--batch_size 32] [--steps 5] [--repetitions 11]
+        [--batch_size 32] [--steps 5] [--repetitions 11] [--threads 1]
 """
 import gc
 import os
@@ -35,6 +37,8 @@ flags.DEFINE_integer("batch_size", 32, "Images per train step.")
 flags.DEFINE_integer("image_size", 32, "Input height and width.")
 flags.DEFINE_integer("steps", 5, "Train steps per timed block.")
 flags.DEFINE_integer("repetitions", 11, "Timed blocks per model and method.")
+flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads (1: the process "
+                     "does one thing at a time, so its CPU time is the work).")
 flags.DEFINE_list("methods", ["delta_fm", "delta", "bss", "lwf", "co_tuning"],
                   "Methods to time.")
 
@@ -100,6 +104,9 @@ def timed_block(model, x, y, steps):
 
 def main(argv):
     del argv
+    if FLAGS.threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     size, batch = FLAGS.image_size, FLAGS.batch_size
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32)
@@ -117,7 +124,7 @@ def main(argv):
         timed_block(model, x, y, 2)  # trace
         for warm in (plain, model, model, plain):  # one untimed ABBA round
             timed_block(warm, x, y, FLAGS.steps)
-        wall, cpu, plain_step = [], [], []
+        wall, cpu, plain_step, plain_cpu, method_cpu = [], [], [], [], []
         for rep in range(FLAGS.repetitions):
             if rep % 2 == 0:
                 t_plain = timed_block(plain, x, y, FLAGS.steps)
@@ -128,13 +135,16 @@ def main(argv):
             wall.append(t_method[0] / t_plain[0])
             cpu.append(t_method[1] / t_plain[1])
             plain_step.append(t_plain[0] / FLAGS.steps)
+            plain_cpu.append(t_plain[1])
+            method_cpu.append(t_method[1])
         rows.append((name, statistics.median(plain_step), statistics.median(wall),
-                     statistics.median(cpu)))
+                     statistics.median(cpu), min(method_cpu) / min(plain_cpu)))
         print(f"{name}: wall ratios {', '.join(f'{r:.3f}' for r in wall)}", flush=True)
-    print("\n| method | plain step (s) | median wall-time ratio | median CPU-time ratio |")
-    print("|---|---|---|---|")
-    for name, step, wall, cpu in rows:
-        print(f"| {name} | {step:.4f} | {wall:.3f} | {cpu:.3f} |")
+    print("\n| method | plain step (s, median wall) | median wall-time ratio | "
+          "median CPU-time ratio | min CPU time / min CPU time |")
+    print("|---|---|---|---|---|")
+    for name, step, wall, cpu, least in rows:
+        print(f"| {name} | {step:.4f} | {wall:.3f} | {cpu:.3f} | {least:.3f} |")
 
 
 if __name__ == "__main__":

@@ -186,6 +186,15 @@ class ChannelAttentionTest(tf.test.TestCase):
         got = delta.channel_importance(self.model, ["fm"], batches, max_rows=5)["fm"]
         self.assertAllClose(got, want, rtol=1e-4, atol=1e-6)
 
+    def test_head_epochs_train_a_copy_of_the_head_first(self):
+        before = [w.copy() for w in self.model.get_weights()]
+        plain = delta.channel_importance(self.model, ["fm"], (self.x, self.y))["fm"]
+        trained = delta.channel_attention(self.model, ["fm"], (self.x, self.y),
+                                          head_epochs=3, standardize=False, temperature=1.0)
+        for got, want in zip(self.model.get_weights(), before):
+            self.assertAllEqual(got, want)  # the starting point is untouched
+        self.assertNotAllClose(trained["fm"], np_softmax(plain))
+
     def test_wrap_builds_delta_with_attention_and_new_layer_decay(self):
         wrapped = delta.wrap(self.model, alpha=0.1, beta=0.0, layers=["fm"],
                              attention_data=(self.x, self.y))

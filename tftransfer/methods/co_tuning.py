@@ -14,7 +14,8 @@ probabilities are calibrated): :func:`fit_calibration_scale` fits it by maximum 
 on logits with source labels (e.g. a held-out split of the source task), and ``c = 1`` (no
 calibration) is the default when there are none. Then fine-tuning adds::
 
-    lambda * mean_x CE(softmax(s(x)), R[y_t(x)]) = -lambda * mean_x sum_s R[y_t(x), s] log softmax(s(x))_s
+    lambda * mean_x CE(softmax(s(x)), R[y_t(x)])
+      = -lambda * mean_x sum_j R[y_t(x), j] log softmax(s(x))_j
 
 ``s`` the source head on the current backbone, trained jointly (the paper's Co-Tuning).
 Default ``lambda = 2.3`` (TLlib's default trade-off for Co-Tuning). The relationship is

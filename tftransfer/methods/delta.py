@@ -31,8 +31,9 @@ images are augmented, so a cache per image would be inexact. Cost: one extra for
 
 Use with ``model.fit``: :func:`wrap` returns the
 :class:`tftransfer.methods.loss_terms.LossTermModel` to compile and fit (``delta`` needs
-target training batches for the attention; train the new head on the frozen backbone first,
-as the paper does, so that the loss the attention measures is meaningful). Written with
+target training batches for the attention, measured after the new head is trained for
+``head_epochs`` on the frozen backbone, on a copy, as the paper does, so that the loss it
+measures means something; the registry's default, 3 epochs, is this library's choice). Written with
 ``keras.ops`` (backend-neutral); :func:`channel_attention` runs eagerly.
 """
 import re
@@ -57,7 +58,8 @@ DELTA_FM = register(MethodSpec(
 DELTA = register(MethodSpec(
     name="delta", kind="loss",
     paper="Li et al., DELTA: DEep Learning Transfer using Feature Map with Attention, ICLR 2019",
-    hyper_parameters={"alpha": 0.01, "beta": 0.01, "temperature": DEFAULT_TEMPERATURE},
+    hyper_parameters={"alpha": 0.01, "beta": 0.01, "temperature": DEFAULT_TEMPERATURE,
+                      "head_epochs": 3},
     formula="alpha * mean_x sum_l sum_c a_lc ||FM_lc(w, x) - FM_lc(w0, x)||^2 + beta/2 "
             "||w_new||^2, a_l = softmax(standardised loss increase when channel c is zeroed "
             "/ T)"))
@@ -223,11 +225,36 @@ def attention_from_importance(importance, temperature=DEFAULT_TEMPERATURE, stand
     return (e / e.sum()).astype(np.float32)
 
 
+def _with_trained_head(model, data, epochs, head_layers, batch_size=32):
+    """A copy of ``model`` whose ``head_layers`` (default: its last layer) were trained for
+    ``epochs`` on ``data`` with the rest frozen; ``model`` is left as it is."""
+    copy = keras.models.clone_model(model, clone_function=loss_terms.without_regularizers)
+    copy.set_weights(model.get_weights())
+    head_layers = set(head_layers or [model.layers[-1].name])
+    for layer in copy.layers:
+        layer.trainable = layer.name in head_layers
+    copy.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], tuple):
+        copy.fit(data[0], data[1], batch_size=batch_size, epochs=epochs, verbose=0)
+    else:
+        copy.fit(data, epochs=epochs, verbose=0)
+    return copy
+
+
 def channel_attention(model, layers, data, temperature=DEFAULT_TEMPERATURE,
-                      standardize=True, **kwargs):
+                      standardize=True, head_epochs=0, head_layers=None, **kwargs):
     """DELTA's attention ``{layer: a}`` (``a`` sums to 1 over the channels): the
     :func:`channel_importance` of each channel through :func:`attention_from_importance`.
-    ``kwargs`` go to :func:`channel_importance`."""
+
+    ``head_epochs > 0``: the importance is measured on a copy of ``model`` whose new head
+    (``head_layers``, default the last layer) was first trained that many epochs on
+    ``data`` over the frozen pretrained backbone (sparse cross-entropy, SGD 0.01 with
+    momentum 0.9), as DELTA does before it measures the loss; ``model`` itself, and so the
+    fine-tuning's starting point, is unchanged. ``kwargs`` go to
+    :func:`channel_importance`."""
+    if head_epochs:
+        model = _with_trained_head(model, data, int(head_epochs), head_layers)
     importance = channel_importance(model, layers, data, **kwargs)
     attention = {l: attention_from_importance(d, temperature, standardize)
                  for l, d in importance.items()}
@@ -238,15 +265,19 @@ def channel_attention(model, layers, data, temperature=DEFAULT_TEMPERATURE,
 
 
 def wrap(transfer_model, alpha=0.01, beta=0.01, layers=None, attention=None,
-         attention_data=None, temperature=DEFAULT_TEMPERATURE, **attention_kwargs):
+         attention_data=None, temperature=DEFAULT_TEMPERATURE, head_epochs=0,
+         **attention_kwargs):
     """The :class:`~tftransfer.methods.loss_terms.LossTermModel` of ``delta_fm`` (no
     attention) or ``delta`` (``attention`` given, or computed from ``attention_data`` with
-    :func:`channel_attention`) around ``transfer_model`` (a ``TransferModel`` or a Keras
-    model, whose layers named in ``transfer_model.new_layers`` get ``beta``)."""
+    :func:`channel_attention`, its head first trained ``head_epochs`` on a copy) around
+    ``transfer_model`` (a ``TransferModel`` or a Keras model, whose layers named in
+    ``transfer_model.new_layers`` get ``beta``)."""
     model = getattr(transfer_model, "model", transfer_model)
     layers = list(layers) if layers is not None else default_feature_layers(model)
     if attention is None and attention_data is not None:
+        new_layers = getattr(transfer_model, "new_layers", None)
         attention = channel_attention(model, layers, attention_data, temperature,
+                                      head_epochs=head_epochs, head_layers=new_layers,
                                       **attention_kwargs)
     loss_terms.decay_new_layers(model, beta, getattr(transfer_model, "new_layers", []))
     term = FeatureMapDistance(layers, alpha, attention)

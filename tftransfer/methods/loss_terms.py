@@ -97,15 +97,7 @@ def scale_for_distribution(value):
     return scale_loss_for_distribution(value)
 
 
-def unscale_for_distribution(value):
-    try:
-        from keras.src.losses.loss import unscale_loss_for_distribution
-    except ImportError:  # pragma: no cover
-        return value
-    return unscale_loss_for_distribution(value)
-
-
-def _without_regularizers(layer):
+def without_regularizers(layer):
     """A fresh copy of ``layer`` from its config without its regularizers (the frozen copy
     adds no penalty, and a tftransfer "-SP" regularizer in a config is unbound)."""
     config = layer.get_config()
@@ -213,7 +205,7 @@ class LossTermModel(keras.Model):
     @staticmethod
     def _frozen_copy(graph):
         """A frozen clone of ``graph`` (new layers, the current weights copied)."""
-        copy = keras.models.clone_model(graph, clone_function=_without_regularizers)
+        copy = keras.models.clone_model(graph, clone_function=without_regularizers)
         copy.set_weights(graph.get_weights())
         copy.trainable = False
         return copy
