@@ -228,7 +228,8 @@ class LossTermModel(keras.Model):
 
     def term_values(self, x, y=None, training=True):
         """``{term name: value}`` on the batch ``x`` (``y`` for the terms that read the
-        labels), the network run with ``training``: what ``fit`` adds for that batch."""
+        labels), the network run with ``training``: what ``fit`` adds for that batch
+        (with ``training=True`` batch norm updates its moving statistics, as in a step)."""
         self(x, training=training)
         return {t.name: v for t, v in zip(self.terms, self._term_values(x, y))}
 
