@@ -1,3 +1,4 @@
 """Fine-tuning methods beyond the penalties of :mod:`tftransfer.penalty`, one module each
 with its formula and paper (issue 19); :mod:`.registry` lists them by name."""
 from tftransfer.methods.registry import MethodSpec, get, names, register  # noqa: F401
+from tftransfer.methods import stochnorm  # noqa: F401,E402
