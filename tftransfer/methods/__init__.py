@@ -3,3 +3,4 @@ with its formula and paper (issue 19); :mod:`.registry` lists them by name."""
 from tftransfer.methods.registry import MethodSpec, get, names, register  # noqa: F401
 from tftransfer.methods import stochnorm  # noqa: F401,E402
 from tftransfer.methods import mars_pgm  # noqa: F401,E402
+from tftransfer.methods import spd  # noqa: F401,E402
