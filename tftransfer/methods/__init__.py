@@ -4,3 +4,5 @@ from tftransfer.methods.registry import MethodSpec, get, names, register  # noqa
 from tftransfer.methods import stochnorm  # noqa: F401,E402
 from tftransfer.methods import mars_pgm  # noqa: F401,E402
 from tftransfer.methods import spd  # noqa: F401,E402
+from tftransfer.methods import l2_sp_k  # noqa: F401,E402
+from tftransfer.methods import group_lasso_sp_layer  # noqa: F401,E402
