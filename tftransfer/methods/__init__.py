@@ -7,3 +7,4 @@ from tftransfer.methods import spd  # noqa: F401,E402
 from tftransfer.methods import l2_sp_k  # noqa: F401,E402
 from tftransfer.methods import group_lasso_sp_layer  # noqa: F401,E402
 from tftransfer.methods import lp_ft  # noqa: F401,E402
+from tftransfer.methods import wise_ft  # noqa: F401,E402
