@@ -140,6 +140,22 @@ class ProjectedFitTest(tf.test.TestCase):
     def test_frobenius_fit_matches_sgd_then_projection(self):
         self.check_fit("frobenius", 0.05, math.inf)
 
+    def test_projection_holds_under_a_mirrored_strategy(self):
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+        x, y = self.data()
+        with strategy.scope():
+            model = make_model()
+            optimizer = mars_pgm.with_mars_pgm(keras.optimizers.SGD(2.0, momentum=0.9), model,
+                                               gamma=0.05, new_layers=["predictions"])
+            model.compile(optimizer, LOSS, jit_compile=False)
+        w0 = {v.path: v.numpy() for v in model.trainable_variables}
+        model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+        for path, ball in mars_pgm.balls(model, 0.05, ["predictions"]).items():
+            v = next(v for v in model.trainable_variables if v.path == path)
+            self.assertNotAllClose(v.numpy(), w0[path])
+            self.assertAllClose(mars_pgm.distance(v.numpy(), w0[path], "mars", ball["axes"]),
+                                0.05, rtol=1e-4)  # pushed out by the big steps, back on the ball
+
     def test_config_round_trip_needs_a_bind(self):
         model = make_model()
         optimizer = mars_pgm.with_mars_pgm(keras.optimizers.Adam(1e-3), model, gamma=2.0,

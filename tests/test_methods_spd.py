@@ -105,6 +105,22 @@ class SPDRuleTest(tf.test.TestCase):
             self.assertAllClose(v.numpy(), theta[v.path] - LR * g[v.path], rtol=1e-4, atol=1e-6)
             self.assertEqual(float(optimizer.spd_decayed[i].numpy()), 0.0)  # c = 0 at W0
 
+    def test_under_a_mirrored_strategy(self):
+        model, x, y, g, theta, w0 = self.setup_model()
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+        with strategy.scope():
+            mirrored = make_model()
+            mirrored.set_weights(model.get_weights())
+            optimizer = spd.with_spd(keras.optimizers.SGD(LR), mirrored, strength=STRENGTH,
+                                     starting_point=w0)
+            mirrored.compile(optimizer, LOSS, jit_compile=False)
+        mirrored.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        for i, v in enumerate(mirrored.trainable_variables):
+            want, decayed, _ = np_spd(theta[v.path], theta[v.path] - LR * g[v.path], g[v.path],
+                                      w0[v.path].astype(np.float64), STRENGTH)
+            self.assertAllClose(v.numpy(), want, rtol=1e-4, atol=1e-6, msg=v.path)
+            self.assertEqual(bool(optimizer.spd_decayed[i].numpy()), decayed, v.path)
+
     def test_helper_rule_matches_numpy_on_arrays(self):
         rng = np.random.default_rng(5)
         for _ in range(20):
