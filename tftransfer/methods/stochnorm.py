@@ -14,6 +14,9 @@ statistics as they were before this call; the moving statistics are then updated
 batch as batch norm does (``m <- momentum * m + (1 - momentum) * batch``; Keras' biased batch
 variance). No gradient flows through the moving statistics. At inference the layer is
 batch norm with its moving statistics, so a trained model can be exported as it is.
+Since every channel is exactly one branch, the layer selects each channel's statistics,
+``s * (mu_B, var_B) + (1 - s) * (mu_M, var_M)``, and normalises once: the same values and
+gradients as computing both branches, at the cost of one batch norm.
 Which branch ``s_c = 1`` selects follows the authors' code (github thuml/StochNorm,
 ``module/stoch_norm.py``, ``z = (1 - s) * z_0 + s * z_1``, ``z_1`` the batch-statistics
 branch); with ``p = 0.5`` the two readings agree.
@@ -83,24 +86,21 @@ class StochNorm(keras.layers.BatchNormalization):
         moving_mean = ops.cast(self.moving_mean, compute_dtype)
         moving_variance = ops.cast(self.moving_variance, compute_dtype)
         mean, variance = self._moments(inputs, mask)
-        broadcast = [1] * len(inputs.shape)
-        broadcast[self.axis] = inputs.shape[self.axis]
-        selection = ops.reshape(ops.cast(self.channel_selection(), compute_dtype), broadcast)
-
-        def normalised(m, v):
-            return (inputs - ops.reshape(m, broadcast)) * ops.reshape(
-                ops.rsqrt(v + self.epsilon), broadcast)
-
-        xhat = (selection * normalised(mean, variance)
-                + (1.0 - selection) * normalised(moving_mean, moving_variance))
-        if self.scale:
-            xhat = xhat * ops.reshape(ops.cast(self.gamma, compute_dtype), broadcast)
-        if self.center:
-            xhat = xhat + ops.reshape(ops.cast(self.beta, compute_dtype), broadcast)
+        # Each channel is exactly one branch, so choosing its statistics and normalising
+        # once gives both branches' values and gradients (none through the moving ones).
+        selection = ops.cast(self.channel_selection(), compute_dtype)
+        outputs = ops.batch_normalization(
+            x=inputs,
+            mean=selection * mean + (1.0 - selection) * moving_mean,
+            variance=selection * variance + (1.0 - selection) * moving_variance,
+            axis=self.axis,
+            offset=ops.cast(self.beta, compute_dtype) if self.center else None,
+            scale=ops.cast(self.gamma, compute_dtype) if self.scale else None,
+            epsilon=self.epsilon)
         self.moving_mean.assign(moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(
             moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return ops.cast(xhat, self.compute_dtype)
+        return ops.cast(outputs, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "p": self.p, "seed": self.seed}
