@@ -43,6 +43,7 @@ import contextlib
 import math
 
 import keras
+from absl import logging
 from keras import ops
 
 from tftransfer import penalty
@@ -261,4 +262,6 @@ def with_mars_pgm(optimizer, model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_ne
             with _scope(model):
                 starting_point = StartingPoint(anchored, name="mars_pgm_starting_point")
     config = dict(optimizer.get_config(), projection={"norm": norm, "balls": table})
+    logging.info("%s: %d kernels projected (%d around W0, radius %g; new layers: %g).",
+                 SPECS[norm].name, len(table), len(anchored), gamma, gamma_new)
     return projected_class(type(optimizer)).from_config(config).bind(starting_point)

@@ -34,6 +34,7 @@ never arrays: an optimizer rebuilt from its config needs ``optimizer.bind(starti
 import contextlib
 
 import keras
+from absl import logging
 from keras import ops
 
 from tftransfer import regularizers
@@ -175,6 +176,8 @@ def with_spd(optimizer, model, strength=DEFAULT_STRENGTH, paths=None, starting_p
             scope = getattr(model, "distribute_strategy", None)
             with scope.scope() if scope is not None else contextlib.nullcontext():
                 starting_point = StartingPoint(variables, name="spd_starting_point")
+    logging.info("spd: selective projection decay (strength %g) of %d variables.",
+                 strength, len(variables))
     config = dict(optimizer.get_config(), spd_strength=strength,
                   spd_paths=None if paths is None else [v.path for v in variables])
     return spd_class(type(optimizer)).from_config(config).bind(starting_point)

@@ -37,6 +37,7 @@ backend-neutral.
 import dataclasses
 
 import keras
+from absl import logging
 from keras import ops
 
 from tftransfer.methods.registry import MethodSpec, register
@@ -148,6 +149,8 @@ def swap_batch_norm(model, p=DEFAULT_P, seed=None):
         target.trainable = layer.trainable
         for mine, theirs in zip(layer.weights, target.weights):
             theirs.trainable = mine.trainable
+    logging.info("stochnorm: %d batch-norm layers of %s replaced by StochNorm(p=%g).",
+                 len(swapped), model.name, p)
     return new
 
 
