@@ -60,10 +60,10 @@ class L2SPKTest(tf.test.TestCase):
                                  "stage2_block1_1_conv/kernel": 3.0,
                                  "stage2_block1_2_conv/kernel": 2.0,
                                  "stage2_block1_shortcut_conv/kernel": 3.0})
-        tm.model.get_layer("stem_conv").trainable = False  # not counted, as tf.trainable_variables
-        self.assertEqual(depth_multipliers(tm.model, ["predictions"])["stage1_block1_1_conv/kernel"],
-                         5.0)
-        self.assertNotIn("stem_conv/kernel", depth_multipliers(tm.model, ["predictions"]))
+        tm.model.get_layer("stem_conv").trainable = False  # not counted (tf.trainable_variables)
+        frozen = depth_multipliers(tm.model, ["predictions"])
+        self.assertEqual(frozen["stage1_block1_1_conv/kernel"], 5.0)  # N = 5 now, first kernel
+        self.assertNotIn("stem_conv/kernel", frozen)
 
     def test_value_and_gradient_match_numpy_after_the_weights_move(self):
         model = bottleneck_net()
