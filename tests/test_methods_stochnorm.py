@@ -190,6 +190,16 @@ class SwapBatchNormTest(tf.test.TestCase):
         self.assertAllClose(loaded(x, training=False).numpy(),
                             swapped(x, training=False).numpy(), atol=1e-6)
 
+    def test_model_with_a_default_named_input(self):
+        inputs = keras.Input((4, 4, 2))  # keras.applications' input layer has a default name
+        x = keras.layers.Conv2D(3, 1, name="conv")(inputs)
+        model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(x))
+        swapped = swap_batch_norm(model, p=1.0)
+        self.assertEqual(stochnorm_layers(swapped), ["bn"])
+        x = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
+        self.assertAllClose(swapped(x, training=True).numpy(), model(x, training=True).numpy(),
+                            atol=1e-5)
+
     def test_subclassed_model_is_refused(self):
         class Net(keras.Model):
             def __init__(self):

@@ -144,6 +144,8 @@ def swap_batch_norm(model, p=DEFAULT_P, seed=None):
 
     new = keras.models.clone_model(model, clone_function=clone)
     for layer in model.layers:
+        if not layer.weights:  # input layers may be renamed by the clone; nothing to copy
+            continue
         target = new.get_layer(layer.name)
         target.set_weights(layer.get_weights())
         target.trainable = layer.trainable
