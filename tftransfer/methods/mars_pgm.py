@@ -172,6 +172,16 @@ class _ProjectionMixin:
         self._variable_balls = [balls.get(v.path) and (balls[v.path], v.path)
                                 for v in variables]
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # The PyTorch backend's optimizers update all variables at once
+        # (_parallel_update_step), bypassing update_step: run the per-variable path there.
+        if keras.backend.backend() != "torch":
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        import torch
+        with torch.no_grad():
+            for gradient, variable in zip(grads, trainable_variables):
+                self.update_step(gradient, variable, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
         result = super().update_step(gradient, variable, learning_rate)
         entry = self._variable_balls[self._get_variable_index(variable)]

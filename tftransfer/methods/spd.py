@@ -113,6 +113,16 @@ class _SPDMixin:
         self.spd_decayed = [self.add_variable((), initializer="zeros", name="spd_decayed")
                             for _ in variables]
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # The PyTorch backend's optimizers update all variables at once
+        # (_parallel_update_step), bypassing update_step: run the per-variable path there.
+        if keras.backend.backend() != "torch":
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        import torch
+        with torch.no_grad():
+            for gradient, variable in zip(grads, trainable_variables):
+                self.update_step(gradient, variable, learning_rate)
+
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         path = self._variable_references[index]
