@@ -260,3 +260,16 @@ def file_reader(path):
         with open(path, "rb") as f:
             return f.read()
     return read
+
+
+MAX_LISTED = 20  # paths named in one error message
+
+
+def listing(lines):
+    """Indented lines, at most :data:`MAX_LISTED` of them, then how many more there are (the
+    file lists of the builders' error messages)."""
+    lines = list(lines)
+    shown = [f"  {line}" for line in lines[:MAX_LISTED]]
+    if len(lines) > MAX_LISTED:
+        shown.append(f"  ... and {len(lines) - MAX_LISTED} more")
+    return "\n".join(shown)

@@ -41,13 +41,12 @@ import tensorflow_datasets as tfds
 
 from tftransfer.data.builders.base import (IMAGE_EXTENSIONS, ResizeConfig, ResizedImageBuilder,
                                            config_suffix, describe_skipped, file_reader,
-                                           manual_dir, require_paths)
+                                           listing, manual_dir, require_paths)
 
 SPLITS = ("train", "validation", "test")
 # Kinds of files left out by the listing (``unreadable`` is added while decoding).
 LISTING_KINDS = ("not_image", "hidden", "in_subfolder", "outside_class")
 FINGERPRINT_DIGITS = 12
-MAX_LISTED = 20  # Paths named in one error message.
 INSTRUCTIONS = """
   train/<class>/<image files>        (required)
   validation/<class>/<image files>   (optional)
@@ -92,25 +91,16 @@ class _Problems:
             raise ValueError(
                 f"Class-per-folder dataset {self.root}: {len(self.bad_names)} name(s) are not "
                 "valid UTF-8 (shown as bytes):\n"
-                f"{_listing(repr(os.fsencode(path)) for path in self.bad_names)}\n"
+                f"{listing(repr(os.fsencode(path)) for path in self.bad_names)}\n"
                 "Rename them to UTF-8 (e.g. `convmv -r -f latin1 -t utf8 --notest <folder>` "
                 "for Latin-1 names), then prepare again.")
         if self.empty:
             raise ValueError(
                 f"Class-per-folder dataset {self.root}: folder(s) without images:\n"
-                f"{_listing(self.empty)}\n"
+                f"{listing(self.empty)}\n"
                 "Every class folder needs at least one image file directly inside it and "
                 "every split folder at least one class folder: add images or remove the "
                 f"folder. Layout:{INSTRUCTIONS}")
-
-
-def _listing(lines):
-    """Indented lines, at most ``MAX_LISTED`` of them, then how many more there are."""
-    lines = list(lines)
-    shown = [f"  {line}" for line in lines[:MAX_LISTED]]
-    if len(lines) > MAX_LISTED:
-        shown.append(f"  ... and {len(lines) - MAX_LISTED} more")
-    return "\n".join(shown)
 
 
 def scan_tree(root):

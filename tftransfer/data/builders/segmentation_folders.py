@@ -44,7 +44,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from PIL import Image
 
-from tftransfer.data.builders.base import IMAGE_EXTENSIONS, file_reader
+from tftransfer.data.builders.base import IMAGE_EXTENSIONS, file_reader, listing
 from tftransfer.data.ordered_map import ordered_map
 
 IGNORE_LABEL = 255
@@ -52,7 +52,6 @@ SPLITS = ("train", "validation", "test")
 MASK_EXTENSIONS = (".png",)
 CLASSES_FILE = "classes.txt"
 FINGERPRINT_DIGITS = 12
-MAX_LISTED = 20
 INSTRUCTIONS = """
   train/images/<name>.<jpg|png|...>   (required) the images
   train/masks/<name>.png              (required) one single-channel PNG per image, same
@@ -99,14 +98,6 @@ class Pair:
     mask_name: str
     read_image: object
     read_mask: object
-
-
-def _listing(lines):
-    lines = list(lines)
-    shown = [f"  {line}" for line in lines[:MAX_LISTED]]
-    if len(lines) > MAX_LISTED:
-        shown.append(f"  ... and {len(lines) - MAX_LISTED} more")
-    return "\n".join(shown)
 
 
 def read_label_png(data, name):
@@ -349,7 +340,7 @@ def scan_pairs(root):
         files[split] = rows
     if problems:
         raise ValueError(
-            f"Segmentation folders {root}: {len(problems)} problem(s):\n{_listing(problems)}\n"
+            f"Segmentation folders {root}: {len(problems)} problem(s):\n{listing(problems)}\n"
             f"Every image needs a mask of the same name (and the reverse). Layout:"
             f"{INSTRUCTIONS}")
     for split, paths in left_out.items():
