@@ -6,15 +6,13 @@ resumes to the same end as an uninterrupted run (bitwise, op determinism on), ev
 exports a SavedModel that is reloaded and compared."""
 import json
 import os
-import signal
-import subprocess
 import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.train_testutil import ROOT, driver_command, environment, run_driver
+from tests.train_testutil import kill_and_resume
 from tftransfer.models.build import build
 from tftransfer.training import segmentation_eval
 
@@ -46,50 +44,16 @@ def flags(output_dir, weights):
             "--deterministic", "--verbose=1"]
 
 
-def checkpoint_values(output_dir):
-    reader = tf.train.load_checkpoint(os.path.join(output_dir, "checkpoints"))
-    keys = [k for k in reader.get_variable_to_shape_map()
-            if not k.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))]
-    return {k: reader.get_tensor(k) for k in keys}
-
-
 class SegmentationEndToEndTest(tf.test.TestCase):
 
     def test_train_kill_resume_evaluate_export(self):
         root = tempfile.mkdtemp(prefix="tftransfer-seg-")
         weights = source_weights(root)
         whole, killed = os.path.join(root, "whole"), os.path.join(root, "killed")
-        uninterrupted = subprocess.Popen(driver_command(*flags(whole, weights)), cwd=ROOT,
-                                         env=environment(), stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True)
-        victim = subprocess.Popen(driver_command(*flags(killed, weights)), cwd=ROOT,
-                                  env=environment(), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-        seen = []
-        for line in victim.stdout:
-            seen.append(line)
-            if "checkpoint: saved step 8" in line:
-                victim.send_signal(signal.SIGKILL)
-                break
-        victim.wait(timeout=60)
-        self.assertEqual(victim.returncode, -signal.SIGKILL, "".join(seen)[-3000:])
-        self.assertFalse(os.path.exists(os.path.join(killed, "results.json")))
-        latest = tf.train.latest_checkpoint(os.path.join(killed, "checkpoints"))
-        killed_at = int(latest.rsplit("-", 1)[1])
-        self.assertBetween(killed_at, 8, STEPS - 8)
-
-        resumed = run_driver(*flags(killed, weights))
-        self.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
-        self.assertIn(f"resumed from step {killed_at}", resumed.stderr)
+        killed_at, resumed, values = kill_and_resume(
+            self, lambda output_dir: flags(output_dir, weights), root, 8, STEPS)
         self.assertIn("fcn head on small_resnet from custom on scenes", resumed.stderr)
-        output, _ = uninterrupted.communicate(timeout=300)
-        self.assertEqual(uninterrupted.returncode, 0, output[-3000:])
-
-        whole_values, resumed_values = checkpoint_values(whole), checkpoint_values(killed)
-        self.assertEqual(sorted(whole_values), sorted(resumed_values))
-        self.assertTrue(any("seg_classifier" in k for k in whole_values), sorted(whole_values))
-        for key, value in whole_values.items():
-            self.assertAllEqual(value, resumed_values[key], msg=key)
+        self.assertTrue(any("seg_classifier" in k for k in values), sorted(values))
 
         with open(os.path.join(killed, "results.json")) as f:
             record = json.load(f)

@@ -1,7 +1,11 @@
-"""Shared helpers of the driver tests: a tiny synthetic configuration and process runner."""
+"""Shared helpers of the driver tests: a tiny synthetic configuration, the process runner and
+the kill-and-resume check."""
 import os
+import signal
 import subprocess
 import sys
+
+import tensorflow as tf
 
 from tftransfer.training import config as config_lib
 
@@ -45,3 +49,50 @@ def environment(**extra):
 def run_driver(*flags, timeout=300, **env):
     return subprocess.run(driver_command(*flags), capture_output=True, text=True, cwd=ROOT,
                           env=environment(**env), timeout=timeout)
+
+
+def checkpoint_values(output_dir):
+    """``{key: array}`` of the latest checkpoint of a run directory (counters left out)."""
+    reader = tf.train.load_checkpoint(os.path.join(output_dir, "checkpoints"))
+    keys = [k for k in reader.get_variable_to_shape_map()
+            if not k.startswith(("save_counter", "_CHECKPOINTABLE_OBJECT_GRAPH"))]
+    return {k: reader.get_tensor(k) for k in keys}
+
+
+def kill_and_resume(test, make_flags, root, kill_after_step, steps):
+    """Starts two driver processes at once with ``make_flags(output_dir)``, the uninterrupted
+    run in ``root/whole`` and one in ``root/killed``, SIGKILLs the latter once it logs its
+    checkpoint of step ``kill_after_step``, resumes it to the end, and asserts the kill, the
+    resume and that the final checkpoints hold the same keys with bitwise equal values.
+    Returns ``(killed_at, resumed process, final checkpoint values)``."""
+    whole_dir, killed_dir = os.path.join(root, "whole"), os.path.join(root, "killed")
+
+    def start(output_dir):
+        return subprocess.Popen(driver_command(*make_flags(output_dir)), cwd=ROOT,
+                                env=environment(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+
+    uninterrupted, victim = start(whole_dir), start(killed_dir)
+    seen = []
+    for line in victim.stdout:
+        seen.append(line)
+        if f"checkpoint: saved step {kill_after_step}" in line:
+            victim.send_signal(signal.SIGKILL)
+            break
+    victim.wait(timeout=60)
+    test.assertEqual(victim.returncode, -signal.SIGKILL, "".join(seen)[-3000:])
+    test.assertFalse(os.path.exists(os.path.join(killed_dir, "results.json")))
+    latest = tf.train.latest_checkpoint(os.path.join(killed_dir, "checkpoints"))
+    killed_at = int(latest.rsplit("-", 1)[1])
+    test.assertBetween(killed_at, kill_after_step, steps - kill_after_step)
+
+    resumed = run_driver(*make_flags(killed_dir))
+    test.assertEqual(resumed.returncode, 0, resumed.stderr[-3000:])
+    test.assertIn(f"resumed from step {killed_at}", resumed.stderr)
+    output, _ = uninterrupted.communicate(timeout=300)
+    test.assertEqual(uninterrupted.returncode, 0, output[-3000:])
+    whole_values, resumed_values = checkpoint_values(whole_dir), checkpoint_values(killed_dir)
+    test.assertEqual(sorted(whole_values), sorted(resumed_values))
+    for key, value in whole_values.items():
+        test.assertAllEqual(value, resumed_values[key], msg=key)
+    return killed_at, resumed, whole_values
