@@ -1,13 +1,15 @@
 """The run configuration of the driver: nested sections declared once, every leaf an absl
 flag with its effect on the run.
 
-:class:`RunConfig` holds seven sections (``model``, ``data``, ``penalty``, ``optim``,
-``evaluation``, ``runtime``, ``task``); ``data`` holds one options section per dataset that
+:class:`RunConfig` holds eight sections (``model``, ``data``, ``penalty``, ``optim``,
+``evaluation``, ``runtime``, ``task``, ``method``); ``data`` holds one options section per dataset that
 has options of its own (``data.synthetic``, ``data.fashion_mnist``, ``data.stanford_dogs120``,
 ``data.scenes``). ``task`` chooses classification (the default) or semantic segmentation
 (Li et al. 2018, Section 4.2) and holds the options of segmentation; options added after
 run identities were first stored are declared with ``since`` and leave the identity digest
-of a run that keeps them at their default unchanged.
+of a run that keeps them at their default unchanged. ``method`` chooses a fine-tuning method
+of :mod:`tftransfer.methods` (``--method``, default ``none``: the ``--scheme`` penalty alone)
+and holds its hyper-parameters, each refused for another method (``since`` too).
 Every leaf field is declared once with :func:`option`: its flag name (flat, e.g.
 ``--arch``, ``--alpha``, ``--dogs_test_set``), help text, allowed values, range and its
 *effect*:

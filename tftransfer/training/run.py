@@ -24,6 +24,12 @@
    in ``results.json``, ``confusion_matrix.csv``); the exported network maps images to
    per-pixel logits.
 
+``--method`` (:mod:`tftransfer.training.methods`) changes what step 3 builds (the penalty,
+a loss wrapper, the optimizer, StochNorm layers; built fresh, never from ``cache``), adds
+its state to the checkpoint of step 4, and for ``lp_ft``/``wise_ft`` the linear probe
+between steps 4 and 5 (a checkpoint at step 0 after it) and, for ``wise_ft``, the
+interpolation grid before step 6's evaluation; the loop of step 5 is the same.
+
 A non-finite loss stops training (:class:`tftransfer.training.callbacks.Diverged`): the last
 good checkpoint is kept, ``failed.json`` records the attempt, a restart retries it.
 """
