@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from tests.train_testutil import TINY, tiny_config
+from tests.train_testutil import TINY, run_driver, tiny_config, tiny_flags
 from tftransfer import methods as methods_lib
 from tftransfer.methods import mars_pgm
 from tftransfer.models.small_resnet import small_resnet
@@ -311,6 +311,27 @@ class MethodDriverRunTest(tf.test.TestCase):
             with open(os.path.join(self.out(method), "train_log.csv"), newline="") as f:
                 first[method] = float(next(csv.DictReader(f))["loss"])
         self.assertGreater(first["co_tuning"], first["none"] + 0.1)
+
+
+class MethodMirroredTest(tf.test.TestCase):
+    """Under ``--strategy=mirrored`` (two logical CPUs, a fresh process): the linear probe
+    runs beside the mirrored head and a loss method's wrapper trains on both replicas."""
+
+    def test_lp_ft_and_delta_fm_on_two_replicas(self):
+        root = tempfile.mkdtemp(prefix="tftransfer-methods-mirrored-")
+        weights = source_weights(root)
+        for method, extra in (("lp_ft", dict(probe_epochs=5)), ("delta_fm", {})):
+            out = os.path.join(root, method)
+            done = run_driver(*tiny_flags(out, source="custom", weights=weights,
+                                          source_classes=4, method=method, train_steps=4,
+                                          lr_boundaries=[2], checkpoint_every=2,
+                                          log_every=2, export=False, strategy="mirrored",
+                                          cpu_logical_devices=2, **extra))
+            self.assertEqual(done.returncode, 0, done.stderr[-3000:])
+            with open(os.path.join(out, "results.json")) as f:
+                record = json.load(f)
+            self.assertEqual((record["method"], record["replicas"], record["steps"]),
+                             (method, 2, 4))
 
 
 if __name__ == "__main__":

@@ -232,11 +232,12 @@ def probe_phase(config, compiled, data, identity_digest, say):
         say("linear probe: done before the restored checkpoint, not run again")
         return summary, False
     h, network = config.method, compiled.evaluated
-    result = lp_ft.linear_probe(
-        network, train_batches(data, compiled.transfer.preprocessing,
-                               config.optim.batch_size),
-        head=lp_ft.HEAD, epochs=h.probe_epochs, learning_rate=h.probe_learning_rate,
-        l2=h.probe_l2, seed=config.optim.seed)
+    with network.distribute_strategy.scope():  # the probe's optimizer beside the head's
+        result = lp_ft.linear_probe(
+            network, train_batches(data, compiled.transfer.preprocessing,
+                                   config.optim.batch_size),
+            head=lp_ft.HEAD, epochs=h.probe_epochs, learning_rate=h.probe_learning_rate,
+            l2=h.probe_l2, seed=config.optim.seed)
     for variable in network.weights:
         state.theta_0.references[variable.path].assign(variable)
     state.probed.assign(1)
