@@ -11,7 +11,10 @@ drop in points (Table 5) when asked, ``steps``, ``wall_time_s`` (this process),
 ``process_s`` from the process start, ``before_run_s``, ``run_s`` and its parts
 ``setup_s``, ``data_s``, ``model_s``, ``train_s``, ``eval_s``, ``export_s``;
 :mod:`tftransfer.training.timing`), ``resumed_from_step``, ``replicas``, ``optimizer`` and
-``dtype_policy`` (as trained), ``export_max_abs_diff`` and ``finished_at``.
+``dtype_policy`` (as trained), ``export_max_abs_diff`` and ``finished_at``; the method
+(:func:`tftransfer.training.methods.record`: ``method``, ``method_kind``,
+``method_parameters``, ``method_scheme``), and for ``lp_ft``/``wise_ft`` ``linear_probe``
+and ``wise_ft`` (the interpolation grid's scores on ``eval_split``).
 A run whose record exists is finished: restarting it does not train again.
 
 A run that stopped on a non-finite loss writes ``failed.json`` instead (flags, step,
