@@ -35,6 +35,8 @@ from typing import List, Optional
 
 import keras
 
+from tftransfer import methods as methods_lib
+from tftransfer.methods import wise_ft as wise_ft_lib
 from tftransfer.models.build import ARCHS, SOURCES
 from tftransfer.penalty import FISHER_SCHEMES, SCHEMES
 
@@ -66,6 +68,12 @@ FASHION_MNIST_CLASSES = 10
 SEEDED_DATASETS = ("synthetic", "caltech256_30", "caltech256_60", "scenes")
 # The tag of the options added after run identities were first stored (see option()).
 SEGMENTATION_RELEASE = "segmentation"
+# The tag of the options of --method (issue 19), added after the segmentation task's.
+METHODS_RELEASE = "methods"
+# --method: "none" (the --scheme penalty alone, the driver before methods existed) or a
+# method of tftransfer.methods.registry.
+NO_METHOD = "none"
+METHODS = (NO_METHOD,) + tuple(methods_lib.names())
 
 
 class ConfigError(ValueError):
@@ -759,6 +767,182 @@ class TaskConfig:
         return list(self.eval_scales) or [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
 
+MTH = METHODS_RELEASE
+
+
+def _hp(method, name):
+    """The registry's default of hyper-parameter ``name`` of ``method``: the flag's."""
+    return methods_lib.get(method).hyper_parameters[name]
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """The fine-tuning method beyond the ``--scheme`` penalty (issue 19,
+    :mod:`tftransfer.methods`) and its hyper-parameters, one flag each with the registry's
+    default (:mod:`tftransfer.training.methods` builds them). Every option here is declared
+    with ``since``: at its default it leaves a run's identity digest as it was before
+    methods existed. A hyper-parameter of another method than ``--method`` is refused."""
+    method: str = option(NO_METHOD, "Fine-tuning method (docs/driver.md, Methods): 'none' "
+                         "is the --scheme penalty alone; l2_sp_k, group_lasso_sp_layer, "
+                         "delta, delta_fm replace --scheme (strengths: --alpha/--beta/"
+                         "--epsilon, --delta_alpha/--delta_beta); the others add to "
+                         "--scheme (the papers' baselines: --scheme=l2 or none).", MODEL,
+                         METHODS, since=MTH)
+    delta_alpha: float = option(_hp("delta", "alpha"), "delta, delta_fm: strength of the "
+                                "feature-map distance to the starting point.", MODEL,
+                                bound=NON_NEGATIVE, since=MTH)
+    delta_beta: float = option(_hp("delta", "beta"), "delta, delta_fm: L2 strength "
+                               "beta/2 ||w_new||^2 on the new classifier.", MODEL,
+                               bound=NON_NEGATIVE, since=MTH)
+    delta_temperature: float = option(_hp("delta", "temperature"), "delta: temperature of "
+                                      "the softmax of the channel attention.", MODEL,
+                                      bound=POSITIVE, since=MTH)
+    delta_head_epochs: int = option(_hp("delta", "head_epochs"), "delta: epochs the new "
+                                    "head is trained on a copy (frozen backbone) before the "
+                                    "attention is measured.", MODEL, bound=NON_NEGATIVE,
+                                    since=MTH)
+    delta_layers: List[str] = option([], "delta, delta_fm: layers whose feature maps are "
+                                     "compared (default: the last unit of each stage).",
+                                     MODEL, kind=str, since=MTH)
+    bss_eta: float = option(_hp("bss", "eta"), "bss: strength eta of the k smallest squared "
+                            "singular values of the batch's features.", MODEL,
+                            bound=NON_NEGATIVE, since=MTH)
+    bss_k: int = option(_hp("bss", "k"), "bss: number k of smallest singular values "
+                        "shrunk.", MODEL, bound=POSITIVE_INT, since=MTH)
+    lwf_lambda: float = option(_hp("lwf", "lambda"), "lwf: strength of the distillation of "
+                               "the starting point's source predictions.", MODEL,
+                               bound=NON_NEGATIVE, since=MTH)
+    lwf_temperature: float = option(_hp("lwf", "temperature"), "lwf: distillation "
+                                    "temperature T.", MODEL, bound=POSITIVE, since=MTH)
+    co_tuning_lambda: float = option(_hp("co_tuning", "lambda"), "co_tuning: strength of "
+                                     "the source-head cross-entropy to p(y_s | y_t).", MODEL,
+                                     bound=NON_NEGATIVE, since=MTH)
+    co_tuning_calibration_scale: float = option(
+        _hp("co_tuning", "calibration_scale"), "co_tuning: scale c of the source logits in "
+        "the relationship softmax(c * s0(x)) (1: no calibration).", MODEL, bound=POSITIVE,
+        since=MTH)
+    stochnorm_p: float = option(_hp("stochnorm", "p"), "stochnorm: probability that a "
+                                "channel uses the batch statistics in training.", MODEL,
+                                bound=NON_NEGATIVE, since=MTH)
+    pgm_gamma: float = option(_hp("mars_pgm", "gamma"), "mars_pgm, frobenius_pgm: radius of "
+                              "the ball around W0 each inherited kernel is projected onto.",
+                              MODEL, bound=POSITIVE, since=MTH)
+    pgm_gamma_new: Optional[float] = option(None, "mars_pgm, frobenius_pgm: radius of the "
+                                            "ball around zero of the new classifier "
+                                            "(default: free).", MODEL, kind=float,
+                                            since=MTH)
+    spd_strength: float = option(_hp("spd", "strength"), "spd: strength lambda of the "
+                                 "selective projection decay toward W0.", MODEL,
+                                 bound=NON_NEGATIVE, since=MTH)
+    probe_epochs: int = option(_hp("lp_ft", "probe_epochs"), "lp_ft, wise_ft: most epochs of "
+                               "the linear probe on the frozen features (it stops earlier "
+                               "when the loss stops improving).", RESULT,
+                               bound=POSITIVE_INT, since=MTH)
+    probe_learning_rate: float = option(_hp("lp_ft", "probe_learning_rate"), "lp_ft, "
+                                        "wise_ft: Adam learning rate of the linear probe.",
+                                        RESULT, bound=POSITIVE, since=MTH)
+    probe_l2: float = option(_hp("lp_ft", "probe_l2"), "lp_ft, wise_ft: l2/2 ||W||^2 on the "
+                             "probed head's kernel.", RESULT, bound=NON_NEGATIVE, since=MTH)
+    wise_ft_alpha: float = option(_hp("wise_ft", "alpha"), "wise_ft: the mixing coefficient "
+                                  "a of the final model (1 - a) theta_0 + a theta_1, "
+                                  "evaluated and exported (choose it on validation runs, "
+                                  "never on the test set).", RESULT, bound=NON_NEGATIVE,
+                                  since=MTH)
+    wise_ft_grid: List[float] = option(list(wise_ft_lib.DEFAULT_GRID), "wise_ft: the "
+                                       "coefficients a also evaluated, each score recorded "
+                                       "in results.json (on the run's evaluated split).",
+                                       RESULT, kind=float, since=MTH)
+
+    # flag -> the methods it applies to (a non-default value is refused for the others).
+    APPLIES = {
+        "delta_alpha": ("delta", "delta_fm"), "delta_beta": ("delta", "delta_fm"),
+        "delta_temperature": ("delta",), "delta_head_epochs": ("delta",),
+        "delta_layers": ("delta", "delta_fm"), "bss_eta": ("bss",), "bss_k": ("bss",),
+        "lwf_lambda": ("lwf",), "lwf_temperature": ("lwf",),
+        "co_tuning_lambda": ("co_tuning",), "co_tuning_calibration_scale": ("co_tuning",),
+        "stochnorm_p": ("stochnorm",), "pgm_gamma": ("mars_pgm", "frobenius_pgm"),
+        "pgm_gamma_new": ("mars_pgm", "frobenius_pgm"), "spd_strength": ("spd",),
+        "probe_epochs": ("lp_ft", "wise_ft"), "probe_learning_rate": ("lp_ft", "wise_ft"),
+        "probe_l2": ("lp_ft", "wise_ft"), "wise_ft_alpha": ("wise_ft",),
+        "wise_ft_grid": ("wise_ft",),
+    }
+    # method -> {registry hyper-parameter: flag} (the weight penalties' are the scheme's).
+    PARAMETERS = {
+        "delta_fm": {"alpha": "delta_alpha", "beta": "delta_beta", "layers": "delta_layers"},
+        "delta": {"alpha": "delta_alpha", "beta": "delta_beta",
+                  "temperature": "delta_temperature", "head_epochs": "delta_head_epochs",
+                  "layers": "delta_layers"},
+        "bss": {"eta": "bss_eta", "k": "bss_k"},
+        "lwf": {"lambda": "lwf_lambda", "temperature": "lwf_temperature"},
+        "co_tuning": {"lambda": "co_tuning_lambda",
+                      "calibration_scale": "co_tuning_calibration_scale"},
+        "stochnorm": {"p": "stochnorm_p"},
+        "mars_pgm": {"gamma": "pgm_gamma", "gamma_new": "pgm_gamma_new"},
+        "frobenius_pgm": {"gamma": "pgm_gamma", "gamma_new": "pgm_gamma_new"},
+        "spd": {"strength": "spd_strength"},
+        "l2_sp_k": {"alpha": "alpha", "beta": "beta"},
+        "group_lasso_sp_layer": {"alpha": "alpha", "beta": "beta", "epsilon": "epsilon"},
+        "lp_ft": {"probe_epochs": "probe_epochs", "probe_learning_rate":
+                  "probe_learning_rate", "probe_l2": "probe_l2"},
+        "wise_ft": {"alpha": "wise_ft_alpha", "grid": "wise_ft_grid",
+                    "probe_epochs": "probe_epochs", "probe_learning_rate":
+                    "probe_learning_rate", "probe_l2": "probe_l2"},
+    }
+    # Methods that replace the --scheme penalty (the others add to it).
+    REPLACES_SCHEME = ("l2_sp_k", "group_lasso_sp_layer", "delta", "delta_fm")
+    # Methods that need a pretrained source (a starting point, or its source head).
+    NEED_SOURCE = ("delta", "delta_fm", "lwf", "co_tuning", "mars_pgm", "frobenius_pgm",
+                   "spd", "l2_sp_k", "group_lasso_sp_layer", "lp_ft", "wise_ft")
+    OPTIMIZER_METHODS = ("mars_pgm", "frobenius_pgm", "spd")
+    PROBED = ("lp_ft", "wise_ft")  # a linear-probe phase before fine-tuning
+
+    def parameters(self, config):
+        """``{registry hyper-parameter: value}`` of the selected method in ``config`` ({}
+        for ``none``): what ``results.json`` records."""
+        return {name: copy.deepcopy(get(config, flag))
+                for name, flag in self.PARAMETERS.get(self.method, {}).items()}
+
+    def problems(self, config):
+        out, m = [], self.method
+        for f in dataclasses.fields(self):
+            if f.name == "method" or m in self.APPLIES[f.name]:
+                continue
+            if getattr(self, f.name) != default_value(f):
+                users = ", ".join(self.APPLIES[f.name])
+                out.append(f"--{f.name} is a hyper-parameter of --method={users}, not of "
+                           f"--method={m}; set the method or drop --{f.name}.")
+        if self.pgm_gamma_new is not None and not (math.isfinite(self.pgm_gamma_new)
+                                                   and self.pgm_gamma_new > 0):
+            out.append(f"--pgm_gamma_new={self.pgm_gamma_new} must be finite and > 0 (leave "
+                       "it unset for a free classifier).")
+        if not 0 <= self.stochnorm_p <= 1:
+            out.append(f"--stochnorm_p={self.stochnorm_p} is a probability: give a value in "
+                       "[0, 1].")
+        if not 0 <= self.wise_ft_alpha <= 1:
+            out.append(f"--wise_ft_alpha={self.wise_ft_alpha} must be in [0, 1].")
+        grid = self.wise_ft_grid
+        if not grid or any(not (math.isfinite(a) and 0 <= a <= 1) for a in grid):
+            out.append(f"--wise_ft_grid={grid} must be one or more coefficients in [0, 1].")
+        if m == NO_METHOD:
+            return out
+        if config.task.task != "classification":
+            out.append(f"--method={m} is implemented for --task=classification only; drop it "
+                       "(segmentation fine-tunes with --scheme).")
+        if m in self.NEED_SOURCE and config.model.source == "none":
+            out.append(f"--method={m} needs a pretrained source (a starting point and its "
+                       "classifier), but --source=none has none; give a pretrained --source.")
+        if m == "stochnorm" and config.model.freeze_batch_norm:
+            out.append("--method=stochnorm replaces batch norm by a stochastic layer in "
+                       "training, --freeze_batch_norm runs it in inference mode: give one.")
+        if m in self.OPTIMIZER_METHODS and config.optim.lr_multipliers:
+            out.append(f"--method={m} wraps the optimizer's update, as --lr_multipliers "
+                       "does; the two together are not implemented: drop one.")
+        if m != NO_METHOD and config.runtime.strategy in ("multi_worker", "tpu"):
+            out.append(f"--method={m} is tested with --strategy=default and mirrored only; "
+                       f"--strategy={config.runtime.strategy} is not supported with it.")
+        return out
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Everything one run needs, by section (see each option's help, or ``--helpfull``)."""
@@ -769,6 +953,7 @@ class RunConfig:
     evaluation: EvalConfig = section(EvalConfig)
     runtime: RuntimeConfig = section(RuntimeConfig)
     task: TaskConfig = section(TaskConfig)
+    method: MethodConfig = section(MethodConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -895,9 +1080,21 @@ def without_effect(c):
     """``{flag: why}`` for the penalty options that change nothing in run ``c``: both
     strengths and ``--penalize_all_trainable`` under ``--scheme=none``; ``--alpha`` with
     ``--source=none`` (nothing is inherited: every layer is new and gets ``--beta``);
-    ``--epsilon`` outside the smoothed schemes. ``results.json`` lists them; a value other
-    than the default (or 0 for a strength) is refused (:func:`validate`)."""
-    p, out = c.penalty, {}
+    ``--epsilon`` outside the smoothed schemes; ``--scheme`` and its options under a
+    ``--method`` that replaces the penalty (:attr:`MethodConfig.REPLACES_SCHEME`).
+    ``results.json`` lists them; a value other than the default (or 0 for a strength,
+    ``none`` for the scheme) is refused (:func:`validate`)."""
+    p, out, m = c.penalty, {}, c.method.method
+    if m in ("delta", "delta_fm"):
+        why = (f"--method={m} replaces the --scheme penalty (its strengths: --delta_alpha, "
+               "--delta_beta)")
+        return dict(scheme=why, alpha=why, beta=why, epsilon=why, penalize_all_trainable=why)
+    if m in ("l2_sp_k", "group_lasso_sp_layer"):
+        why = f"--method={m} is the penalty (strengths --alpha, --beta)"
+        out = dict(scheme=why, penalize_all_trainable=why)
+        if m == "l2_sp_k":
+            out["epsilon"] = "--method=l2_sp_k does not smooth"
+        return out
     if p.scheme == "none":
         why = "--scheme=none adds no penalty"
         out.update(alpha=why, beta=why, epsilon=why, penalize_all_trainable=why)
@@ -914,14 +1111,15 @@ def _no_effect_problems(c):
     out = []
     for flag, why in without_effect(c).items():
         value, default = get(c, flag), default_value(LEAVES[flag].field)
-        if value != default and not (flag in ("alpha", "beta") and value == 0):
+        if value != default and not (flag in ("alpha", "beta") and value == 0) and not (
+                flag == "scheme" and value == "none"):
             out.append(f"--{flag}={value} has no effect in this run ({why}); drop it.")
     return out
 
 
 def _problems(c):
     """Every problem of ``c`` as a message that says how to fix it."""
-    out = _generic_problems(c) + _file_problems(c)
+    out = _generic_problems(c) + _file_problems(c) + c.method.problems(c)
     out += c.model.problems() + c.penalty.problems() + c.optim.problems(c.task.lr_schedule)
     if c.model.source == "none" and c.penalty.scheme not in ("none", "l2"):
         out.append(f"--scheme={c.penalty.scheme} pulls toward a starting point, but "

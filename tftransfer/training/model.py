@@ -26,7 +26,18 @@ class Compiled:
     model: keras.Model
     plan: object              # tftransfer.penalty.PenaltyPlan
     frozen_units: list
-    inference: keras.Model = None  # evaluated and exported, when not ``model`` (segmentation)
+    inference: keras.Model = None  # evaluated and exported, when not ``model`` (segmentation,
+    # a loss method's wrapper)
+
+    method_state: object = None  # tftransfer.training.methods.MethodState of a --method run
+
+    @property
+    def target(self):
+        """The target network whose weights the run trains (deviations are logged on it):
+        the network a loss method's wrapper trains, else ``model``."""
+        if self.method_state is not None and self.inference is not None:
+            return self.inference
+        return self.model
 
     @property
     def evaluated(self):
@@ -90,6 +101,10 @@ def build_compiled(config, strategy, num_classes, input_shape):
         from tftransfer.training import segmentation_model
 
         return segmentation_model.build_compiled(config, strategy, num_classes, input_shape)
+    if config.method.method != config_lib.NO_METHOD:
+        raise ValueError(f"--method={config.method.method} is built by tftransfer.training."
+                         "methods.build_compiled (it needs the training data), as run() "
+                         "does; this builds --method=none only.")
     m, p = config.model, config.penalty
     keras.mixed_precision.set_dtype_policy(config.runtime.precision)
     fisher = None

@@ -42,6 +42,7 @@ from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
 from tftransfer.training import export as export_lib
 from tftransfer.training import identity as identity_lib
+from tftransfer.training import methods as methods_glue
 from tftransfer.training import preflight
 from tftransfer.training import results as results_lib
 from tftransfer.training import run_directory
@@ -59,7 +60,7 @@ from tftransfer.variables import StartingPoint, select_variables
 def deviation_variables(config, compiled):
     """``--deviation_layers`` or the first, middle and last inherited kernel (all kernels
     when nothing is inherited)."""
-    model = compiled.model
+    model = compiled.target
     if config.runtime.deviation_layers:
         return select_variables(model, config.runtime.deviation_layers)
     new = set(compiled.transfer.new_layers)
@@ -189,16 +190,21 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
                                      f"it must be divisible by the {replicas} replicas.")
     with phases("data"):
         data = inputs.load(config)
+    method = methods_glue.selected(config)
     with phases("model"):
-        compiled = (cache.get if cache is not None else build_compiled)(
-            config, strategy, data.num_classes, data.input_shape)
+        if method != config_lib.NO_METHOD:  # built fresh: tftransfer.training.methods
+            compiled = methods_glue.build_compiled(config, strategy, data)
+        else:
+            compiled = (cache.get if cache is not None else build_compiled)(
+                config, strategy, data.num_classes, data.input_shape)
     model, mode = compiled.model, compiled.transfer.preprocessing
     train = data_lib.network_inputs(data.train, mode, data.mean)
     test = data_lib.network_inputs(data.test, mode, data.mean)
     p = config.penalty
     head = f"{config.task.seg_head} head on " if segmentation else ""
+    with_method = "" if method == config_lib.NO_METHOD else f"--method={method} with "
     say(f"{head}{m.arch} from {m.source} on {config.data.dataset} ({data.num_train} training "
-        f"images, {data.num_classes} classes), {p.scheme} alpha={p.alpha:g} "
+        f"images, {data.num_classes} classes), {with_method}{p.scheme} alpha={p.alpha:g} "
         f"beta={p.beta:g}, {replicas} replica(s), global batch {o.batch_size}")
 
     watched = deviation_variables(config, compiled)
@@ -213,6 +219,9 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
         extra["starting_point"] = start
     if segmentation and seed_states(model):  # the heads' dropout: a resumed run draws alike
         extra["seed_states"] = seed_states(model)
+    method_state = compiled.method_state
+    if method_state is not None:  # W0 of an optimizer method, StochNorm's draws, LP-FT's phase
+        extra.update(method_state.checkpoint_extra())
     checkpointer = Checkpointer(output_dir, model, extra,
                                 identity=identity_lib.of(config, inputs))
     start_step = checkpointer.restore()
@@ -224,6 +233,14 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
         source_test = data_lib.source_eval_data(config, mode,
                                                 compiled.transfer.source_head.units, inputs)
         source_before = _source_accuracy_before(config, inputs, compiled, source_test)
+
+    probe = None
+    if method in config_lib.MethodConfig.PROBED:  # LP-FT's phase 1, before fine-tuning
+        with phases("probe"):
+            probe, probed_now = methods_glue.probe_phase(
+                config, compiled, data, identity_lib.digest(config, inputs), say)
+        if probed_now:
+            checkpointer.save()  # step 0 with the probed head: a restart does not probe again
 
     remaining = o.train_steps - start_step
     hooks = []
@@ -253,11 +270,15 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     phases.seconds["train"] = train_time
 
     evaluated = compiled.evaluated
+    wise = None
+    if method == "wise_ft":  # after fine-tuning: the interpolation grid, then --wise_ft_alpha
+        with phases("eval"):
+            wise = methods_glue.wise_ft_phase(config, compiled, test, data.eval_split, say)
     with phases("eval"):
         if segmentation:
             scores = _evaluate_segmentation(config, evaluated, test, data, chief, say)
         else:
-            accuracy, cross_entropy = accuracy_and_cross_entropy(model, test)
+            accuracy, cross_entropy = accuracy_and_cross_entropy(evaluated, test)
             say(f"{data.eval_split} accuracy ({e.eval_crops} crop(s)): {accuracy:.4f}, "
                 f"cross-entropy {cross_entropy:.4f}")
             scores = {"accuracy": accuracy, "cross_entropy": cross_entropy,
@@ -270,7 +291,11 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
               "dtype_policy": model.dtype_policy.name,
               "train_time_s": train_time,
               "images_per_s": remaining * o.batch_size / max(train_time, 1e-9),
-              "frozen_units": compiled.frozen_units}
+              "frozen_units": compiled.frozen_units, **methods_glue.record(config)}
+    if probe is not None or method in config_lib.MethodConfig.PROBED:
+        fields["linear_probe"] = probe
+    if wise is not None:
+        fields["wise_ft"] = wise
     if source_test is not None:
         with phases("eval"):
             after = crop_accuracy(compiled.transfer.source_model(), source_test)
