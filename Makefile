@@ -54,7 +54,8 @@ study: $(VENV)/.installed-all fashion-mnist
 # The backend-neutral core again under JAX and PyTorch (docs/backends.md), about 30 s each;
 # a backend whose package is missing is skipped with a line saying so.
 BACKEND_TESTS := tests/test_regularizers.py tests/test_penalize.py tests/test_kerashub.py \
-	tests/test_segmentation_metrics.py tests/test_models_segmentation_backends.py
+	tests/test_segmentation_metrics.py tests/test_models_segmentation_backends.py \
+	tests/test_optimizer_wrappers_backends.py
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports

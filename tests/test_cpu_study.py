@@ -119,6 +119,25 @@ class ProtocolTest(tf.test.TestCase):
                          ["stem=0.01", "stage1_block1=0.01", "stage2_block1=0.1",
                           "stage3_block1=0.1"])
 
+    def test_every_registry_method_is_a_valid_driver_run_by_name(self):
+        from tftransfer import methods
+        self.assertEqual(set(protocol.REGISTRY_METHODS), set(methods.names()))
+        self.assertTrue(set(protocol.REGISTRY_METHODS) <= set(protocol.ALL_METHODS))
+        weights = os.path.join(self.get_temp_dir(), "source.weights.h5")
+        open(weights, "wb").close()  # validation checks that the file exists
+        self.target = dataclasses.replace(self.target, weights=weights)
+        for name in protocol.REGISTRY_METHODS:
+            run = self.config(name)
+            config_lib.validate(run.config)  # raises on a refused combination
+            flags = config_lib.to_dict(run.config)
+            self.assertEqual(flags["method"], name)
+            self.assertEqual(flags["scheme"], "none")
+            tuned = name in ("l2_sp_k", "group_lasso_sp_layer")
+            self.assertEqual(protocol.is_tuned(name), tuned, name)
+            self.assertEqual((flags["alpha"], flags["beta"]),
+                             (0.1, protocol.BETA) if tuned else (0.0, 0.0), name)
+        self.assertEqual(self.flags("l2_sp")["method"], "none")
+
     def test_source_eval_only_when_asked(self):
         self.assertIsNone(self.flags("l2")["source_eval_dataset"])
         asked = self.config("l2", source_eval=True)

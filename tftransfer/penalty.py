@@ -103,7 +103,14 @@ def _penalised_variables(layer, all_trainable):
     return [(v, axes.get(id(v), regularizers.default_group_axes(len(v.shape)))) for v in own]
 
 
-def _resolve_new_layers(model, new_layers, layers):
+def resolve_new_layers(model, new_layers, layers):
+    """The layers of ``new_layers`` (layer names or layers of ``model``) with all their
+    sublayers, looked up among ``layers`` (``all_layers(model)``).
+
+    Raises:
+      ValueError: an entry that names no layer of ``layers`` (listing the layers with
+        weights), or a layer that is not part of ``model``.
+    """
     by_name = {layer.name: layer for layer in layers}
     resolved = []
     for entry in new_layers:
@@ -137,9 +144,10 @@ def _config_slot(layer, variable):
     return None
 
 
-def _attach(layer, variable, regularizer):
-    """Sets ``regularizer`` on ``variable`` and in ``layer``'s config; True if the config
-    holds it."""
+def attach(layer, variable, regularizer):
+    """Sets ``regularizer`` on ``variable`` (so that it enters ``model.losses``) and in the
+    attribute of ``layer``'s config that saves it (``kernel_regularizer`` ...), so that a
+    saved model rebuilds it; returns True if the config holds it."""
     variable.regularizer = regularizer
     slot = _config_slot(layer, variable)
     if slot is not None:
@@ -245,7 +253,7 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
     if isinstance(new_layers, (str, keras.layers.Layer)):
         new_layers = [new_layers]
     layers = all_layers(model)
-    new = _resolve_new_layers(model, new_layers, layers)
+    new = resolve_new_layers(model, new_layers, layers)
     if scheme == "none":
         if fisher is not None:
             raise ValueError("fisher was given but scheme 'none' does not use it.")
@@ -259,7 +267,7 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
     fisher = _check_fisher(scheme, fisher, [v for v, _, _ in inherited])
 
     anchored = scheme != "l2"
-    with _scope(model):
+    with scope(model):
         start = StartingPoint([v for v, _, _ in inherited] if anchored else [], fisher)
     setattr(model, ANCHOR_ATTRIBUTE, start)
 
@@ -269,11 +277,11 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
         if anchored:
             regularizer.bind(start.references[variable.path],
                              start.fisher.get(variable.path) if fisher else None)
-        in_config += _attach(layer, variable, regularizer)
+        in_config += attach(layer, variable, regularizer)
         attached.append(regularizer)
     for variable, _, layer in fresh:
         attached.append(regularizers.L2(beta))
-        in_config += _attach(layer, variable, attached[-1])
+        in_config += attach(layer, variable, attached[-1])
     if attached and not (in_config == len(attached) and _carried_by_config(model, in_config)):
         for regularizer in attached:
             regularizer.lost_on_load = True
@@ -284,10 +292,12 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
                        [v.path for v, _ in fresh], start)
 
 
-def _scope(model):
-    """The model's tf.distribute scope on TensorFlow (the driver's strategies), else none."""
-    scope = getattr(model, "distribute_strategy", None)
-    return scope.scope() if scope is not None else contextlib.nullcontext()
+def scope(model):
+    """A context manager: the scope of ``model``'s ``tf.distribute`` strategy on TensorFlow
+    (the driver's strategies), so that variables made in it (copies of ``W0``, frozen
+    networks) are mirrored like the model's; a no-op context elsewhere."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def starting_point(model):

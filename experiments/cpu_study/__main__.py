@@ -2,6 +2,7 @@
 
     python -m experiments.cpu_study            # full study, about 90 minutes on 2 cores
     python -m experiments.cpu_study --quick    # reduced version (one split, size and few steps)
+    python -m experiments.cpu_study --quick --methods none,l2_sp,delta,bss,spd   # any methods
 
 Runs every experiment of :mod:`experiments.cpu_study.experiments` through the driver
 (``tftransfer.training.run.run``), keeps each run under ``--output_dir`` (a finished run is
@@ -31,8 +32,10 @@ flags.DEFINE_string("report_dir", None, "Where README.md, the CSV files and figu
                     "(default docs/cpu_study, or runs/cpu_study_quick/report with --quick).")
 flags.DEFINE_integer("workers", 2, "Worker processes (each with cores/workers threads).")
 flags.DEFINE_bool("imagenet", True, "Include the ImageNet EfficientNet-Lite0 arm.")
-flags.DEFINE_list("methods", None, "Only these methods (default: all of "
-                  "experiments.cpu_study.protocol.ALL_METHODS).")
+flags.DEFINE_list("methods", None, "Only these methods, any of "
+                  "experiments.cpu_study.protocol.ALL_METHODS: the study's default "
+                  "(DEFAULT_METHODS) and every method of tftransfer.methods by its registry "
+                  "name, e.g. delta,bss,lwf,spd (docs/methods.md). Default: DEFAULT_METHODS.")
 flags.DEFINE_bool("report_only", False, "Only regenerate the report from the CSV files.")
 
 

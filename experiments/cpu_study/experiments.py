@@ -39,7 +39,7 @@ from experiments.cpu_study.protocol import SMALL, SPLITS, Target
 class Settings:
     """Sizes of the study (the full defaults are sized for 2 cores in under 2 hours)."""
     splits: tuple = ("far", "near", "contained")
-    methods: tuple = protocol.ALL_METHODS
+    methods: tuple = protocol.DEFAULT_METHODS
     pretrain_epochs: float = 2
     main_examples: int = 20
     sizes: tuple = (10, 20, 100)

@@ -20,12 +20,23 @@ Methods (``alpha`` the strength on inherited weights, ``beta`` = 0.01 on the new
 new head trains, L2(beta) on it), ``lr_mult`` (plain fine-tuning with learning rates x0.01
 on the first half of the units and x0.1 on the rest, as in discriminative fine-tuning),
 and ``freeze{k}_l2`` /
-``freeze{k}_l2_sp`` (the first k units frozen, Figure 3).
+``freeze{k}_l2_sp`` (the first k units frozen, Figure 3). These are the study's default
+(:data:`DEFAULT_METHODS`).
+
+Every method of issue 19 runs too, by its registry name (the driver's ``--method``,
+:data:`REGISTRY_METHODS`: ``delta_fm``, ``delta``, ``bss``, ``lwf``, ``co_tuning``,
+``stochnorm``, ``mars_pgm``, ``frobenius_pgm``, ``spd``, ``l2_sp_k``,
+``group_lasso_sp_layer``, ``lp_ft``, ``wise_ft``; docs/methods.md), at the registry's default
+hyper-parameters: ``l2_sp_k`` and ``group_lasso_sp_layer`` are the penalty (``alpha`` chosen
+on validation like the schemes', ``beta`` on the new head), ``delta`` / ``delta_fm`` replace
+it with their own strengths, and the others are added to plain fine-tuning (``none``: no
+``--scheme`` penalty), so each is read against ``none``.
 """
 import dataclasses
 import os
 from typing import Tuple
 
+from tftransfer import methods as methods_lib
 from tftransfer.penalty import FISHER_SCHEMES
 from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
@@ -50,11 +61,17 @@ IMAGENET_ARM = Split("imagenet", (), (5, 6, 7, 8, 9), "Foods-101 from ImageNet (
                      "weights)")
 
 FISHER_METHODS = tuple(FISHER_SCHEMES)
+# Issue 19's methods: the driver's --method values (tftransfer.methods.registry).
+REGISTRY_METHODS = tuple(methods_lib.names())
+# The registry methods whose strength is --alpha: chosen on validation like the schemes'.
+TUNED_REGISTRY_METHODS = ("l2_sp_k", "group_lasso_sp_layer")
 TUNED = ("l2", "l2_sp", "l2_sp_fisher", "l1_sp", "group_lasso_sp",
-         "group_lasso_sp_fisher")
+         "group_lasso_sp_fisher") + TUNED_REGISTRY_METHODS
 UNTUNED = ("scratch", "none", "linear_probe", "lr_mult")
-ALL_METHODS = ("scratch", "none", "l2", "l2_sp", "l2_sp_fisher", "l1_sp", "group_lasso_sp",
-               "group_lasso_sp_fisher", "linear_probe", "lr_mult")
+# The study's default methods (its time budget); --methods takes any of ALL_METHODS.
+DEFAULT_METHODS = ("scratch", "none", "l2", "l2_sp", "l2_sp_fisher", "l1_sp", "group_lasso_sp",
+                   "group_lasso_sp_fisher", "linear_probe", "lr_mult")
+ALL_METHODS = DEFAULT_METHODS + tuple(m for m in REGISTRY_METHODS if m not in DEFAULT_METHODS)
 BETA = 0.01          # the paper's strength on the new head
 PAD = 2              # pixels of zero padding before the random 28x28 crop (28: no upscale)
 
@@ -185,6 +202,10 @@ def method_fields(method, alpha, beta, arm, fisher_file):
     if base == "lr_mult":
         return dict(scheme="none", alpha=0.0, beta=0.0,
                     lr_multipliers=lr_multiplier_entries(arm.units))
+    if base in TUNED_REGISTRY_METHODS:  # the method is the penalty: --alpha, --beta
+        return dict(method=base, scheme="none", alpha=alpha, beta=beta, freeze_units=k)
+    if base in REGISTRY_METHODS:  # its own strengths (registry defaults), no --scheme
+        return dict(method=base, scheme="none", alpha=0.0, beta=0.0, freeze_units=k)
     fields = dict(scheme=base, alpha=alpha, beta=beta, freeze_units=k)
     if base in FISHER_SCHEMES:
         fields["fisher_file"] = fisher_file

@@ -62,7 +62,7 @@ def depth_multipliers(model, new_layers=(), is_shortcut=None):
     if isinstance(new_layers, str):
         new_layers = [new_layers]
     layers = penalty.all_layers(model)
-    new_ids = {id(l) for l in penalty._resolve_new_layers(model, list(new_layers), layers)}
+    new_ids = {id(l) for l in penalty.resolve_new_layers(model, list(new_layers), layers)}
     trainable = {id(v) for v in model.trainable_variables}
     kernels = []  # (unit key, shortcut?, model position, layer, variable)
     first_of_unit = {}

@@ -141,7 +141,7 @@ class LossTermModel(keras.Model):
         start_keys = _ordered(k for t in terms for k in t.start_keys)
         # Tracked (so trained) only when a term reads it: unused weights get no gradient.
         self.source_head = source_head if SOURCE_LOGITS in current_keys + start_keys else None
-        with penalty_lib._scope(model):
+        with penalty_lib.scope(model):
             outputs = self._graph_outputs(model, current_keys + start_keys, source_head,
                                           features)
             self.network = keras.Model(model.input,
@@ -271,12 +271,12 @@ def decay_new_layers(model, beta, new_layers):
         return []
     layers = penalty_lib.all_layers(model)
     paths = []
-    for layer in penalty_lib._resolve_new_layers(model, new_layers, layers):
+    for layer in penalty_lib.resolve_new_layers(model, new_layers, layers):
         for variable, _ in penalty_lib.kernel_variables(layer):
             if getattr(variable, "regularizer", None) is not None:
                 raise ValueError(f"{variable.path} already has a regularizer; attach the new "
                                  "layers' decay once (or through tftransfer.penalize).")
-            penalty_lib._attach(layer, variable, regularizers.L2(beta))
+            penalty_lib.attach(layer, variable, regularizers.L2(beta))
             paths.append(variable.path)
     return paths
 

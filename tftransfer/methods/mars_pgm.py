@@ -39,7 +39,6 @@ axes, never arrays: one rebuilt from its config (``keras.optimizers.deserialize`
 bound again with ``optimizer.bind(starting_point)`` before its first step (``build`` raises
 otherwise).
 """
-import contextlib
 import math
 
 import keras
@@ -48,6 +47,7 @@ from keras import ops
 
 from tftransfer import penalty
 from tftransfer.methods.registry import MethodSpec, register
+from tftransfer.optimizer_wrappers import PerVariableUpdate, wrapped_class
 from tftransfer.variables import StartingPoint
 
 NORMS = ("mars", "frobenius")
@@ -132,7 +132,7 @@ class _Anchor:
         self.starting_point = starting_point  # keeps the copies alive with the optimizer
 
 
-class _ProjectionMixin:
+class _ProjectionMixin(PerVariableUpdate):
     """Projects each listed variable onto its ball after the base optimizer's update."""
 
     def __init__(self, *args, projection=None, **kwargs):
@@ -172,16 +172,6 @@ class _ProjectionMixin:
         self._variable_balls = [balls.get(v.path) and (balls[v.path], v.path)
                                 for v in variables]
 
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        # The PyTorch backend's optimizers update all variables at once
-        # (_parallel_update_step), bypassing update_step: run the per-variable path there.
-        if keras.backend.backend() != "torch":
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        import torch
-        with torch.no_grad():
-            for gradient, variable in zip(grads, trainable_variables):
-                self.update_step(gradient, variable, learning_rate)
-
     def update_step(self, gradient, variable, learning_rate):
         result = super().update_step(gradient, variable, learning_rate)
         entry = self._variable_balls[self._get_variable_index(variable)]
@@ -200,32 +190,16 @@ class _ProjectionMixin:
         return config
 
 
-_CLASSES = {}
-
-
 def projected_class(base):
     """The optimizer class ``MARSPGM<Base>``: ``base`` plus the ``projection`` argument
     (``{"norm": ..., "balls": {path: {"radius", "axes", "center"}}}``). Registered as
     serialisable (package ``tftransfer``)."""
-    if issubclass(base, _ProjectionMixin):
-        raise ValueError(f"{base.__name__} already projects its variables.")
-    if not issubclass(base, keras.optimizers.Optimizer):
-        raise TypeError(f"Expected a keras.optimizers.Optimizer subclass, got {base!r}.")
-    if base not in _CLASSES:
-        name = f"MARSPGM{base.__name__}"
-        cls = type(name, (_ProjectionMixin, base), {"__doc__": _ProjectionMixin.__doc__})
-        _CLASSES[base] = keras.saving.register_keras_serializable("tftransfer", name)(cls)
-    return _CLASSES[base]
+    return wrapped_class(_ProjectionMixin, base, "MARSPGM", "a projection")
 
 
 for _base in (keras.optimizers.SGD, keras.optimizers.Adam, keras.optimizers.AdamW,
               keras.optimizers.RMSprop):
     projected_class(_base)  # registered up front so saved optimizers deserialise
-
-
-def _scope(model):
-    scope = getattr(model, "distribute_strategy", None)
-    return scope.scope() if scope is not None else contextlib.nullcontext()
 
 
 def balls(model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_new=math.inf):
@@ -236,7 +210,7 @@ def balls(model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_new=math.inf):
     if isinstance(new_layers, (str, keras.layers.Layer)):
         new_layers = [new_layers]
     layers = penalty.all_layers(model)
-    new_ids = {id(layer) for layer in penalty._resolve_new_layers(model, new_layers, layers)}
+    new_ids = {id(layer) for layer in penalty.resolve_new_layers(model, new_layers, layers)}
     table = {}
     for layer in layers:
         radius, center = (gamma_new, "zero") if id(layer) in new_ids else (gamma, "start")
@@ -269,7 +243,7 @@ def with_mars_pgm(optimizer, model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_ne
         if existing is not None and existing.covers(anchored):
             starting_point = existing
         else:
-            with _scope(model):
+            with penalty.scope(model):
                 starting_point = StartingPoint(anchored, name="mars_pgm_starting_point")
     config = dict(optimizer.get_config(), projection={"norm": norm, "balls": table})
     logging.info("%s: %d kernels projected (%d around W0, radius %g; new layers: %g).",

@@ -31,7 +31,6 @@ update, so ``model.fit``, custom loops and ``tf.distribute`` strategies see it u
 Written with ``keras.ops``: backend-neutral. The config holds ``strength`` and the paths,
 never arrays: an optimizer rebuilt from its config needs ``optimizer.bind(starting_point)``.
 """
-import contextlib
 
 import keras
 from absl import logging
@@ -39,6 +38,7 @@ from keras import ops
 
 from tftransfer import regularizers
 from tftransfer.methods.registry import MethodSpec, register
+from tftransfer.optimizer_wrappers import PerVariableUpdate, wrapped_class
 from tftransfer.variables import StartingPoint
 
 DEFAULT_STRENGTH = 1.0
@@ -76,7 +76,7 @@ class _Anchor:
         self.starting_point = starting_point
 
 
-class _SPDMixin:
+class _SPDMixin(PerVariableUpdate):
     """Selective projection decay of the listed variables after the base update."""
 
     def __init__(self, *args, spd_strength=DEFAULT_STRENGTH, spd_paths=None, **kwargs):
@@ -113,16 +113,6 @@ class _SPDMixin:
         self.spd_decayed = [self.add_variable((), initializer="zeros", name="spd_decayed")
                             for _ in variables]
 
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        # The PyTorch backend's optimizers update all variables at once
-        # (_parallel_update_step), bypassing update_step: run the per-variable path there.
-        if keras.backend.backend() != "torch":
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        import torch
-        with torch.no_grad():
-            for gradient, variable in zip(grads, trainable_variables):
-                self.update_step(gradient, variable, learning_rate)
-
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         path = self._variable_references[index]
@@ -143,22 +133,11 @@ class _SPDMixin:
         return config
 
 
-_CLASSES = {}
-
-
 def spd_class(base):
     """The optimizer class ``SPD<Base>``: ``base`` plus ``spd_strength`` and ``spd_paths``
     (default: every trainable variable). Registered as serialisable (package
     ``tftransfer``)."""
-    if issubclass(base, _SPDMixin):
-        raise ValueError(f"{base.__name__} already has selective projection decay.")
-    if not issubclass(base, keras.optimizers.Optimizer):
-        raise TypeError(f"Expected a keras.optimizers.Optimizer subclass, got {base!r}.")
-    if base not in _CLASSES:
-        name = f"SPD{base.__name__}"
-        cls = type(name, (_SPDMixin, base), {"__doc__": _SPDMixin.__doc__})
-        _CLASSES[base] = keras.saving.register_keras_serializable("tftransfer", name)(cls)
-    return _CLASSES[base]
+    return wrapped_class(_SPDMixin, base, "SPD", "selective projection decay")
 
 
 for _base in (keras.optimizers.SGD, keras.optimizers.Adam, keras.optimizers.RMSprop):
@@ -183,8 +162,7 @@ def with_spd(optimizer, model, strength=DEFAULT_STRENGTH, paths=None, starting_p
         if existing is not None and existing.covers(variables):
             starting_point = existing
         else:
-            scope = getattr(model, "distribute_strategy", None)
-            with scope.scope() if scope is not None else contextlib.nullcontext():
+            with penalty.scope(model):
                 starting_point = StartingPoint(variables, name="spd_starting_point")
     logging.info("spd: selective projection decay (strength %g) of %d variables.",
                  strength, len(variables))

@@ -3,7 +3,8 @@
 ``with_lr_multipliers(optimizer, multipliers)`` returns an optimizer of the same class and
 configuration whose update of variable ``v`` uses the learning rate ``lr * m(v)``, where
 ``m(v) = multipliers.get(v.path, 1.0)`` and ``lr`` is the optimizer's current learning rate
-(schedules included). For SGD this is ``w <- w - lr * m * g`` (with momentum ``mu``:
+(schedules included), on every backend (PyTorch included:
+``tftransfer.optimizer_wrappers.PerVariableUpdate``). For SGD this is ``w <- w - lr * m * g`` (with momentum ``mu``:
 ``v <- mu * v - lr * m * g; w <- w + v``). The multiplier enters the optimizer's own
 per-variable ``update_step``, so it works with ``model.fit``, custom loops and
 ``tf.distribute`` strategies unchanged, and adaptive optimizers (Adam) scale their step, not
@@ -22,9 +23,10 @@ import math
 import keras
 
 from tftransfer.models.units import unit_of
+from tftransfer.optimizer_wrappers import PerVariableUpdate, wrapped_class
 
 
-class _LRMultiplierMixin:
+class _LRMultiplierMixin(PerVariableUpdate):
     """Scales the learning rate of each variable's update by its multiplier (by path)."""
 
     def __init__(self, *args, lr_multipliers=None, **kwargs):
@@ -63,21 +65,10 @@ def _check_multiplier(path, value):
     return value
 
 
-_CLASSES = {}
-
-
 def multiplier_class(base):
     """The optimizer class ``LRMultiplier<Base>``: ``base`` plus the ``lr_multipliers``
     argument. Registered as serialisable (package ``tftransfer``)."""
-    if issubclass(base, _LRMultiplierMixin):
-        raise ValueError(f"{base.__name__} already has learning-rate multipliers.")
-    if not issubclass(base, keras.optimizers.Optimizer):
-        raise TypeError(f"Expected a keras.optimizers.Optimizer subclass, got {base!r}.")
-    if base not in _CLASSES:
-        name = f"LRMultiplier{base.__name__}"
-        cls = type(name, (_LRMultiplierMixin, base), {"__doc__": _LRMultiplierMixin.__doc__})
-        _CLASSES[base] = keras.saving.register_keras_serializable("tftransfer", name)(cls)
-    return _CLASSES[base]
+    return wrapped_class(_LRMultiplierMixin, base, "LRMultiplier", "learning-rate multipliers")
 
 
 for _base in (keras.optimizers.SGD, keras.optimizers.Adam, keras.optimizers.AdamW,

@@ -1,17 +1,21 @@
-"""The optimizer wrappers (MARS-PGM, SPD) on every Keras backend, against NumPy.
+"""The optimizer wrappers (learning-rate multipliers, MARS-PGM, SPD) on every Keras backend,
+against NumPy.
 
 No autodiff of the backend is needed: the model is linear, out = X W1 + X W2, with the mean
 squared error, whose gradient is written by hand,
   G = dL/dW1 = dL/dW2 = 2 / (n k) X^T (X (W1 + W2) - Y),
 so one SGD step is W - lr G, then the wrapper's rule (tests/test_methods_mars_pgm.py and
-tests/test_methods_spd.py state them). Run with KERAS_BACKEND=tensorflow, jax or torch: the
-PyTorch backend's optimizers update all variables at once, which the wrappers must not skip.
+tests/test_methods_spd.py state them; the multipliers scale lr per variable). Run with
+KERAS_BACKEND=tensorflow, jax or torch (the Makefile's BACKEND_TESTS): the PyTorch backend's
+optimizers update all variables at once, which the wrappers must not skip
+(tftransfer.optimizer_wrappers.PerVariableUpdate).
 """
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tftransfer.methods import mars_pgm, spd
+from tftransfer.models.lr_multipliers import with_lr_multipliers
 
 N, D, K = 8, 5, 3
 LR = 0.2
@@ -44,6 +48,35 @@ class OptimizerWrappersOnThisBackendTest(tf.test.TestCase):
     def fit_one_step(self, model, optimizer):
         model.compile(optimizer, keras.losses.MeanSquaredError())
         model.fit(self.x, self.y, batch_size=N, epochs=1, shuffle=False, verbose=0)
+
+    def test_lr_multipliers_scale_each_variables_step(self):
+        model = linear_model()
+        w = weights(model)
+        g = self.gradient(w)
+        multipliers = {"fc1/kernel": 0.25, "fc2/kernel": 0.0}
+        self.fit_one_step(model, with_lr_multipliers(keras.optimizers.SGD(LR), multipliers))
+        got = weights(model)
+        for path, m in multipliers.items():
+            self.assertAllClose(got[path], w[path] - m * LR * g, rtol=1e-5, atol=1e-7,
+                                msg=path)
+
+    def test_lr_multipliers_with_momentum_over_two_steps(self):
+        model = linear_model()
+        w = weights(model)
+        mu, m = 0.9, 0.5
+        self.fit_one_step(model, with_lr_multipliers(keras.optimizers.SGD(LR, momentum=mu),
+                                                     {"fc1/kernel": m}))
+        model.fit(self.x, self.y, batch_size=N, epochs=1, shuffle=False, verbose=0)
+        want = {p: w[p].copy() for p in w}
+        velocity = {p: np.zeros_like(w[p]) for p in w}
+        for _ in range(2):  # v <- mu v - lr m g; w <- w + v, both kernels share the gradient
+            g = self.gradient(want)
+            for path, scale in (("fc1/kernel", m), ("fc2/kernel", 1.0)):
+                velocity[path] = mu * velocity[path] - LR * scale * g
+                want[path] = want[path] + velocity[path]
+        got = weights(model)
+        for path in want:
+            self.assertAllClose(got[path], want[path], rtol=1e-5, atol=1e-6, msg=path)
 
     def test_mars_projection_after_the_step(self):
         model = linear_model()
