@@ -18,12 +18,13 @@ class PerVariableUpdate:
     optimizers bypass ``update_step``, the update runs variable by variable through it."""
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # No torch import here (the library never imports torch): Keras' PyTorch trainer
+        # already applies the optimizer under torch.no_grad, and variable assignment is
+        # no-grad itself.
         if keras.backend.backend() != "torch":
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        import torch
-        with torch.no_grad():
-            for gradient, variable in zip(grads, trainable_variables):
-                self.update_step(gradient, variable, learning_rate)
+        for gradient, variable in zip(grads, trainable_variables):
+            self.update_step(gradient, variable, learning_rate)
 
 
 _CLASSES = {}
