@@ -23,7 +23,7 @@ EXTRAS = {
     # torch only to check the checkpoint reader against torch.load (the exact CPU build);
     # import-linter checks the layering contracts of pyproject.toml; jax and keras-hub run
     # the penalty tests under KERAS_BACKEND=jax and the KerasHub preset test.
-    "test": ALL + ["pytest", "torch==2.13.0", "scikit-image", "import-linter",
+    "test": ALL + ["pytest", "pytest-xdist", "torch==2.13.0", "scikit-image", "import-linter",
                    "jax==0.10.2", "keras-hub==0.32.0"],
 }
 
