@@ -99,7 +99,7 @@ class Study:
         """Runs ``configs`` on the pool, those sharing a compiled model in one worker
         (:func:`pool.by_model`), with a progress line per tenth of the runs; returns their
         records in the order of ``configs``."""
-        started, done, groups = time.time(), [0], pool_lib.by_model(configs)
+        started, done = time.time(), [0]
 
         def progress(i, group_records):
             before, done[0] = done[0], done[0] + len(group_records)
@@ -107,19 +107,10 @@ class Study:
                 logging.info(f"  {label}: {done[0]}/{len(configs)} runs, "
                              f"{time.time() - started:.0f} s")
 
-        results = self.pool.map(pool_lib.run_study_runs,
-                                [[configs[i] for i in group] for group in groups], progress)
-        records = [None] * len(configs)
-        for group, group_records in zip(groups, results):
-            for i, record in zip(group, group_records):
-                records[i] = record
-        for job, record in zip(configs, records):
-            path = os.path.join(job.config.runtime.output_dir, "results.json")
-            if os.path.getmtime(path) >= self.started:
-                self.trained += 1
-            else:
-                self.reused += 1
-            self.run_seconds += record["wall_time_s"]
+        records = pool_lib.run_grouped(self.pool, configs, progress)
+        trained, reused, seconds = pool_lib.tally(configs, records, self.started)
+        self.trained, self.reused = self.trained + trained, self.reused + reused
+        self.run_seconds += seconds
         return records
 
     def _target(self, split, n, steps):

@@ -62,6 +62,34 @@ def by_model(jobs):
     return sorted(groups.values(), key=cost, reverse=True)
 
 
+def run_grouped(pool, jobs, on_group=None):
+    """Driver records of ``jobs`` (StudyRuns) in their order, each :func:`by_model` group run
+    in one worker of ``pool``; ``on_group(i, group_records)`` as each group finishes."""
+    groups = by_model(jobs)
+    results = pool.map(run_study_runs, [[jobs[i] for i in group] for group in groups],
+                       on_group)
+    records = [None] * len(jobs)
+    for group, group_records in zip(groups, results):
+        for i, record in zip(group, group_records):
+            records[i] = record
+    return records
+
+
+def tally(jobs, records, since):
+    """``(trained, reused, run seconds)`` of ``jobs``' records: a run whose results.json is
+    newer than ``since`` (a time.time()) was trained by this invocation."""
+    trained = reused = 0
+    seconds = 0.0
+    for job, record in zip(jobs, records):
+        path = os.path.join(job.config.runtime.output_dir, "results.json")
+        if os.path.getmtime(path) >= since:
+            trained += 1
+        else:
+            reused += 1
+        seconds += record["wall_time_s"]
+    return trained, reused, seconds
+
+
 class Pool:
     """``map(function, items, on_result)``: results in the order of ``items``; ``on_result(i,
     result)`` is called as each finishes (progress)."""

@@ -45,20 +45,11 @@ class Study:
     def _run_all(self, jobs, label):
         """Driver records of ``jobs`` (StudyRuns), in their order; those sharing a compiled
         model run in one worker (:func:`pool.by_model`)."""
-        started, groups = time.time(), pool_lib.by_model(jobs)
-        results = self.pool.map(pool_lib.run_study_runs,
-                                [[jobs[i] for i in group] for group in groups])
-        records = [None] * len(jobs)
-        for group, group_records in zip(groups, results):
-            for i, record in zip(group, group_records):
-                records[i] = record
-        for job, record in zip(jobs, records):
-            path = os.path.join(job.config.runtime.output_dir, "results.json")
-            if os.path.getmtime(path) >= self.started:
-                self.trained += 1
-            else:
-                self.reused += 1
-            self.run_seconds += record["wall_time_s"]
+        started = time.time()
+        records = pool_lib.run_grouped(self.pool, jobs)
+        trained, reused, seconds = pool_lib.tally(jobs, records, self.started)
+        self.trained, self.reused = self.trained + trained, self.reused + reused
+        self.run_seconds += seconds
         logging.info(f"  {label}: {len(jobs)} runs, {time.time() - started:.0f} s")
         return records
 
