@@ -18,6 +18,25 @@ GroupLassoSP           alpha * sum_g sqrt(p_g) * sqrt(sum_{j in g} (w_j - w0_j)*
 GroupLassoSPFisher     alpha * sum_g sqrt(p_g) * sqrt(sum_{j in g} F_j (w_j - w0_j)**2 + epsilon)
 =====================  ==============================================================
 
+Each class also has the closed-form ``gradient(w)`` of exactly that value, and
+``value_and_gradient(w)``, which computes ``w - w0`` once for both (the fused path of
+:func:`tftransfer.penalize`, ``path="fused"``). With ``d = w - w0``:
+
+=====================  ==============================================================
+class                  ``gradient(w)``
+=====================  ==============================================================
+L2                     alpha * w
+L2SP                   alpha * d
+L2SPFisher             alpha * F * d
+L1SP                   alpha * d / sqrt(d**2 + epsilon)
+GroupLassoSP           alpha * sqrt(p_g) * d / sqrt(sum_{j in g} d_j**2 + epsilon)
+GroupLassoSPFisher     alpha * sqrt(p_g) * F * d / sqrt(sum_{j in g} F_j d_j**2 + epsilon)
+=====================  ==============================================================
+
+(the group sums broadcast over the group's entries). As with automatic differentiation of
+the value, ``epsilon = 0`` gives NaN where a group (an entry for L1SP) sits exactly at
+``w0``.
+
 ``epsilon`` smooths the kink of the L1 and group norms at the starting point, where
 fine-tuning starts (the authors used 1e-16). The "-SP" regularizers hold ``reference``
 (and ``fisher``) as arrays or non-trainable ``keras.Variable`` s of the weight's shape;
@@ -97,6 +116,15 @@ class L2(keras.regularizers.Regularizer):
     def __call__(self, x):
         return self.alpha * _half_sum_of_squares(x)
 
+    def gradient(self, x):
+        """``alpha * w``."""
+        return self.alpha * ops.convert_to_tensor(x)
+
+    def value_and_gradient(self, x):
+        """``(alpha/2 * sum(w**2), alpha * w)``."""
+        x = ops.convert_to_tensor(x)
+        return self.alpha * _half_sum_of_squares(x), self.alpha * x
+
     def get_config(self):
         return {"alpha": self.alpha}
 
@@ -161,6 +189,21 @@ class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
         if self.fisher is not None:
             squared = ops.cast(self.fisher, squared.dtype) * squared
         return squared
+
+    def _weighted(self, deviation):
+        """``F * (w - w0)`` in the Fisher variants, else ``w - w0``."""
+        if self.fisher is None:
+            return deviation
+        return ops.cast(self.fisher, deviation.dtype) * deviation
+
+    def value_and_gradient(self, x):
+        """``(value, gradient)`` of the penalty at ``x`` (module docstring), from one
+        ``w - w0``."""
+        raise NotImplementedError
+
+    def gradient(self, x):
+        """The closed-form gradient of the penalty at ``x`` (module docstring)."""
+        return self.value_and_gradient(x)[1]
 
     def get_config(self):
         return {"alpha": self.alpha}
@@ -227,6 +270,15 @@ class L2SP(AnchoredRegularizer):
     def __call__(self, x):
         return self.alpha * _half_sum_of_squares(self._deviation(x))
 
+    def gradient(self, x):
+        """``alpha * (w - w0)``."""
+        return self.alpha * self._deviation(x)
+
+    def value_and_gradient(self, x):
+        """``(alpha/2 * sum(d**2), alpha * d)``, ``d = w - w0``."""
+        deviation = self._deviation(x)
+        return self.alpha * _half_sum_of_squares(deviation), self.alpha * deviation
+
 
 @_serializable
 class L2SPFisher(AnchoredRegularizer):
@@ -240,6 +292,12 @@ class L2SPFisher(AnchoredRegularizer):
     def __call__(self, x):
         return self.alpha * 0.5 * ops.sum(self._squared_deviation(x))
 
+    def value_and_gradient(self, x):
+        """``(alpha/2 * sum(F * d**2), alpha * F * d)``, ``d = w - w0``."""
+        deviation = self._deviation(x)
+        weighted = self._weighted(deviation)
+        return (self.alpha * 0.5 * ops.sum(weighted * deviation), self.alpha * weighted)
+
 
 @_serializable
 class L1SP(_SmoothedRegularizer):
@@ -250,6 +308,12 @@ class L1SP(_SmoothedRegularizer):
 
     def __call__(self, x):
         return self.alpha * ops.sum(ops.sqrt(self._squared_deviation(x) + self.epsilon))
+
+    def value_and_gradient(self, x):
+        """``(alpha * sum(r), alpha * d / r)``, ``d = w - w0``, ``r = sqrt(d**2 + epsilon)``."""
+        deviation = self._deviation(x)
+        root = ops.sqrt(ops.square(deviation) + self.epsilon)
+        return self.alpha * ops.sum(root), self.alpha * deviation / root
 
 
 def default_group_axes(rank):
@@ -266,12 +330,26 @@ class _GroupNorm(_SmoothedRegularizer):
         super().__init__(alpha, reference, fisher, epsilon)
         self.group_axes = None if group_axes is None else tuple(int(a) for a in group_axes)
 
+    def _axes(self, x):
+        return self.group_axes if self.group_axes is not None else default_group_axes(len(x.shape))
+
     def __call__(self, x):
         squared = self._squared_deviation(x)
-        axes = self.group_axes if self.group_axes is not None else default_group_axes(len(x.shape))
+        axes = self._axes(x)
         group_size = math.prod(x.shape[a] for a in axes)
         group_norms = ops.sqrt(ops.sum(squared, axis=axes) + self.epsilon)
         return self.alpha * math.sqrt(group_size) * ops.sum(group_norms)
+
+    def value_and_gradient(self, x):
+        """``(alpha * s * sum_g n_g, alpha * s * F * d / n_g)``, ``d = w - w0``,
+        ``s = sqrt(p_g)``, ``n_g = sqrt(sum_{j in g} F_j d_j**2 + epsilon)`` broadcast over
+        the group (``F = 1`` without Fisher)."""
+        deviation = self._deviation(x)
+        weighted = self._weighted(deviation)
+        axes = self._axes(deviation)
+        scale = self.alpha * math.sqrt(math.prod(deviation.shape[a] for a in axes))
+        norms = ops.sqrt(ops.sum(weighted * deviation, axis=axes, keepdims=True) + self.epsilon)
+        return scale * ops.sum(norms), scale * weighted / norms
 
     def get_config(self):
         return {**super().get_config(), "group_axes": self.group_axes}
