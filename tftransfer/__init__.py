@@ -7,8 +7,9 @@ Three lines to add L2-SP to a Keras model whose weights are the pretrained ones:
     model.fit(...)   # minimises cross-entropy + sum(model.losses)
 """
 from tftransfer import regularizers
+from tftransfer.fused_penalty import fused_optimizer
 from tftransfer.penalty import SCHEMES, PenaltyPlan, StartingPoint, penalize, starting_point
 
-__all__ = ["SCHEMES", "PenaltyPlan", "StartingPoint", "penalize", "regularizers",
+__all__ = ["SCHEMES", "PenaltyPlan", "fused_optimizer", "StartingPoint", "penalize", "regularizers",
            "starting_point"]
 __version__ = "0.1.0"

@@ -42,6 +42,7 @@ from tftransfer.variables import StartingPoint
 SCHEMES = ("none", "l2", "l2_sp", "l2_sp_fisher", "l1_sp", "group_lasso_sp",
            "group_lasso_sp_fisher")
 FISHER_SCHEMES = ("l2_sp_fisher", "group_lasso_sp_fisher")
+PATHS = ("loss", "fused")
 ANCHOR_ATTRIBUTE = "tftransfer_starting_point"
 
 _CONV_TRANSPOSE = tuple(getattr(keras.layers, n) for n in
@@ -62,6 +63,9 @@ class PenaltyPlan:
     inherited: List[str]
     new: List[str]
     starting_point: Optional[StartingPoint]
+    path: str = "loss"
+    regularizers: Dict[str, object] = dataclasses.field(default_factory=dict)
+    """``{variable.path: regularizer}``, the penalty of each variable (both paths)."""
 
 
 def all_layers(model):
@@ -210,7 +214,7 @@ def _check_fisher(scheme, fisher, variables):
 
 
 def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] = None,
-             epsilon=regularizers.DEFAULT_EPSILON, penalize_all_trainable=False):
+             epsilon=regularizers.DEFAULT_EPSILON, penalize_all_trainable=False, path="loss"):
     """Attaches ``scheme`` (strength ``alpha``) to the inherited weights of ``model`` and
     L2(``beta``) to ``new_layers``; returns a :class:`PenaltyPlan`.
 
@@ -224,6 +228,12 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
         inherited variable.
       epsilon: smoothing constant of L1-SP and the group-lasso schemes.
       penalize_all_trainable: also penalise biases and batch-norm parameters (TLlib's rule).
+      path: ``"loss"`` (default): the regularizers enter ``model.losses`` and ``model.fit``
+        differentiates them. ``"fused"``: nothing enters ``model.losses``; compile with
+        ``tftransfer.fused_optimizer(optimizer, plan)``, which adds each regularizer's
+        closed-form gradient to its variable's gradient before the optimizer's update (the
+        same update), and log with ``tftransfer.fused_penalty.PenaltyLog`` (no ``.keras``
+        round trip of the penalty: re-bind with ``optimizer.bind(plan)``).
 
     ``.keras`` files: a functional or Sequential model saved with ``model.save("m.keras")``
     comes back from ``keras.models.load_model`` with the same penalty and starting point
@@ -235,6 +245,8 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
     """
     if scheme not in SCHEMES:
         raise ValueError(f"Unknown scheme {scheme!r}; expected one of {SCHEMES}.")
+    if path not in PATHS:
+        raise ValueError(f"Unknown path {path!r}; expected one of {PATHS}.")
     alpha = regularizers.check_strength(alpha, "alpha")
     beta = regularizers.check_strength(beta, "beta")
     regularizers.check_strength(epsilon, "epsilon")
@@ -257,7 +269,7 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
     if scheme == "none":
         if fisher is not None:
             raise ValueError("fisher was given but scheme 'none' does not use it.")
-        return PenaltyPlan(scheme, alpha, beta, [], [], None)
+        return PenaltyPlan(scheme, alpha, beta, [], [], None, path)
 
     new_ids = {id(layer) for layer in new}
     inherited, fresh = [], []
@@ -271,25 +283,24 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
         start = StartingPoint([v for v, _, _ in inherited] if anchored else [], fisher)
     setattr(model, ANCHOR_ATTRIBUTE, start)
 
-    attached, in_config = [], 0
+    by_path = {}
     for variable, group_axes, layer in inherited:
         regularizer = _scheme_regularizer(scheme, alpha, group_axes, epsilon)
         if anchored:
             regularizer.bind(start.references[variable.path],
                              start.fisher.get(variable.path) if fisher else None)
-        in_config += attach(layer, variable, regularizer)
-        attached.append(regularizer)
+        by_path[variable.path] = (layer, variable, regularizer)
     for variable, _, layer in fresh:
-        attached.append(regularizers.L2(beta))
-        in_config += attach(layer, variable, attached[-1])
-    if attached and not (in_config == len(attached) and _carried_by_config(model, in_config)):
-        for regularizer in attached:
-            regularizer.lost_on_load = True
-        warnings.warn(regularizers.LOST_ON_LOAD, stacklevel=2)
-    inherited = [(v, a) for v, a, _ in inherited]
-    fresh = [(v, a) for v, a, _ in fresh]
-    return PenaltyPlan(scheme, alpha, beta, [v.path for v, _ in inherited],
-                       [v.path for v, _ in fresh], start)
+        by_path[variable.path] = (layer, variable, regularizers.L2(beta))
+    if path == "loss":
+        in_config = sum(attach(*entry) for entry in by_path.values())
+        if by_path and not (in_config == len(by_path) and _carried_by_config(model, in_config)):
+            for _, _, regularizer in by_path.values():
+                regularizer.lost_on_load = True
+            warnings.warn(regularizers.LOST_ON_LOAD, stacklevel=2)
+    return PenaltyPlan(scheme, alpha, beta, [v.path for v, _, _ in inherited],
+                       [v.path for v, _, _ in fresh], start, path,
+                       {p: r for p, (_, _, r) in by_path.items()})
 
 
 def scope(model):
