@@ -94,12 +94,10 @@ class _FusedPenaltyMixin(PerVariableUpdate):
                              f"{sorted(paths)[:3]}. Build it from the plan of the model "
                              "being trained.")
         self._variable_penalties = [by_path.get(v.path) for v in variables]
-        self._penalty_values = [
-            self.add_variable((), dtype="float32", name=f"penalty_{i}")
-            for i, r in enumerate(self._variable_penalties) if r is not None]
-        slots = iter(range(len(self._penalty_values)))
-        self._value_index = [next(slots) if r is not None else None
-                             for r in self._variable_penalties]
+        penalised = [i for i, r in enumerate(self._variable_penalties) if r is not None]
+        self._penalty_values = [self.add_variable((), dtype="float32", name=f"penalty_{k}")
+                                for k in range(len(penalised))]
+        self._value_index = dict(zip(penalised, range(len(penalised))))
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
@@ -115,7 +113,7 @@ class _FusedPenaltyMixin(PerVariableUpdate):
         """The penalty at the weights before the last update (0 before the first)."""
         if not self._penalty_values:
             return ops.zeros((), "float32")
-        return ops.sum(ops.stack([ops.convert_to_tensor(v) for v in self._penalty_values]))
+        return ops.sum(ops.stack([v.value for v in self._penalty_values]))
 
     def get_config(self):
         config = super().get_config()
