@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tftransfer import fused_penalty
 from tftransfer.variables import deviation
 
 LOG_COLUMNS = ["step", "loss", "penalty", "accuracy", "learning_rate", "images_per_s"]
@@ -152,7 +153,9 @@ class Progress(keras.callbacks.Callback):
         loss = (k * loss_k - j * loss_j) / (k - j)
         accuracy = (k * acc_k - j * acc_j) / (k - j)
         self._last = (k, loss_k, acc_k, now)
-        penalty = float(sum(float(l) for l in self.model.losses)) if self.model.losses else 0.0
+        penalty = fused_penalty.penalty_value(self.model)
+        if penalty is None:
+            penalty = float(sum(float(l) for l in self.model.losses)) if self.model.losses else 0.0
         rate = (k - j) * self.config.optim.batch_size / max(now - then, 1e-9)
         row = {"step": step, "loss": loss, "penalty": penalty, "accuracy": accuracy,
                "learning_rate": self._rate, "images_per_s": rate}

@@ -40,7 +40,7 @@ import keras
 from tftransfer import methods as methods_lib
 from tftransfer.methods import wise_ft as wise_ft_lib
 from tftransfer.models.build import ARCHS, SOURCES
-from tftransfer.penalty import FISHER_SCHEMES, SCHEMES
+from tftransfer.penalty import FISHER_SCHEMES, PATHS, SCHEMES
 
 MODEL, RESULT, OUTPUT = "model", "result", "output"
 EFFECTS = (MODEL, RESULT, OUTPUT)
@@ -72,6 +72,8 @@ SEEDED_DATASETS = ("synthetic", "caltech256_30", "caltech256_60", "scenes")
 SEGMENTATION_RELEASE = "segmentation"
 # The tag of the options of --method (issue 19), added after the segmentation task's.
 METHODS_RELEASE = "methods"
+# The tag of --penalty_path (issue 20), added after the methods' options.
+SPEED_RELEASE = "speed"
 # --method: "none" (the --scheme penalty alone, the driver before methods existed) or a
 # method of tftransfer.methods.registry.
 NO_METHOD = "none"
@@ -415,6 +417,10 @@ class PenaltyConfig:
     fisher_file: Optional[str] = option(None, "Fisher diagonal (.npz of tftransfer.fisher."
                                         "save, tools/compute_fisher.py), for the Fisher "
                                         "schemes.", MODEL, kind=str)
+    penalty_path: str = option("loss", "How the penalty's gradient is computed: 'loss' "
+                               "(model.losses, differentiated) or 'fused' (its closed form "
+                               "added in the optimizer step: the same update, "
+                               "tftransfer.fused_penalty).", MODEL, PATHS, since=SPEED_RELEASE)
 
     def problems(self):
         out = []
@@ -1129,6 +1135,10 @@ def _problems(c):
     else:
         out += _no_effect_problems(c)
     out += c.data.problems(c) + c.evaluation.problems(c) + c.runtime.problems()
+    if c.penalty.penalty_path == "fused" and (c.method.method != NO_METHOD
+                                              or c.task.task == "segmentation"):
+        out.append("--penalty_path=fused is implemented for --method=none on the "
+                   "classification task; drop it (the loss path computes the same update).")
     return out + c.task.problems(c)
 
 

@@ -13,6 +13,7 @@ import dataclasses
 
 import keras
 
+from tftransfer.fused_penalty import fused_optimizer
 from tftransfer.models import freezing, lr_multipliers
 from tftransfer.models.build import HEAD_INITS, build
 from tftransfer.training import config as config_lib
@@ -118,12 +119,15 @@ def build_compiled(config, strategy, num_classes, input_shape):
         if m.freeze_batch_norm:
             freezing.freeze_batch_norm(model)
         plan = transfer.penalize(p.scheme, p.alpha, p.beta, fisher=fisher, epsilon=p.epsilon,
-                                 penalize_all_trainable=p.penalize_all_trainable)
+                                 penalize_all_trainable=p.penalize_all_trainable,
+                                 path=p.penalty_path)
         optimizer = keras.optimizers.SGD(learning_rate_schedule(config),
                                          momentum=config.optim.momentum)
         if config.optim.lr_multipliers:
             optimizer = lr_multipliers.with_lr_multipliers(
                 optimizer, multiplier_table(config, model, transfer.units))
+        if plan.path == "fused":  # the outermost wrapper (tftransfer.fused_penalty)
+            optimizer = fused_optimizer(optimizer, plan)
         model.compile(optimizer=optimizer,
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
