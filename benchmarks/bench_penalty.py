@@ -1,13 +1,18 @@
 """Train-step time of a ResNet-50 with L2-SP attached, divided by the same without.
 
-Two identical ResNet-50s (keras.applications, random weights, the 1000-way head replaced by
-a new one) are compiled in one process; one gets ``tftransfer.penalize(..., "l2_sp")``.
-Timed blocks of ``--steps`` train steps alternate between the two, ``--repetitions``
-times, in the order ABBA ABBA... so that a drift of the machine's speed hits both alike.
-The median of the per-pair ratios is printed and written to BENCHMARKS.md.
-The paper (Section 5.4) counts < 1% extra FLOPs per step.
+Identical ResNet-50s (keras.applications, random weights, the 1000-way head replaced by a
+new one) are compiled in one process: a plain one and, for each of ``--paths``, one with
+``tftransfer.penalize(..., "l2_sp", path=...)``: ``loss`` (the penalty in ``model.losses``,
+differentiated) and ``fused`` (its closed-form gradient added in the optimizer step,
+``tftransfer.fused_optimizer``). Timed blocks of ``--steps`` train steps visit the models in
+one order and then the reverse (ABBA for two models, ABCCBA for three), ``--repetitions``
+times, so that a drift of the machine's speed hits all alike. The medians of the
+per-repetition ratios penalised / plain are printed, and written to BENCHMARKS.md with
+``--write``. The paper (Section 5.4) counts < 1% extra FLOPs per step; the issue's target
+for the fused path is <= 1.01.
 
     python -m benchmarks.bench_penalty [--batch_size 4] [--image_size 224] [--repetitions 15]
+        [--paths loss,fused] [--write]
 """
 import os
 import platform
@@ -29,17 +34,27 @@ flags.DEFINE_integer("num_classes", 100, "Width of the new head.")
 flags.DEFINE_integer("steps", 1, "Train steps per timed block.")
 flags.DEFINE_integer("repetitions", 15, "Alternating timed blocks per model.")
 flags.DEFINE_string("scheme", "l2_sp", "Penalty scheme of the penalised model.")
-flags.DEFINE_boolean("write", True, "Write the result into BENCHMARKS.md.")
+flags.DEFINE_list("paths", ["loss", "fused"], "Penalty paths to compare with the plain model "
+                  "(tftransfer.penalty.PATHS).")
+flags.DEFINE_boolean("write", False, "Write the result into BENCHMARKS.md.")
 
 
-def resnet50_with_new_head(size, num_classes):
+def resnet50_with_new_head(size, num_classes, scheme=None, path="loss"):
+    """The compiled ResNet-50 and its plan (None without ``scheme``)."""
     base = keras.applications.ResNet50(weights=None, input_shape=(size, size, 3))
     features = base.get_layer("avg_pool").output
     logits = keras.layers.Dense(num_classes, name="new_head")(features)
     model = keras.Model(base.input, logits)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    plan = None
+    if scheme is not None:
+        plan = tftransfer.penalize(model, scheme, alpha=0.1, beta=0.01,
+                                   new_layers=["new_head"], path=path)
+        if path == "fused":
+            optimizer = tftransfer.fused_optimizer(optimizer, plan)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
+    return model, plan
 
 
 def timed_block(model, x, y, steps):
@@ -51,14 +66,21 @@ def timed_block(model, x, y, steps):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def isolated_penalty_ratio(penalised, plain, x, y, repetitions=20):
+def isolated_penalty_ratio(penalised, plan, plain, x, y, repetitions=20):
     """Median time of the penalty's value and gradient alone / median plain train step.
 
     This is the extra work L2-SP adds to a step, measured without the noise of comparing
-    two full steps of about a second each.
+    two full steps of about a second each: automatic differentiation of
+    ``sum(model.losses)`` on the loss path, the regularizers' closed-form
+    ``value_and_gradient`` on the fused path (plus the gradient sum it feeds).
     """
+    variables = {v.path: v for v in penalised.trainable_variables}
+
     @tf.function
     def penalty_and_gradient():
+        if plan.path == "fused":
+            pairs = [r.value_and_gradient(variables[p]) for p, r in plan.regularizers.items()]
+            return tf.add_n([v for v, _ in pairs]), [g + 1.0 for _, g in pairs]
         with tf.GradientTape() as tape:
             penalty = tf.add_n(penalised.losses)
         return penalty, tape.gradient(penalty, penalised.trainable_variables)
@@ -76,69 +98,83 @@ def isolated_penalty_ratio(penalised, plain, x, y, repetitions=20):
 
 def main(argv):
     del argv
-    size, batch = FLAGS.image_size, FLAGS.batch_size
+    size, batch, scheme = FLAGS.image_size, FLAGS.batch_size, FLAGS.scheme
+    unknown = [p for p in FLAGS.paths if p not in tftransfer.penalty.PATHS]
+    if unknown or not FLAGS.paths:
+        raise app.UsageError(f"--paths: expected some of {tftransfer.penalty.PATHS}, got "
+                             f"{FLAGS.paths}.")
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32)
     y = rng.integers(0, FLAGS.num_classes, batch)
-    plain = resnet50_with_new_head(size, FLAGS.num_classes)
-    penalised = resnet50_with_new_head(size, FLAGS.num_classes)
-    plan = tftransfer.penalize(penalised, FLAGS.scheme, alpha=0.1, beta=0.01,
-                               new_layers=["new_head"])
-    print(f"{FLAGS.scheme}: {len(plan.inherited)} inherited kernels, {len(plan.new)} new; "
-          "warming up (tracing both train steps)...", flush=True)
-    for model in (plain, penalised):
+    plain, _ = resnet50_with_new_head(size, FLAGS.num_classes)
+    penalised = {p: resnet50_with_new_head(size, FLAGS.num_classes, scheme, p)
+                 for p in FLAGS.paths}
+    plan = next(iter(penalised.values()))[1]
+    print(f"{scheme}: {len(plan.inherited)} inherited kernels, {len(plan.new)} new; paths "
+          f"{FLAGS.paths}; warming up (tracing the train steps)...", flush=True)
+    models = {"plain": plain, **{p: m for p, (m, _) in penalised.items()}}
+    for model in models.values():
         timed_block(model, x, y, 2)
-    params = sum(int(np.prod(v.shape)) for v in penalised.trainable_variables)
-    ratios, cpu_ratios = [], []
+    params = sum(int(np.prod(v.shape)) for v in plain.trainable_variables)
+    ratios = {p: [] for p in penalised}
+    cpu_ratios = {p: [] for p in penalised}
+    names = list(models)
     for rep in range(FLAGS.repetitions):
-        if rep % 2 == 0:
-            t_plain = timed_block(plain, x, y, FLAGS.steps)
-            t_pen = timed_block(penalised, x, y, FLAGS.steps)
-        else:
-            t_pen = timed_block(penalised, x, y, FLAGS.steps)
-            t_plain = timed_block(plain, x, y, FLAGS.steps)
-        ratios.append(t_pen[0] / t_plain[0])
-        cpu_ratios.append(t_pen[1] / t_plain[1])
-        print(f"repetition {rep + 1}/{FLAGS.repetitions}: {t_plain[0] / FLAGS.steps:.3f} s/step "
-              f"plain, {t_pen[0] / FLAGS.steps:.3f} s/step {FLAGS.scheme}, wall ratio "
-              f"{ratios[-1]:.4f}, CPU-time ratio {cpu_ratios[-1]:.4f}", flush=True)
-    median, cpu_median = statistics.median(ratios), statistics.median(cpu_ratios)
-    isolated = isolated_penalty_ratio(penalised, plain, x, y)
-    print(f"isolated penalty value + gradient / plain train step: {isolated:.4f}")
-    print(f"median step-time ratio {FLAGS.scheme} / none: wall {median:.4f}, "
-          f"CPU time {cpu_median:.4f}")
+        order = names if rep % 2 == 0 else names[::-1]
+        times = {name: timed_block(models[name], x, y, FLAGS.steps) for name in order}
+        line = [f"repetition {rep + 1}/{FLAGS.repetitions}: plain "
+                f"{times['plain'][0] / FLAGS.steps:.3f} s/step"]
+        for p in penalised:
+            ratios[p].append(times[p][0] / times["plain"][0])
+            cpu_ratios[p].append(times[p][1] / times["plain"][1])
+            line.append(f"{p} {times[p][0] / FLAGS.steps:.3f} s/step (wall ratio "
+                        f"{ratios[p][-1]:.4f}, CPU-time ratio {cpu_ratios[p][-1]:.4f})")
+        print(", ".join(line), flush=True)
+    command = (f"python -m benchmarks.bench_penalty --batch_size {batch} --image_size {size} "
+               f"--steps {FLAGS.steps} --repetitions {FLAGS.repetitions} --scheme {scheme} "
+               f"--paths {','.join(FLAGS.paths)}")
+    lines = [
+        f"## Cost of the penalty: ResNet-50 train step with {scheme} / without",
+        "",
+        f"Command: `{command} --write`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, TensorFlow "
+        f"{tf.__version__}, Keras {keras.__version__}; batch {batch} at {size}x{size}, "
+        f"{len(plan.inherited)} penalised kernels. Paths: `loss` = the penalty in "
+        "`model.losses`, differentiated; `fused` = its closed-form gradient added in the "
+        "optimizer step (`penalize(..., path=\"fused\")` + `tftransfer.fused_optimizer`).",
+        "",
+        "| path | median wall-time ratio | median CPU-time ratio | isolated cost |",
+        "|---|---|---|---|",
+    ]
+    for p, (model, path_plan) in penalised.items():
+        median, cpu_median = statistics.median(ratios[p]), statistics.median(cpu_ratios[p])
+        isolated = isolated_penalty_ratio(model, path_plan, plain, x, y)
+        print(f"{p}: median step-time ratio {scheme} / none: wall {median:.4f}, CPU time "
+              f"{cpu_median:.4f}; isolated penalty value + gradient / plain train step: "
+              f"{isolated:.4f}")
+        lines.append(f"| `{p}` | {median:.4f} | {cpu_median:.4f} | {isolated:.4f} |")
+    for p in penalised:
+        lines += ["", f"Per-repetition wall-time ratios, `{p}`: "
+                  f"{', '.join(f'{r:.4f}' for r in ratios[p])}",
+                  "", f"Per-repetition CPU-time ratios, `{p}`: "
+                  f"{', '.join(f'{r:.4f}' for r in cpu_ratios[p])}"]
+    lines += [
+        "",
+        "Target (paper, Section 5.4: < 1% extra FLOPs): <= 1.03 on the loss path, <= 1.01 "
+        "on the fused path. CPU time is less disturbed by other processes on a shared "
+        "machine. **Isolated cost** = median time of the penalty's value and gradient alone "
+        "(a compiled function) / median plain train step: the work the penalty adds to a "
+        "step, without the noise of comparing two full steps.",
+        "",
+        f"For scale: L2-SP costs about 6 FLOPs per penalised parameter and step "
+        f"(difference, square, sum, scale; gradient: difference, scale), "
+        f"{6 * params / 1e6:.0f} MFLOPs for {params / 1e6:.1f} M parameters, against "
+        f"about 3 x 4.1 GFLOPs per 224x224 image for a ResNet-50 train step.",
+    ]
+    print(f"rerun: {command}")
     if FLAGS.write:
-        command = (f"python -m benchmarks.bench_penalty --batch_size {batch} --image_size {size} "
-                   f"--steps {FLAGS.steps} --repetitions {FLAGS.repetitions} "
-                   f"--scheme {FLAGS.scheme}")
-        path = update_section("bench_penalty", "\n".join([
-            "## Cost of the penalty: ResNet-50 train step with L2-SP / without",
-            "",
-            f"Command: `{command}`",
-            "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, TensorFlow "
-            f"{tf.__version__}, Keras {keras.__version__}; batch {batch} at {size}x{size}, "
-            f"{len(plan.inherited)} penalised kernels.",
-            "",
-            f"Per-repetition wall-time ratios: {', '.join(f'{r:.4f}' for r in ratios)}",
-            "",
-            f"Per-repetition CPU-time ratios: {', '.join(f'{r:.4f}' for r in cpu_ratios)}",
-            "",
-            f"**Median ratio: {median:.4f} wall time, {cpu_median:.4f} process CPU time** "
-            "(paper, Section 5.4: < 1% extra FLOPs; target <= 1.03). CPU time is less "
-            "disturbed by other processes on a shared machine.",
-            "",
-            f"**Isolated cost: {isolated:.4f}** = median time of the penalty's value and "
-            "gradient alone (a compiled function) / median plain train step. This is the "
-            "work L2-SP adds to a step, without the noise of comparing two full steps "
-            "(the per-repetition ratios above scatter by about +-15% on this machine).",
-            "",
-            f"For scale: L2-SP costs about 6 FLOPs per penalised parameter and step "
-            f"(difference, square, sum, scale; gradient: difference, scale), "
-            f"{6 * params / 1e6:.0f} MFLOPs for {params / 1e6:.1f} M parameters, against "
-            f"about 3 x 4.1 GFLOPs per 224x224 image for a ResNet-50 train step.",
-        ]))
-        print(f"written to {path}")
+        print(f"written to {update_section('bench_penalty', chr(10).join(lines))}")
 
 
 if __name__ == "__main__":
