@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from tftransfer.batching import input_batches
 from tftransfer.io_utils import atomic_path
-from tftransfer.per_example import SquaredGradients, require_tensorflow
+from tftransfer.per_example import require_tensorflow
 from tftransfer.variables import select_variables
 
 MODES = ("exact", "sampled")
@@ -63,9 +63,8 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
         raise ValueError(f"epsilon must be >= 0 and clip > 0 (or None); got epsilon={epsilon}, "
                          f"clip={clip}.")
     variables = select_variables(model, paths)
-    engine = SquaredGradients(model, variables)
     batch_sums = tf.function(
-        lambda x, seed_pair: _batch_sums(engine, model, x, mode, int(num_samples), seed_pair),
+        lambda x, seed_pair: _batch_sums(model, variables, x, mode, int(num_samples), seed_pair),
         reduce_retracing=True, autograph=False)
     totals = [np.zeros(v.shape, np.float64) for v in variables]
     seen = 0
@@ -93,7 +92,31 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     return result
 
 
-def _batch_sums(engine, model, x, mode, num_samples, seed_pair):
+def squared_gradients(model, variables, x, labels, weights):
+    """``[S(w) for w in variables]``, ``S(w) = sum_n c_n * (d/dw log softmax(f(x_n))[y_n])**2``.
+
+    ``x``: a batch of N independent examples, ``labels`` ``y`` and ``weights`` ``c`` of shape
+    [N]. The gradient of one example (batch of one, inference mode: batch norm uses its
+    moving statistics) is vectorised over the examples with ``tf.vectorized_map`` (pfor), so
+    there is no Python loop; the N per-example gradients of every variable exist at once
+    (memory ``N * sum |w|``). Variables that do not reach the logits get zeros. Works for any
+    Keras model on the TensorFlow backend; call it inside a ``tf.function``.
+    """
+    variables = list(variables)
+
+    def one(args):
+        x_n, y_n, c_n = args
+        with tf.GradientTape() as tape:
+            log_p = tf.nn.log_softmax(model(x_n[None], training=False), axis=-1)[0, y_n]
+        grads = tape.gradient(log_p, variables,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [tf.cast(c_n, g.dtype) * tf.square(g) for g in grads]
+
+    per_example = tf.vectorized_map(one, (x, labels, weights))
+    return [tf.reduce_sum(s, axis=0) for s in per_example]
+
+
+def _batch_sums(model, variables, x, mode, num_samples, seed_pair):
     """Sums over the batch of the weighted squared scores, one tensor per variable.
 
     Every example is repeated R times (R = classes for "exact", ``num_samples`` for
@@ -108,8 +131,8 @@ def _batch_sums(engine, model, x, mode, num_samples, seed_pair):
         rows = num_samples
         labels = tf.random.stateless_categorical(logits, rows, seed=seed_pair, dtype=tf.int32)
         weights = tf.fill(tf.shape(labels), tf.constant(1.0 / rows, logits.dtype))
-    return engine(tf.repeat(x, rows, axis=0), tf.reshape(labels, [-1]),
-                  tf.reshape(weights, [-1]))
+    return squared_gradients(model, variables, tf.repeat(x, rows, axis=0),
+                             tf.reshape(labels, [-1]), tf.reshape(weights, [-1]))
 
 
 def _expected_examples(dataset, max_examples):
