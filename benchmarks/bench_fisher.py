@@ -7,8 +7,6 @@ in inference mode:
 
 - ``loop``: a compiled (tf.function) single-example gradient called once per example, the
   running sums kept inside the compiled function (no eager op per example);
-- ``engine``: the closed-form engine (tftransfer.per_example): one batched forward/backward
-  pass, per-example weight gradients from each layer's input and output gradient;
 - ``library``: ``tftransfer.fisher.squared_gradients``, the single-example gradient
   vectorised over the examples with ``tf.vectorized_map`` (pfor);
 - ``batched gradient``: the gradient of the *summed* log-likelihood of a batch, no
@@ -38,7 +36,6 @@ import tensorflow as tf
 from benchmarks import report as benchmark_report
 from tftransfer.fisher import squared_gradients
 from tftransfer.models.small_resnet import small_resnet
-from tftransfer.per_example import SquaredGradients
 
 REFERENCE = "library"
 
@@ -59,7 +56,6 @@ def _variants(model, x, labels, batch_size, with_jacobian):
     """``{name: callable returning the list of per-variable sums as NumPy arrays}``."""
     variables = model.trainable_variables
     examples = int(x.shape[0])
-    engine = SquaredGradients(model, variables)
 
     @tf.function(autograph=False)
     def single(xi, yi, totals):
@@ -101,7 +97,6 @@ def _variants(model, x, labels, batch_size, with_jacobian):
 
     variants = {
         "loop": loop,
-        "engine": batched(lambda xb, yb: engine(xb, yb, tf.ones(tf.shape(yb)))),
         "library": batched(lambda xb, yb: squared_gradients(model, variables, xb, yb,
                                                             tf.ones(tf.shape(yb)))),
         "batched gradient": batched(summed_gradient),

@@ -7,17 +7,17 @@ the inner sum being the expectation over the model's *own* predictive distributi
 of the data are ignored). ``mode="exact"`` sums over all K classes (K backward passes per
 batch, vectorised); ``mode="sampled"`` draws ``num_samples`` labels ``k ~ p(x_i)`` per
 example and averages their squared scores, an unbiased estimate costing one backward pass
-per sample. Per-example gradients are vectorised (:mod:`tftransfer.per_example`); batch
-norm runs in inference mode. Memory grows with ``batch_size * R`` (R = classes in exact
-mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large models. Optionally
-``F <- min(F, clip) + epsilon``.
+per sample. Per-example gradients are the single-example gradient vectorised over the
+examples with ``tf.vectorized_map`` (:func:`squared_gradients`); batch norm runs in
+inference mode. Memory grows with ``batch_size * R`` times the number of parameters (R =
+classes in exact mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large
+models. Optionally ``F <- min(F, clip) + epsilon``.
 
 The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's shape, the form
 ``tftransfer.penalize(..., fisher=...)`` takes; :func:`save` / :func:`load` store it as .npz.
 
-TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape``,
-``tf.vectorized_map``, ``tf.image.extract_patches`` inside one ``tf.function``) have no
-``keras.ops`` equivalent of the same speed. On JAX or PyTorch, compute the Fisher once with
+TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape`` and
+``tf.vectorized_map`` inside one ``tf.function``) have no ``keras.ops`` equivalent. On JAX or PyTorch, compute the Fisher once with
 ``KERAS_BACKEND=tensorflow`` (``tools/compute_fisher.py``), :func:`save` it, and pass
 :func:`load` 's result to ``tftransfer.penalize``: the penalty itself runs on every backend.
 """
@@ -29,11 +29,21 @@ import tensorflow as tf
 
 from tftransfer.batching import input_batches
 from tftransfer.io_utils import atomic_path
-from tftransfer.per_example import require_tensorflow
 from tftransfer.variables import select_variables
 
 MODES = ("exact", "sampled")
 _METADATA_KEY = "__metadata__"
+
+
+def require_tensorflow(what):
+    """Raises RuntimeError unless Keras runs on the TensorFlow backend."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{what} runs on the TensorFlow backend only (KERAS_BACKEND={backend}). Compute the "
+            "Fisher with KERAS_BACKEND=tensorflow (tools/compute_fisher.py), save it with "
+            "tftransfer.fisher.save, and pass tftransfer.fisher.load(path) to "
+            "tftransfer.penalize on any backend.")
 
 
 def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_examples=None,
