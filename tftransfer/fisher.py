@@ -17,11 +17,14 @@ The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's sha
 ``tftransfer.penalize(..., fisher=...)`` takes; :func:`save` / :func:`load` store it as .npz.
 
 TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape`` and
-``tf.vectorized_map`` inside one ``tf.function``) have no ``keras.ops`` equivalent. On JAX or PyTorch, compute the Fisher once with
-``KERAS_BACKEND=tensorflow`` (``tools/compute_fisher.py``), :func:`save` it, and pass
+``tf.vectorized_map`` inside one ``tf.function``) have no ``keras.ops`` equivalent. On JAX
+or PyTorch, compute the Fisher once with ``KERAS_BACKEND=tensorflow``
+(``tools/compute_fisher.py``), :func:`save` it, and pass
 :func:`load` 's result to ``tftransfer.penalize``: the penalty itself runs on every backend.
 """
+import contextlib
 import json
+import logging
 
 import keras
 import numpy as np
@@ -51,7 +54,8 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     """Returns the diagonal Fisher ``{variable.path: np.ndarray}`` of ``model`` on ``dataset``.
 
     Args:
-      model: functional or Sequential ``keras.Model`` mapping inputs to logits.
+      model: a ``keras.Model`` (functional, Sequential or subclassed) mapping inputs to
+        logits.
       dataset: a ``tf.data.Dataset`` of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``
         (``y``/``w`` ignored), or an array of inputs (or an ``(x, y)`` tuple of arrays),
         cut into batches of ``batch_size``.
@@ -122,8 +126,27 @@ def squared_gradients(model, variables, x, labels, weights):
                               unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return [tf.cast(c_n, g.dtype) * tf.square(g) for g in grads]
 
-    per_example = tf.vectorized_map(one, (x, labels, weights))
+    with _quiet_pfor_loops():
+        per_example = tf.vectorized_map(one, (x, labels, weights))
     return [tf.reduce_sum(s, axis=0) for s in per_example]
+
+
+class _PforLoopNotice(logging.Filter):
+    """Drops pfor's "<Op> uses a while_loop. Fix that!" (a TODO of TensorFlow's own: the
+    per-example convolution filter gradients run as an in-graph loop), logged per trace."""
+
+    def filter(self, record):
+        return "uses a while_loop. Fix that!" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_pfor_loops():
+    notice = _PforLoopNotice()
+    tf.get_logger().addFilter(notice)
+    try:
+        yield
+    finally:
+        tf.get_logger().removeFilter(notice)
 
 
 def _batch_sums(model, variables, x, mode, num_samples, seed_pair):
