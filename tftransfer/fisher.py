@@ -7,21 +7,24 @@ the inner sum being the expectation over the model's *own* predictive distributi
 of the data are ignored). ``mode="exact"`` sums over all K classes (K backward passes per
 batch, vectorised); ``mode="sampled"`` draws ``num_samples`` labels ``k ~ p(x_i)`` per
 example and averages their squared scores, an unbiased estimate costing one backward pass
-per sample. Per-example gradients are vectorised (:mod:`tftransfer.per_example`); batch
-norm runs in inference mode. Memory grows with ``batch_size * R`` (R = classes in exact
-mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large models. Optionally
-``F <- min(F, clip) + epsilon``.
+per sample. Per-example gradients are the single-example gradient vectorised over the
+examples with ``tf.vectorized_map`` (:func:`squared_gradients`); batch norm runs in
+inference mode. Memory grows with ``batch_size * R`` times the number of parameters (R =
+classes in exact mode, ``num_samples`` in sampled mode): lower ``batch_size`` for large
+models. Optionally ``F <- min(F, clip) + epsilon``.
 
 The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's shape, the form
 ``tftransfer.penalize(..., fisher=...)`` takes; :func:`save` / :func:`load` store it as .npz.
 
-TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape``,
-``tf.vectorized_map``, ``tf.image.extract_patches`` inside one ``tf.function``) have no
-``keras.ops`` equivalent of the same speed. On JAX or PyTorch, compute the Fisher once with
-``KERAS_BACKEND=tensorflow`` (``tools/compute_fisher.py``), :func:`save` it, and pass
+TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape`` and
+``tf.vectorized_map`` inside one ``tf.function``) have no ``keras.ops`` equivalent. On JAX
+or PyTorch, compute the Fisher once with ``KERAS_BACKEND=tensorflow``
+(``tools/compute_fisher.py``), :func:`save` it, and pass
 :func:`load` 's result to ``tftransfer.penalize``: the penalty itself runs on every backend.
 """
+import contextlib
 import json
+import logging
 
 import keras
 import numpy as np
@@ -29,11 +32,21 @@ import tensorflow as tf
 
 from tftransfer.batching import input_batches
 from tftransfer.io_utils import atomic_path
-from tftransfer.per_example import SquaredGradients, require_tensorflow
 from tftransfer.variables import select_variables
 
 MODES = ("exact", "sampled")
 _METADATA_KEY = "__metadata__"
+
+
+def require_tensorflow(what):
+    """Raises RuntimeError unless Keras runs on the TensorFlow backend."""
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{what} runs on the TensorFlow backend only (KERAS_BACKEND={backend}). Compute the "
+            "Fisher with KERAS_BACKEND=tensorflow (tools/compute_fisher.py), save it with "
+            "tftransfer.fisher.save, and pass tftransfer.fisher.load(path) to "
+            "tftransfer.penalize on any backend.")
 
 
 def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_examples=None,
@@ -41,7 +54,8 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     """Returns the diagonal Fisher ``{variable.path: np.ndarray}`` of ``model`` on ``dataset``.
 
     Args:
-      model: functional or Sequential ``keras.Model`` mapping inputs to logits.
+      model: a ``keras.Model`` (functional, Sequential or subclassed) mapping inputs to
+        logits.
       dataset: a ``tf.data.Dataset`` of batches ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``
         (``y``/``w`` ignored), or an array of inputs (or an ``(x, y)`` tuple of arrays),
         cut into batches of ``batch_size``.
@@ -63,9 +77,8 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
         raise ValueError(f"epsilon must be >= 0 and clip > 0 (or None); got epsilon={epsilon}, "
                          f"clip={clip}.")
     variables = select_variables(model, paths)
-    engine = SquaredGradients(model, variables)
     batch_sums = tf.function(
-        lambda x, seed_pair: _batch_sums(engine, model, x, mode, int(num_samples), seed_pair),
+        lambda x, seed_pair: _batch_sums(model, variables, x, mode, int(num_samples), seed_pair),
         reduce_retracing=True, autograph=False)
     totals = [np.zeros(v.shape, np.float64) for v in variables]
     seen = 0
@@ -93,7 +106,50 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     return result
 
 
-def _batch_sums(engine, model, x, mode, num_samples, seed_pair):
+def squared_gradients(model, variables, x, labels, weights):
+    """``[S(w) for w in variables]``, ``S(w) = sum_n c_n * (d/dw log softmax(f(x_n))[y_n])**2``.
+
+    ``x``: a batch of N independent examples, ``labels`` ``y`` and ``weights`` ``c`` of shape
+    [N]. The gradient of one example (batch of one, inference mode: batch norm uses its
+    moving statistics) is vectorised over the examples with ``tf.vectorized_map`` (pfor), so
+    there is no Python loop; the N per-example gradients of every variable exist at once
+    (memory ``N * sum |w|``). Variables that do not reach the logits get zeros. Works for any
+    Keras model on the TensorFlow backend; call it inside a ``tf.function``.
+    """
+    variables = list(variables)
+
+    def one(args):
+        x_n, y_n, c_n = args
+        with tf.GradientTape() as tape:
+            log_p = tf.nn.log_softmax(model(x_n[None], training=False), axis=-1)[0, y_n]
+        grads = tape.gradient(log_p, variables,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [tf.cast(c_n, g.dtype) * tf.square(g) for g in grads]
+
+    with _quiet_pfor_loops():
+        per_example = tf.vectorized_map(one, (x, labels, weights))
+    return [tf.reduce_sum(s, axis=0) for s in per_example]
+
+
+class _PforLoopNotice(logging.Filter):
+    """Drops pfor's "<Op> uses a while_loop. Fix that!" (a TODO of TensorFlow's own: the
+    per-example convolution filter gradients run as an in-graph loop), logged per trace."""
+
+    def filter(self, record):
+        return "uses a while_loop. Fix that!" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_pfor_loops():
+    notice = _PforLoopNotice()
+    tf.get_logger().addFilter(notice)
+    try:
+        yield
+    finally:
+        tf.get_logger().removeFilter(notice)
+
+
+def _batch_sums(model, variables, x, mode, num_samples, seed_pair):
     """Sums over the batch of the weighted squared scores, one tensor per variable.
 
     Every example is repeated R times (R = classes for "exact", ``num_samples`` for
@@ -108,8 +164,8 @@ def _batch_sums(engine, model, x, mode, num_samples, seed_pair):
         rows = num_samples
         labels = tf.random.stateless_categorical(logits, rows, seed=seed_pair, dtype=tf.int32)
         weights = tf.fill(tf.shape(labels), tf.constant(1.0 / rows, logits.dtype))
-    return engine(tf.repeat(x, rows, axis=0), tf.reshape(labels, [-1]),
-                  tf.reshape(weights, [-1]))
+    return squared_gradients(model, variables, tf.repeat(x, rows, axis=0),
+                             tf.reshape(labels, [-1]), tf.reshape(weights, [-1]))
 
 
 def _expected_examples(dataset, max_examples):
