@@ -306,12 +306,15 @@ def from_pipeline(config):
             raise
         raise config_lib.ConfigError(f"--dataset={d.dataset}: {error}") from error
     mean = None if d.mean == "none" else pipeline.resolve_mean(data.builder, d.mean)
-    train, test, channels = data.train, data.test, 3
+    train_from, test, channels = data.train_from, data.test, 3
     if d.rgb_to_grey:
-        train, test, channels = to_grey(train), to_grey(test), 1
+        train_from = (lambda start_batch, whole=data.train_from:
+                      to_grey(whole(start_batch)))
+        test, channels = to_grey(test), 1
         mean = None if mean is None else np.asarray([np.asarray(mean, np.float32) @ LUMA])
-    return InputData(train, test, data.num_classes, data.num_train, data.num_test,
-                     (d.crop_size, d.crop_size, channels), mean, data.eval_split)
+    return InputData(train_from(0), test, data.num_classes, data.num_train, data.num_test,
+                     (d.crop_size, d.crop_size, channels), mean, data.eval_split,
+                     train_from=train_from)
 
 
 LUMA = np.array([0.2989, 0.587, 0.114], np.float32)  # tf.image.rgb_to_grayscale's (ITU-R 601)
