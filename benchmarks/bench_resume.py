@@ -90,6 +90,7 @@ def main(argv=None):
         small, large = args.ks
         seconds = {small: [], large: []}
         rates = {"stream": [], "one_pass": []}
+        first_batch_seconds(builder, args, small)  # warm-up (tracing, thread pools)
         for rep in range(args.reps):
             order = (small, large, large, small) if rep % 2 == 0 else (large, small, small,
                                                                         large)
@@ -119,7 +120,7 @@ def main(argv=None):
         f"{args.num_images} synthetic JPEGs ({args.min_side}-{args.max_side} px sides), "
         f"prepared at {args.resize}x{args.resize}; the prepared-store training stream "
         f"(random {args.crop} crop, mirror, colour jitter, batch {args.batch_size}) built "
-        f"at batch k and its first batch taken; k alternated ABBA, {args.reps} "
+        f"at batch k and its first batch taken, after one warm-up; k alternated ABBA, {args.reps} "
         f"repetitions, medians; {os.cpu_count()} CPU cores (load average {load:.1f} at "
         f"start). Writing the random-access copy once took {copy_s:.1f} s.\n\n"
         "| k (batches consumed) | images before k | time to the first batch (s) |\n"

@@ -14,8 +14,9 @@ batch finished by :func:`tftransfer.data.preprocessing.finish_batch` (jitter, me
 Starting at batch ``k`` costs the same for every ``k``, and the draws are those of the
 in-memory stream, so both paths resume alike.
 
-Why this copy (measured on 2 cores, 256x256 JPEG set, ``benchmarks/bench_resume.py``): the
-other ways to an O(1) resume were a checkpointed tf.data iterator (a 2048-image shuffle
+Why this copy (``benchmarks/bench_resume.py`` times the first batch at k = 100 and 5000 and
+the throughput against the one-pass TFRecord pipeline): the other ways to an O(1) resume
+were a checkpointed tf.data iterator (a 2048-image shuffle
 buffer makes each checkpoint ~400 MB, and Keras' ``fit`` owns the iterator), tf.data's
 global shuffle (needs a random-access source: TFRecord is not one) and re-preparing the
 store as tfds ``array_record`` (``builder.as_data_source()``; re-prepares every existing
