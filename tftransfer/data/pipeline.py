@@ -8,7 +8,9 @@ crops ``[B, crop, crop, 3]`` or ten crops ``[B, 10, crop, crop, 3]`` (average th
 predictions with ``tftransfer.data.evaluation``). Inputs are mean-subtracted with the
 dataset's stored training mean (``mean="dataset"``, computed and stored on first use),
 ImageNet's (``mean="imagenet"``) or a given RGB triple. With ``seed`` set, file order,
-shuffling and augmentation are deterministic. A dataset without its test split (a
+shuffling and augmentation are deterministic. ``repeat_train=True``: the endless stateless
+stream of :mod:`tftransfer.data.random_access` (a pure function of ``seed``), and
+``Datasets.train_from(k)`` the same stream from batch ``k`` on, reading none before. A dataset without its test split (a
 ``class_folders`` tree without ``test/``) raises ``ValueError`` saying so, unless
 ``require_test=False`` (then ``test`` is None and ``num_test`` 0).
 
@@ -33,11 +35,12 @@ import dataclasses
 import inspect
 import os
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tftransfer.data.builders  # noqa: F401  Registers the builders with tfds.
-from tftransfer.data import preprocessing, selection, stats
+from tftransfer.data import preprocessing, random_access, selection, stats
 from tftransfer.data.builders.tfds_source import SOURCES
 
 # Dataset name -> (tfds builder name, options fixed by the name). The builder class (from
@@ -112,9 +115,30 @@ def resolve_mean(builder, mean, split="train"):
 
 def train_dataset(builder, split, batch_size, crop_size, mean, seed=None,
                   jitter=preprocessing.JitterRanges(), color_jitter=True,
-                  shuffle_buffer=2048, repeat=False, subset=None, mirror=True, pad=0):
-    """Shuffled, augmented, batched (full batches) and prefetched training inputs; only the
-    examples of ``subset`` (a ``Subset``), relabelled, when given."""
+                  shuffle_buffer=2048, repeat=False, subset=None, mirror=True, pad=0,
+                  start_batch=0):
+    """Augmented, batched (full batches) and prefetched training inputs; only the examples
+    of ``subset`` (a ``Subset``), relabelled, when given.
+
+    ``repeat=True``: the endless stateless stream of :mod:`tftransfer.data.random_access`
+    (read from the split's random-access copy, written once beside the store; ``seed``
+    None draws one), from batch ``start_batch`` on without reading the batches before.
+    ``repeat=False``: one pass over the TFRecord store, files and a ``shuffle_buffer``
+    shuffled anew on each iteration (``start_batch`` must be 0).
+    """
+    if repeat:
+        store = random_access.open_store(builder, split)
+        indices = labels = None
+        if subset is not None:
+            indices, labels = store.indices(subset.ids), subset.labels
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2 ** 31))
+        return random_access.stream_batches(store, batch_size, crop_size, mean, seed,
+                                            indices, labels, jitter, color_jitter, mirror,
+                                            pad, start_batch)
+    if start_batch:
+        raise ValueError(f"start_batch={start_batch}: a one-pass training dataset "
+                         "(repeat=False) starts at its first batch; use repeat=True.")
     if subset is None:
         ds = builder.as_dataset(split, as_supervised=True, shuffle_files=True,
                                 read_config=tfds.ReadConfig(shuffle_seed=seed))
@@ -123,8 +147,6 @@ def train_dataset(builder, split, batch_size, crop_size, mean, seed=None,
             split, shuffle_files=True,
             read_config=tfds.ReadConfig(shuffle_seed=seed, add_tfds_id=True)))
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
     return preprocessing.augment_batches(ds, batch_size, crop_size, mean, seed, jitter,
                                          color_jitter, mirror=mirror, pad=pad)
 
@@ -161,6 +183,7 @@ class Datasets:
     validation: tf.data.Dataset = None
     num_validation: int = 0
     eval_split: str = "test"
+    train_from: object = None  # start_batch -> ``train`` from there (``repeat_train`` only)
 
 
 EVALUATE_ON = ("test", "validation")
@@ -217,8 +240,15 @@ def load_datasets(name, data_dir, *, manual_dir=None, batch_size=64, crop_size=2
         folds=folds, fold=fold, split_seed=split_seed)
     mean = resolve_mean(builder, mean, train_split)
     test_batch_size = test_batch_size or batch_size
-    train = train_dataset(builder, train_split, batch_size, crop_size, mean, seed, jitter,
-                          color_jitter, shuffle_buffer, repeat_train, kept.train, mirror, pad)
+    if repeat_train and seed is None:  # one draw, so that train_from continues ``train``
+        seed = int(np.random.default_rng().integers(2 ** 31))
+
+    def train_from(start_batch):
+        return train_dataset(builder, train_split, batch_size, crop_size, mean, seed, jitter,
+                             color_jitter, shuffle_buffer, repeat_train, kept.train, mirror,
+                             pad, start_batch)
+
+    train = train_from(0)
     validation, num_validation = None, 0
     if kept.validation is not None:
         validation = test_dataset(builder, train_split, test_batch_size, crop_size, mean,
@@ -237,4 +267,5 @@ def load_datasets(name, data_dir, *, manual_dir=None, batch_size=64, crop_size=2
         class_names=kept.class_names, mean=mean,
         num_train=splits[train_split].num_examples if kept.train is None else len(kept.train),
         num_test=num_test, builder=builder, validation=validation,
-        num_validation=num_validation, eval_split=evaluate_on)
+        num_validation=num_validation, eval_split=evaluate_on,
+        train_from=train_from if repeat_train else None)

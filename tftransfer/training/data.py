@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.data import preprocessing as data_preprocessing
+from tftransfer.data import stream
 from tftransfer.data import subsets
 from tftransfer.models import preprocessing as model_preprocessing
 from tftransfer.training import config as config_lib
@@ -63,6 +64,18 @@ class InputData:
     mean: object
     eval_split: str
     class_names: list = None  # segmentation: the name of each class (background first)
+    train_from: object = None  # start_batch -> ``train`` from that batch on (None: skip)
+
+    def train_at(self, start_batch):
+        """The training batches from batch ``start_batch`` on: ``train_from(start_batch)``,
+        which reads none of the first ``start_batch`` batches (a stateless stream,
+        :mod:`tftransfer.data.stream`), or else ``train.skip(start_batch)``, which replays
+        them (the segmentation builders' stream)."""
+        if not start_batch:
+            return self.train
+        if self.train_from is not None:
+            return self.train_from(start_batch)
+        return self.train.skip(start_batch)
 
 
 def synthetic_images(num_classes, per_class, size, seed):
@@ -175,41 +188,35 @@ def _test_pixels(config, images):
                                              crops)
 
 
-def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0, mirror=True):
-    """Infinite training batches of in-memory ``images``, a pure function of ``seed``.
+def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0, mirror=True,
+                      start_batch=0):
+    """Infinite training batches of in-memory ``images``, a pure function of ``seed``, from
+    batch ``start_batch`` on.
 
-    Epoch ``e`` visits the images in the order ``stateless_shuffle(range(n), [seed, e])``;
-    the example at stream position ``p`` is augmented with the seed ``[seed, p]``: zero
-    padding of ``pad`` pixels per side, then the random crop and (``mirror``) the mirror of
-    :mod:`tftransfer.data.preprocessing`, and for 3-channel images the colour jitter
-    (``jitter``). Grey images without padding nor mirror are not augmented (gathered whole:
-    their crop is the image). No random state lives in the pipeline, so a restarted run
-    that skips the consumed batches, and every replica of a distributed run, see the same
-    stream.
+    The stream of :mod:`tftransfer.data.stream`: epoch ``e`` visits the images in the
+    order ``stateless_shuffle(range(n), [seed, e])``; the example at stream position ``p``
+    is augmented with the seed ``[seed, p]``: zero padding of ``pad`` pixels per side, then
+    the random crop and (``mirror``) the mirror of :mod:`tftransfer.data.preprocessing`,
+    and for 3-channel images the colour jitter (``jitter``). Grey images without padding
+    nor mirror are not augmented (gathered whole: their crop is the image). No random
+    state lives in the pipeline, so every replica of a distributed run sees the same
+    stream, and ``start_batch=k`` yields bitwise batches ``k, k + 1, ...`` of the stream
+    from 0 without reading the first ``k`` (a resumed run starts at once).
     """
     n = len(labels)
     if pad:
         images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     grey = images.shape[-1] != 3
     images, labels = tf.constant(images), tf.constant(labels)
-
-    def epoch(e):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]))
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    ds = tf.data.Dataset.range(2 ** 62).flat_map(epoch).enumerate()
+    ds = stream.positions(n, seed, batch_size, start_batch)
     if grey and not pad and not mirror:  # no augmentation: gather whole batches
         return ds.batch(batch_size, drop_remainder=True).map(
             lambda position, index: (tf.cast(tf.gather(images, index), tf.float32),
                                      tf.gather(labels, index)))
 
     def example(position, index):
-        image = tf.gather(images, index)
-        split = tf.random.experimental.stateless_split(
-            tf.stack([tf.constant(seed, tf.int64), position]), 2)
-        return (data_preprocessing.random_crop_mirror(image, split[0], crop, mirror),
-                data_preprocessing.sample_jitter(split[1]), tf.gather(labels, index))
+        x, params = stream.augment(tf.gather(images, index), position, seed, crop, mirror)
+        return x, params, tf.gather(labels, index)
 
     def batch(x, params, y):
         if grey:
@@ -258,14 +265,15 @@ def in_memory_inputs(config, train, test, num_classes, pad=None, rgb=None,
     if train[0].shape[-1] == 1:
         train, test = [(resize_grey(x, d.resize, rgb), y) for x, y in (train, test)]
     mean = _mean(config, train[0])
-    ds = stateless_batches(*train, config.optim.batch_size, config.optim.seed, d.crop_size,
-                           d.color_jitter, pad, mirror)
+    train_from = functools.partial(stateless_batches, *train, config.optim.batch_size,
+                                   config.optim.seed, d.crop_size, d.color_jitter, pad, mirror)
     test_ds = tf.data.Dataset.from_tensor_slices(test).map(
         lambda x, y: (_test_pixels(config, x), y)).batch(config.evaluation.eval_batch_size)
     channels = train[0].shape[-1]
-    return InputData(ds, test_ds, num_classes,
+    return InputData(train_from(0), test_ds, num_classes,
                      len(train[1]), len(test[1]),
-                     (d.crop_size, d.crop_size, channels), mean, eval_split)
+                     (d.crop_size, d.crop_size, channels), mean, eval_split,
+                     train_from=train_from)
 
 
 def from_pipeline(config):
@@ -298,12 +306,15 @@ def from_pipeline(config):
             raise
         raise config_lib.ConfigError(f"--dataset={d.dataset}: {error}") from error
     mean = None if d.mean == "none" else pipeline.resolve_mean(data.builder, d.mean)
-    train, test, channels = data.train, data.test, 3
+    train_from, test, channels = data.train_from, data.test, 3
     if d.rgb_to_grey:
-        train, test, channels = to_grey(train), to_grey(test), 1
+        train_from = (lambda start_batch, whole=data.train_from:
+                      to_grey(whole(start_batch)))
+        test, channels = to_grey(test), 1
         mean = None if mean is None else np.asarray([np.asarray(mean, np.float32) @ LUMA])
-    return InputData(train, test, data.num_classes, data.num_train, data.num_test,
-                     (d.crop_size, d.crop_size, channels), mean, data.eval_split)
+    return InputData(train_from(0), test, data.num_classes, data.num_train, data.num_test,
+                     (d.crop_size, d.crop_size, channels), mean, data.eval_split,
+                     train_from=train_from)
 
 
 LUMA = np.array([0.2989, 0.587, 0.114], np.float32)  # tf.image.rgb_to_grayscale's (ITU-R 601)

@@ -9,7 +9,9 @@
    driver's own datasets by default), then the compiled model
    (:mod:`tftransfer.training.model`);
 4. restore the latest checkpoint if any (the resumed run finishes the same schedule);
-5. ``model.fit`` on the training stream for the remaining steps, with periodic checkpoints
+5. ``model.fit`` on the training stream for the remaining steps, from the restored step
+   on (:meth:`tftransfer.training.data.InputData.train_at`: the stateless streams start
+   there directly, without reading the consumed batches), with periodic checkpoints
    and progress (:mod:`tftransfer.training.callbacks`): penalties are ``model.losses``, the
    step is the optimizer's iteration count (``multi_worker`` only: the equivalent loop of
    :mod:`tftransfer.training.loop`, for a Keras bug);
@@ -204,7 +206,6 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
             compiled = (cache.get if cache is not None else build_compiled)(
                 config, strategy, data.num_classes, data.input_shape)
     model, mode = compiled.model, compiled.transfer.preprocessing
-    train = data_lib.network_inputs(data.train, mode, data.mean)
     test = data_lib.network_inputs(data.test, mode, data.mean)
     p = config.penalty
     head = f"{config.task.seg_head} head on " if segmentation else ""
@@ -265,7 +266,8 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     train_started = time.time()
     if remaining > 0:
         try:
-            fit(model, train.skip(start_step), remaining, hooks,
+            train = data_lib.network_inputs(data.train_at(start_step), mode, data.mean)
+            fit(model, train, remaining, hooks,
                 progress_bar=r.verbose == 2)
         except callbacks_lib.Diverged as error:
             if chief:

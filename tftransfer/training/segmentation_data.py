@@ -6,8 +6,9 @@ seeded stream of crops transformed by :func:`tftransfer.data.segmentation_transf
 train_transform` (builders: :func:`tftransfer.data.segmentation_pipeline.train_batches`;
 scenes: :func:`scene_batches`, the same transform on the in-memory arrays; random scale
 ``--train_scale_min/--train_scale_max``, crop ``--crop_size`` padded with the ignore label
-where the image is smaller, ``--mirror``, ``--color_jitter``; a pure function of ``--seed``,
-so a resumed run skips the consumed batches) and whose ``test`` is whole images
+where the image is smaller, ``--mirror``, ``--color_jitter``; a pure function of ``--seed``:
+a resumed run starts the scenes' stream at the restored batch directly
+(``InputData.train_from``) and skips the builders' consumed batches) and whose ``test`` is whole images
 (:func:`~tftransfer.data.segmentation_pipeline.eval_batches`), ``(pixels [B, H, W, C] in
 [0, 255], masks [B, H, W])``.
 
@@ -32,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tftransfer.data import scenes as scenes_lib
+from tftransfer.data import stream
 from tftransfer.models import preprocessing as model_preprocessing
 from tftransfer.segmentation.metrics import IGNORE_LABEL
 from tftransfer.training import config as config_lib
@@ -105,23 +107,19 @@ def scene_arrays(config):
 
 
 def scene_batches(images, masks, batch_size, seed, crop, scale=None, mirror=True,
-                  color_jitter=False, fill=0.0):
+                  color_jitter=False, fill=0.0, start_batch=0):
     """Infinite training batches ``(float32 [B, crop, crop, C], int32 [B, crop, crop])`` of
     in-memory ``images [n, H, W, C]`` (C = 1 or 3) and ``masks``, a pure function of
     ``seed`` as :func:`tftransfer.training.data.stateless_batches`: epoch ``e`` visits the
     scenes in the order ``stateless_shuffle(range(n), [seed, e])`` and the example at
     stream position ``p`` gets :func:`tftransfer.data.segmentation_transforms.
     train_transform` with the seed ``[seed, p]`` (a grey image goes through it as three
-    equal channels and comes back as one)."""
+    equal channels and comes back as one); from batch ``start_batch`` on without reading
+    the first ones (:func:`tftransfer.data.stream.positions`)."""
     from tftransfer.data import segmentation_transforms as transforms
 
     n, grey = len(masks), images.shape[-1] == 1
     images, masks = tf.constant(images), tf.constant(masks)
-
-    def epoch(e):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), e]))
-        return tf.data.Dataset.from_tensor_slices(order)
 
     def example(position, index):
         image = tf.gather(images, index)
@@ -132,7 +130,7 @@ def scene_batches(images, masks, batch_size, seed, crop, scale=None, mirror=True
             (crop, crop), scale, mirror, color_jitter, IGNORE_LABEL, fill)
         return (image[..., :1] if grey else image), mask
 
-    ds = tf.data.Dataset.range(2 ** 62).flat_map(epoch).enumerate()
+    ds = stream.positions(n, seed, batch_size, start_batch)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -190,12 +188,14 @@ def scenes_inputs(config):
             else _imagenet_mean(train_x.shape[-1]))
     d, crop = config.data, config.data.crop_size
     fill = _fill(mean)
-    train = scene_batches(train_x, train_m, config.optim.batch_size, config.optim.seed, crop,
-                          _scale(config), d.mirror, d.color_jitter,
-                          fill[0] if isinstance(fill, tuple) and len(fill) == 1 else fill)
+    train_from = functools.partial(
+        scene_batches, train_x, train_m, config.optim.batch_size, config.optim.seed, crop,
+        _scale(config), d.mirror, d.color_jitter,
+        fill[0] if isinstance(fill, tuple) and len(fill) == 1 else fill)
     test = _eval_batches(eval_x, eval_m, config.evaluation.eval_batch_size)
-    return data_lib.InputData(train, test, len(names), len(train_m), len(eval_m),
-                              (crop, crop, train_x.shape[-1]), mean, split, names)
+    return data_lib.InputData(train_from(start_batch=0), test, len(names), len(train_m),
+                              len(eval_m), (crop, crop, train_x.shape[-1]), mean, split,
+                              names, train_from=train_from)
 
 
 def _imagenet_mean(channels):
