@@ -108,9 +108,10 @@ def measure(model, datasets, repetitions, log=print):
     return times
 
 
-def build_model(arch, crop, num_classes):
+def build_model(arch, crop, num_classes, arch_kwargs=None):
     """A randomly initialised (``source="none"``) target network of ``arch``."""
-    return build(arch, num_classes, "none", input_shape=(crop, crop, 3), seed=0).model
+    return build(arch, num_classes, "none", input_shape=(crop, crop, 3), seed=0,
+                 arch_kwargs=arch_kwargs).model
 
 
 def markdown(summary, args, command):

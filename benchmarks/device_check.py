@@ -9,7 +9,8 @@ Measures, in one process, in under 8 minutes on an H100/H200-class GPU:
    float32 network on that store (``benchmarks.bench_eval``: the driver's test pipeline and
    ``crop_accuracy``, ABBA, medians);
 3. train-step images/s of the driver's compiled model (``tftransfer.training.model.
-   build_compiled``: random initialisation, SGD with momentum, the penalty, ``auto_scale_loss``,
+   build_compiled``: from a random source network saved as ``--source=custom`` weights,
+   so that L2-SP penalises every inherited kernel; SGD with momentum, the penalty, ``auto_scale_loss``,
    which wraps the optimizer in a ``LossScaleOptimizer`` under ``mixed_float16``) for each
    configuration ``precision-xla|noxla-scheme`` of ``--configs``: warm-up steps (tracing,
    XLA compilation), then ``--timed_blocks`` blocks of ``--timed_steps`` steps; the median
@@ -46,6 +47,9 @@ DEFAULT_CONFIGS = (
     "float32-noxla-none", "float32-noxla-l2_sp", "mixed_bfloat16-noxla-none",
     "mixed_float16-noxla-none", "float32-xla-none", "mixed_bfloat16-xla-none",
     "mixed_bfloat16-xla-l2_sp", "mixed_float16-xla-none")
+# --cpu_smoke: every precision (float16 with its LossScaleOptimizer), XLA on and off, both
+# penalties, in three configurations.
+SMOKE_CONFIGS = ("float32-noxla-none", "mixed_bfloat16-noxla-l2_sp", "mixed_float16-xla-none")
 SECTION = "device_check"
 
 
@@ -71,10 +75,10 @@ class Sizes:
     budget_s: float = 420.0
 
 
-SMOKE = Sizes(arch="small_resnet", model_widths=(4, 8, 8), image_size=16, batch_size=2,
+SMOKE = Sizes(arch="small_resnet", model_widths=(4,), image_size=16, batch_size=2,
               num_classes=3, warmup_steps=1, timed_steps=1, timed_blocks=1, input_images=8,
               min_side=20, max_side=30, resize=20, input_batch=4, input_epochs=1,
-              eval_batch=4, eval_repetitions=1, budget_s=60.0)
+              eval_batch=4, eval_repetitions=1, budget_s=120.0)
 
 
 def parse_config(name):
@@ -118,7 +122,32 @@ def recorded(name, fn, log):
     return out
 
 
-def train_throughput(config_name, sizes):
+SOURCE_CLASSES = 10
+
+
+def source_weights(root, sizes):
+    """A random source network of ``sizes.arch`` with its ``SOURCE_CLASSES``-way classifier,
+    saved once as ``root/source.weights.h5``: the ``--source=custom`` starting point, so that
+    every kernel but the new head's is inherited and L2-SP penalises them (with
+    ``--source=none`` every layer would be new and L2-SP would be L2 on all of them)."""
+    import keras
+
+    from tftransfer.models.build import resolve_layout, source_network
+
+    path = os.path.join(root, "source.weights.h5")
+    if not os.path.exists(path):
+        keras.mixed_precision.set_dtype_policy("float32")
+        widths = {"widths": tuple(sizes.model_widths)} if sizes.model_widths else None
+        network, _ = source_network(
+            sizes.arch, resolve_layout(sizes.arch, None),
+            (sizes.image_size, sizes.image_size, 3), SOURCE_CLASSES, widths)
+        network.save_weights(path)
+        del network
+        keras.backend.clear_session()
+    return path
+
+
+def train_throughput(config_name, sizes, root):
     """Images/s of the driver's train step for ``config_name`` (module docstring, 3)."""
     import keras
     import tensorflow as tf
@@ -128,7 +157,9 @@ def train_throughput(config_name, sizes):
     from tftransfer.training import strategy as strategy_lib
 
     precision, xla, scheme = parse_config(config_name)
-    config = config_lib.make(arch=sizes.arch, source="none", scheme=scheme, alpha=0.1,
+    config = config_lib.make(arch=sizes.arch, source="custom",
+                             weights=source_weights(root, sizes),
+                             source_classes=SOURCE_CLASSES, scheme=scheme, alpha=0.1,
                              beta=0.01, precision=precision, xla=xla,
                              model_widths=list(sizes.model_widths), seed=0)
     rng = np.random.default_rng(0)
@@ -194,7 +225,8 @@ def eval_throughput(builder, sizes, log):
     from benchmarks import bench_eval
 
     keras.mixed_precision.set_dtype_policy("float32")
-    model = bench_eval.build_model(sizes.arch, sizes.image_size, sizes.num_classes)
+    widths = {"widths": tuple(sizes.model_widths)} if sizes.model_widths else None
+    model = bench_eval.build_model(sizes.arch, sizes.image_size, sizes.num_classes, widths)
     try:
         datasets = bench_eval.eval_datasets(builder, sizes.eval_batch, sizes.image_size)
         summary = bench_eval.summarize(bench_eval.measure(model, datasets,
@@ -238,7 +270,8 @@ def run_checks(sizes, configs, log=print):
                 log(f"  {name}: {results[name]['error']}")
                 continue
             log(f"Train step {name} ...")
-            results[name] = recorded(name, lambda n=name: train_throughput(n, sizes), log)
+            results[name] = recorded(name, lambda n=name: train_throughput(n, sizes, root),
+                                     log)
             slowest = max(slowest, results[name]["seconds"])
             if "images_per_s" in results[name]:
                 log(f"  {results[name]['images_per_s']:.1f} images/s "
@@ -272,7 +305,7 @@ def markdown(report):
         r = results[name]
         precision, xla, scheme = parse_config(name)
         extra = (f"{r['step_ms']:.1f} | {r['optimizer']} | warm-up {r['warmup_s']:.0f} s"
-                 if "images_per_s" in r else f"- | - | {r['error'].splitlines()[0][:120]}")
+                 if "images_per_s" in r else f"- | - | {r['error'].splitlines()[0][:120].replace('|', '/')}")
         rows.append(f"| {precision} | {'on' if xla else 'off'} | {scheme} | "
                     f"{_figure(r)} | {extra} |")
     inp, ev = results["input_pipeline"], results["eval_ten_crop"]
@@ -283,7 +316,7 @@ def markdown(report):
         f"{env['cpu_cores']} CPU cores, {env['date']}; whole check "
         f"{report['elapsed_s']:.0f} s.",
         "",
-        f"Train step: the driver's compiled {sizes['arch']} (random initialisation, "
+        f"Train step: the driver's compiled {sizes['arch']} (random custom source weights, "
         f"{sizes['num_classes']} classes), batch {sizes['batch_size']} at "
         f"{sizes['image_size']}x{sizes['image_size']}, {sizes['warmup_steps']} warm-up steps, "
         f"median of {sizes['timed_blocks']} blocks of {sizes['timed_steps']} steps.",
@@ -322,8 +355,9 @@ def parse_args(argv):
     parser.add_argument("--output_dir", default="runs/device_check")
     parser.add_argument("--cpu_smoke", action="store_true",
                         help="tiny sizes on CPU, every code path, seconds")
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
-                        help="comma-separated precision-xla|noxla-scheme")
+    parser.add_argument("--configs", default=None,
+                        help="comma-separated precision-xla|noxla-scheme (default: "
+                             f"{','.join(DEFAULT_CONFIGS)}; smoke: {','.join(SMOKE_CONFIGS)})")
     parser.add_argument("--write", action="store_true",
                         help="also write the device_check section of BENCHMARKS.md")
     parser.add_argument("--from_json", default=None,
@@ -351,7 +385,8 @@ def main(argv=None):
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Sizes)
                      if getattr(args, f.name, None) is not None}
         sizes = dataclasses.replace(base, **overrides)
-        configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+        configs = ([c.strip() for c in args.configs.split(",") if c.strip()] if args.configs
+                   else list(SMOKE_CONFIGS if args.cpu_smoke else DEFAULT_CONFIGS))
         for name in configs:
             parse_config(name)  # a malformed name is a usage error, before any work
         command = "benchmarks/device_check.sh " + " ".join(argv)
