@@ -77,12 +77,16 @@ def pair_ratios(times, numerator="ten", denominator="center"):
     return [n / d for n, d in zip(times[numerator], times[denominator])]
 
 
-def summarize(times, num_images):
+def summarize(times, num_images, cpu_times=None):
     """Medians of ``{variant: [seconds per pass]}``: ``{"ratio": median of the pair ratios
     ten / centre, "ratios": [...], "<variant>_s": median seconds, "<variant>_images_per_s":
-    num_images / median seconds}``."""
+    num_images / median seconds}``; with ``cpu_times`` (process CPU seconds, less disturbed
+    by other processes on a shared machine) also ``"cpu_ratio"`` and ``"cpu_ratios"``."""
     ratios = pair_ratios(times)
     out = {"ratio": statistics.median(ratios), "ratios": ratios}
+    if cpu_times is not None:
+        out["cpu_ratios"] = pair_ratios(cpu_times)
+        out["cpu_ratio"] = statistics.median(out["cpu_ratios"])
     for variant in VARIANTS:
         median = statistics.median(times[variant])
         out[f"{variant}_s"] = median
@@ -91,21 +95,26 @@ def summarize(times, num_images):
 
 
 def timed_pass(model, dataset):
-    """Wall seconds of one ``crop_accuracy`` pass (it reads every score back: synchronous)."""
-    start = time.perf_counter()
+    """(wall, process CPU) seconds of one ``crop_accuracy`` pass (it reads every score
+    back: synchronous)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     evaluation.crop_accuracy(model, dataset)
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measure(model, datasets, repetitions, log=print):
-    """``{variant: [seconds]}`` of ABBA-ordered passes, after one warm-up pass of each."""
+    """``({variant: [wall seconds]}, {variant: [CPU seconds]})`` of ABBA-ordered passes,
+    after one warm-up pass of each."""
     for variant in VARIANTS:
         timed_pass(model, datasets[variant])
-    times = {v: [] for v in VARIANTS}
+    times, cpu_times = {v: [] for v in VARIANTS}, {v: [] for v in VARIANTS}
     for i, variant in enumerate(abba_order(repetitions)):
-        times[variant].append(timed_pass(model, datasets[variant]))
-        log(f"  pass {i + 1}/{2 * repetitions}: {variant:6s} {times[variant][-1]:.3f} s")
-    return times
+        wall, cpu = timed_pass(model, datasets[variant])
+        times[variant].append(wall)
+        cpu_times[variant].append(cpu)
+        log(f"  pass {i + 1}/{2 * repetitions}: {variant:6s} {wall:.3f} s wall, {cpu:.3f} s "
+            "CPU")
+    return times, cpu_times
 
 
 def build_model(arch, crop, num_classes, arch_kwargs=None):
@@ -136,7 +145,10 @@ def markdown(summary, args, command):
         f"Per-pair ratios: {', '.join(f'{r:.2f}' for r in summary['ratios'])}",
         "",
         f"**Median ratio 10-crop / centre: {summary['ratio']:.2f}** ({verdict} the target "
-        f"<= {TARGET_RATIO}; 10 is the network's share alone).",
+        f"<= {TARGET_RATIO}; 10 is the network's share alone). Process CPU time: median "
+        f"ratio {summary['cpu_ratio']:.2f} (pairs: "
+        f"{', '.join(f'{r:.2f}' for r in summary['cpu_ratios'])}), less disturbed by other "
+        "processes on a shared machine.",
         "",
         f"Rerun: `{command}`",
     ])
@@ -166,7 +178,8 @@ def main(argv=None):
     datasets = eval_datasets(random_store(args.num_images, args.resize, args.num_classes),
                              args.batch_size, args.crop)
     print(f"Timing {args.repetitions} ABBA pairs of centre / 10-crop passes ...", flush=True)
-    summary = summarize(measure(model, datasets, args.repetitions), args.num_images)
+    times, cpu_times = measure(model, datasets, args.repetitions)
+    summary = summarize(times, args.num_images, cpu_times)
     text = markdown(summary, args, command.strip())
     print(text)
     if args.write:

@@ -64,12 +64,12 @@ class Sizes:
     warmup_steps: int = 3
     timed_steps: int = 15
     timed_blocks: int = 2
-    input_images: int = 1024
+    input_images: int = 512
     min_side: int = 300
     max_side: int = 500
     resize: int = 256
     input_batch: int = 64
-    input_epochs: int = 3
+    input_epochs: int = 4
     eval_batch: int = 32
     eval_repetitions: int = 2
     budget_s: float = 420.0
@@ -229,12 +229,12 @@ def eval_throughput(builder, sizes, log):
     model = bench_eval.build_model(sizes.arch, sizes.image_size, sizes.num_classes, widths)
     try:
         datasets = bench_eval.eval_datasets(builder, sizes.eval_batch, sizes.image_size)
-        summary = bench_eval.summarize(bench_eval.measure(model, datasets,
-                                                          sizes.eval_repetitions, log),
-                                       sizes.input_images)
+        times, cpu_times = bench_eval.measure(model, datasets, sizes.eval_repetitions, log)
+        summary = bench_eval.summarize(times, sizes.input_images, cpu_times)
         return {"images_per_s": summary["ten_images_per_s"],
                 "center_images_per_s": summary["center_images_per_s"],
-                "ratio_ten_over_center": summary["ratio"], "ratios": summary["ratios"]}
+                "ratio_ten_over_center": summary["ratio"], "ratios": summary["ratios"],
+                "cpu_ratio_ten_over_center": summary["cpu_ratio"]}
     finally:
         del model
         keras.backend.clear_session()
@@ -381,6 +381,12 @@ def main(argv=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if args.cpu_smoke:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        try:
+            import tensorflow  # noqa: F401  (the check needs it; say so before any work)
+        except ImportError as error:
+            sys.exit(f"device_check needs TensorFlow, Keras 3, tensorflow-datasets and Pillow "
+                     f"in the Python it runs ({sys.executable}: {error}); point $PYTHON at "
+                     "one that has them (e.g. this repository's .venv/bin/python).")
         base = SMOKE if args.cpu_smoke else Sizes()
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Sizes)
                      if getattr(args, f.name, None) is not None}

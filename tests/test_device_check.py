@@ -105,6 +105,14 @@ class BenchEvalArithmeticTest(tf.test.TestCase):
         self.assertAllClose(summary["center_s"], 2.0)
         self.assertAllClose(summary["ten_images_per_s"], 8 / 30.0)
 
+    def test_cpu_ratio_is_median_of_cpu_pair_ratios(self):
+        times = {"center": [1.0, 1.0], "ten": [20.0, 20.0]}
+        cpu = {"center": [2.0, 1.0], "ten": [19.0, 11.0]}
+        summary = bench_eval.summarize(times, num_images=1, cpu_times=cpu)
+        self.assertAllClose(summary["cpu_ratios"], [9.5, 11.0])
+        self.assertAllClose(summary["cpu_ratio"], 10.25)
+        self.assertAllClose(summary["ratio"], 20.0)
+
     def test_unpaired_timings_are_rejected(self):
         with self.assertRaisesRegex(ValueError, "as many"):
             bench_eval.pair_ratios({"center": [1.0], "ten": [1.0, 2.0]})
