@@ -206,18 +206,17 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0, mir
 
     def example(position, index):
         image = tf.gather(images, index)
-        split = tf.random.experimental.stateless_split(
-            tf.stack([tf.constant(seed, tf.int64), position]), 2)
-        return (data_preprocessing.random_crop_mirror(image, split[0], crop, mirror),
-                data_preprocessing.sample_jitter(split[1]), tf.gather(labels, index))
-
-    def batch(x, params, y):
+        example_seed = tf.stack([tf.constant(seed, tf.int64), position])
         if grey:
-            return tf.cast(x, tf.float32), y
-        return data_preprocessing.finish_batch(x, params, (0.0, 0.0, 0.0), jitter), y
+            crop_seed = tf.random.experimental.stateless_split(example_seed, 2)[0]
+            image = data_preprocessing.random_crop_mirror(image, crop_seed, crop, mirror)
+            return tf.cast(image, tf.float32), tf.gather(labels, index)
+        return (data_preprocessing.train_transform(image, example_seed, (0.0, 0.0, 0.0),
+                                                   crop, jitter=jitter, mirror=mirror),
+                tf.gather(labels, index))
 
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=True).map(batch)
+    return ds.batch(batch_size, drop_remainder=True)
 
 
 def arrays(config):
