@@ -5,9 +5,12 @@ prepares it once (decoded, resized to 256x256, stored as uint8 by the tfds build
 times the same training pipeline (random 224 crop, mirror, mean subtraction, with and
 without colour jitter, batches of 64, parallel map, prefetch) fed either from the prepared
 store or from the original JPEGs decoded and resized on every epoch. Reports images/s of
-both and their ratio, measured in the same run, into BENCHMARKS.md (``bench_input``).
+both, per core, and their ratio: ``--repetitions`` rounds in one process, the two
+pipelines alternated (ABBA), medians. Prints the figures; ``--write`` also writes them into
+BENCHMARKS.md (section ``bench_input``).
 
-    python -m benchmarks.bench_input [--num_images 2000] [--epochs 1]
+    python -m benchmarks.bench_input [--num_images 2000] [--epochs 1] [--repetitions 3]
+    python -m benchmarks.bench_input --num_images 200 --repetitions 1   # smoke run
 """
 import argparse
 import os
@@ -63,9 +66,20 @@ def images_per_second(dataset, epochs):
     return count / (time.perf_counter() - start)
 
 
+def alternated_rates(pipelines, epochs, repetitions):
+    """``{kind: [images/s per round]}``, the kinds timed in ABBA order round after round."""
+    rates = {kind: [] for kind in pipelines}
+    for r in range(repetitions):
+        for kind in (list(pipelines) if r % 2 == 0 else list(pipelines)[::-1]):
+            rates[kind].append(images_per_second(pipelines[kind], epochs))
+            print(f"  round {r + 1}: {kind} {rates[kind][-1]:.1f} images/s", flush=True)
+    return rates
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num_images", type=int, default=2000)
+    parser.add_argument("--num_images", type=int, default=2000,
+                        help="synthetic JPEGs written and timed (e.g. 200 for a smoke run)")
     parser.add_argument("--num_classes", type=int, default=10)
     parser.add_argument("--min_side", type=int, default=300)
     parser.add_argument("--max_side", type=int, default=500)
@@ -73,11 +87,18 @@ def main(argv=None):
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--repetitions", type=int, default=3,
+                        help="ABBA rounds of (JPEG, prepared) timings; medians reported")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no_report", action="store_true", help="do not write BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true",
+                        help="write the figures into BENCHMARKS.md (default: print only)")
     args = parser.parse_args(argv)
+    if args.num_images < args.batch_size:
+        parser.error(f"--num_images {args.num_images} is below --batch_size "
+                     f"{args.batch_size}: no full training batch to time.")
 
     load = os.getloadavg()[0]
+    cores = os.cpu_count()
     tmp = tempfile.mkdtemp(prefix="bench_input_")
     try:
         print(f"Writing {args.num_images} JPEGs to {tmp} ...", flush=True)
@@ -96,32 +117,37 @@ def main(argv=None):
                 "prepared": pipeline.train_dataset(builder, "train", args.batch_size,
                                                    args.crop, preprocessing.IMAGENET_MEAN,
                                                    seed=args.seed, color_jitter=jitter)}
-            for kind, dataset in pipelines.items():
-                print(f"Timing {kind}, colour jitter {jitter} ...", flush=True)
-                rates[kind, jitter] = images_per_second(dataset, args.epochs)
-                print(f"  {rates[kind, jitter]:.1f} images/s", flush=True)
+            print(f"Timing, colour jitter {jitter} ...", flush=True)
+            rates[jitter] = alternated_rates(pipelines, args.epochs, args.repetitions)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    command = "python -m benchmarks.bench_input " + " ".join(sys.argv[1:] if argv is None else argv)
-    rows = "".join(
-        f"| {label} | {rates['jpeg', j]:.1f} | {rates['prepared', j]:.1f} | "
-        f"**{rates['prepared', j] / rates['jpeg', j]:.2f}x** |\n"
-        for j, label in ((True, "crop + mirror + colour jitter + mean (the paper's)"),
-                         (False, "crop + mirror + mean (no colour jitter)")))
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--write"]
+    rerun = " ".join(["python -m benchmarks.bench_input", *given, "--write"])
+    rows = ""
+    for j, label in ((True, "crop + mirror + colour jitter + mean (the paper's)"),
+                     (False, "crop + mirror + mean (no colour jitter)")):
+        jpeg, prepared = np.median(rates[j]["jpeg"]), np.median(rates[j]["prepared"])
+        ratio = np.median(np.array(rates[j]["prepared"]) / np.array(rates[j]["jpeg"]))
+        rows += (f"| {label} | {jpeg:.1f} | {prepared:.1f} | {prepared / cores:.1f} | "
+                 f"**{ratio:.2f}x** |\n")
     report = (
         "## Input pipeline: prepared uint8 store vs JPEG decoding each epoch\n\n"
         f"{args.num_images} synthetic JPEGs ({args.min_side}-{args.max_side} px sides), "
         f"resized to {args.resize}x{args.resize}, random {args.crop} crops, batch "
         f"{args.batch_size}, {args.epochs} epoch(s) timed after a warm-up batch, "
-        f"{os.cpu_count()} CPU cores (load average {load:.1f} at start). Preparing the store (one decode + resize per image) "
-        f"took {prepare_s:.1f} s.\n\n"
+        f"{args.repetitions} ABBA round(s), medians; {cores} CPU cores (load average "
+        f"{load:.1f} at start). Preparing the store (one decode + resize per image) took "
+        f"{prepare_s:.1f} s.\n\n"
         "| training transform | JPEG decode + resize every epoch (images/s) | "
-        "prepared uint8 store (images/s) | speed-up |\n|---|---|---|---|\n"
-        f"{rows}\nBoth pipelines of a row run the same transform code in the same process.\n\n"
-        f"Rerun: `{command.strip()}`\n")
+        "prepared uint8 store (images/s) | prepared, per core | speed-up (median of "
+        "per-round ratios) |\n|---|---|---|---|---|\n"
+        f"{rows}\nBoth pipelines of a row run the same transform code in the same process "
+        "(`preprocessing.train_transform` per example: crop, mirror, then colour jitter and "
+        "mean subtraction fused by XLA).\n\n"
+        f"Rerun: `{rerun}`\n")
     print(report)
-    if not args.no_report:
+    if args.write:
         benchmark_report.update_section("bench_input", report)
 
 

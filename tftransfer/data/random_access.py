@@ -9,8 +9,8 @@ and shape of each image, its label and ``tfds_id``. Training then follows
 :mod:`tftransfer.data.stream`: epoch ``e`` visits the kept examples in the order
 ``stateless_shuffle(range(m), [seed, e])``, the example at stream position ``p`` is read
 (one ``tf.numpy_function`` slice of the map, any shape: ``keep_aspect`` stores work), zero
-padded by ``pad``, cropped, mirrored and jitter-drawn with the seed ``[seed, p]``, and the
-batch finished by :func:`tftransfer.data.preprocessing.finish_batch` (jitter, mean).
+padded by ``pad`` and augmented with the seed ``[seed, p]`` (crop, mirror, jitter, mean:
+:func:`tftransfer.data.stream.augment`), then batched.
 Starting at batch ``k`` costs the same for every ``k``, and the draws are those of the
 in-memory stream, so both paths resume alike.
 
@@ -138,14 +138,9 @@ def stream_batches(store, batch_size, crop, mean, seed, indices=None, labels=Non
         image = tf.numpy_function(store.image, [tf.gather(kept, k)], tf.uint8,
                                   stateful=False)
         image = preprocessing.zero_pad(tf.ensure_shape(image, shape), pad)
-        x, params = stream.augment(image, position, seed, crop, mirror, ranges)
-        return x, params, tf.gather(kept_labels, k)
-
-    def finish(x, params, y):
-        return preprocessing.finish_batch(x, params, mean, jitter), y
+        return (stream.augment(image, position, seed, crop, mean, jitter, mirror, ranges),
+                tf.gather(kept_labels, k))
 
     ds = stream.positions(len(indices), seed, batch_size, start_batch)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=True)
-    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE,
-                  deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

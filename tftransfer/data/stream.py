@@ -40,14 +40,12 @@ def positions(n, seed, batch_size, start_batch=0):
     return tf.data.Dataset.range(first_epoch, ENDLESS).flat_map(epoch).enumerate(start)
 
 
-def augment(image, position, seed, crop, mirror=True, ranges=preprocessing.JitterRanges()):
-    """The per-example draws of position ``position``: ``split = stateless_split([seed,
-    position], 2)``; the random crop and mirror of
-    :func:`tftransfer.data.preprocessing.random_crop_mirror` with ``split[0]`` and the
-    colour-jitter parameters of :func:`~tftransfer.data.preprocessing.sample_jitter` with
-    ``split[1]``. Returns ``(crop uint8 [crop, crop, C], jitter params float32 [3])``; the
-    jitter itself runs per batch (:func:`~tftransfer.data.preprocessing.finish_batch`)."""
-    split = tf.random.experimental.stateless_split(
-        tf.stack([tf.constant(seed, tf.int64), position]), 2)
-    return (preprocessing.random_crop_mirror(image, split[0], crop, mirror),
-            preprocessing.sample_jitter(split[1], ranges))
+def augment(image, position, seed, crop, mean, jitter=True, mirror=True,
+            ranges=preprocessing.JitterRanges()):
+    """The example at stream position ``position``, augmented: uint8 ``[H, W, 3]`` ->
+    float32 ``[crop, crop, 3]``, :func:`tftransfer.data.preprocessing.train_transform`
+    with the seed ``[seed, position]`` (random crop, mirror, colour jitter, ``mean``
+    subtracted). Run it per example in a parallel map, then batch."""
+    example_seed = tf.stack([tf.constant(seed, tf.int64), position])
+    return preprocessing.train_transform(image, example_seed, mean, crop, ranges, jitter,
+                                         mirror)

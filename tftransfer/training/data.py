@@ -215,16 +215,17 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0, mir
                                      tf.gather(labels, index)))
 
     def example(position, index):
-        x, params = stream.augment(tf.gather(images, index), position, seed, crop, mirror)
-        return x, params, tf.gather(labels, index)
-
-    def batch(x, params, y):
-        if grey:
-            return tf.cast(x, tf.float32), y
-        return data_preprocessing.finish_batch(x, params, (0.0, 0.0, 0.0), jitter), y
+        image = tf.gather(images, index)
+        if grey:  # the crop and mirror of the same seed, no colour jitter
+            example_seed = tf.stack([tf.constant(seed, tf.int64), position])
+            crop_seed = tf.random.experimental.stateless_split(example_seed, 2)[0]
+            image = data_preprocessing.random_crop_mirror(image, crop_seed, crop, mirror)
+            return tf.cast(image, tf.float32), tf.gather(labels, index)
+        return (stream.augment(image, position, seed, crop, (0.0, 0.0, 0.0), jitter, mirror),
+                tf.gather(labels, index))
 
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=True).map(batch)
+    return ds.batch(batch_size, drop_remainder=True)
 
 
 def arrays(config):
