@@ -1,12 +1,13 @@
 """Training-input throughput: prepared uint8 shards vs decoding + resizing JPEGs each epoch.
 
 Writes a synthetic class-per-folder set of JPEGs (random sizes) in a temporary directory,
-prepares it once (decoded, resized to 256x256, stored as uint8 by the tfds builder), then
-times the same training pipeline (random 224 crop, mirror, mean subtraction, with and
-without colour jitter, batches of 64, parallel map, prefetch) fed either from the prepared
-store or from the original JPEGs decoded and resized on every epoch. Reports images/s of
-both, per core, and their ratio: ``--repetitions`` rounds in one process, the two
-pipelines alternated (ABBA), medians. Prints the figures; ``--write`` also writes them into
+prepares it once (decoded, resized to 256x256, stored as uint8 by the tfds builder, plus its
+random-access copy), then times the same training pipeline (random 224 crop, mirror, mean
+subtraction, with and without colour jitter, batches of 64, parallel map, prefetch) fed
+either from the prepared store (the driver's stream, :mod:`tftransfer.data.random_access`)
+or from the original JPEGs decoded and resized on every epoch. Reports images/s of both,
+per core, and their ratio: ``--repetitions`` rounds in one process, the two pipelines
+alternated (ABBA), medians. Prints the figures; ``--write`` also writes them into
 BENCHMARKS.md (section ``bench_input``).
 
     python -m benchmarks.bench_input [--num_images 2000] [--epochs 1] [--repetitions 3]
@@ -114,9 +115,11 @@ def main(argv=None):
             pipelines = {
                 "jpeg": jpeg_dataset(paths, labels, args.resize, args.batch_size, args.crop,
                                      args.seed, jitter),
-                "prepared": pipeline.train_dataset(builder, "train", args.batch_size,
-                                                   args.crop, preprocessing.IMAGENET_MEAN,
-                                                   seed=args.seed, color_jitter=jitter)}
+                # The driver's stream: stateless, random access, endless; one epoch of it.
+                "prepared": pipeline.train_dataset(
+                    builder, "train", args.batch_size, args.crop, preprocessing.IMAGENET_MEAN,
+                    seed=args.seed, color_jitter=jitter, repeat=True).take(
+                        args.num_images // args.batch_size)}
             print(f"Timing, colour jitter {jitter} ...", flush=True)
             rates[jitter] = alternated_rates(pipelines, args.epochs, args.repetitions)
     finally:

@@ -162,6 +162,18 @@ class StoreStreamTest(tf.test.TestCase):
         self.assertGreaterEqual(min(seen), k * BATCH)
         self.assertBetween(read.call_count, BATCH, 100 * BATCH)  # the prefetched ones only
 
+    def test_square_store_reads_one_gather_per_batch_and_none_of_the_first(self):
+        data = self._load(False)
+        k = 10 ** 9
+        with augmented_positions() as seen, \
+                mock.patch.object(random_access.Store, "images", autospec=True,
+                                  side_effect=random_access.Store.images) as read:
+            next(iter(data.train_from(k)))
+        self.assertGreaterEqual(min(seen), k * BATCH)
+        self.assertBetween(read.call_count, 1, 100)  # the prefetched batches only
+        for call in read.call_args_list:
+            self.assertLen(call.args[1], BATCH)
+
     def test_square_store_stream_is_the_in_memory_stream(self):
         data = self._load(False)
         store = random_access.open_store(data.builder, "train")

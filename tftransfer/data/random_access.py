@@ -8,7 +8,8 @@ file of the images in stored order (memory-mapped when read) and an index: the b
 and shape of each image, its label and ``tfds_id``. Training then follows
 :mod:`tftransfer.data.stream`: epoch ``e`` visits the kept examples in the order
 ``stateless_shuffle(range(m), [seed, e])``, the example at stream position ``p`` is read
-(one ``tf.numpy_function`` slice of the map, any shape: ``keep_aspect`` stores work), zero
+(one ``tf.numpy_function`` gather of the map per batch when the images share one
+shape; one slice per example otherwise, so ``keep_aspect`` stores work), zero
 padded by ``pad`` and augmented with the seed ``[seed, p]`` (crop, mirror, jitter, mean:
 :func:`tftransfer.data.stream.augment`), then batched.
 Starting at batch ``k`` costs the same for every ``k``, and the draws are those of the
@@ -63,6 +64,12 @@ class Store:
         i = int(i)
         return np.array(self.pixels[self.offsets[i]:self.offsets[i + 1]]).reshape(
             self.shapes[i])
+
+    def images(self, indices):
+        """The stored uint8 images ``indices`` ``[k, h, w, 3]`` of a store whose images share
+        one shape (:meth:`fixed_shape`): one gather out of the map."""
+        view = self.pixels.reshape((len(self),) + self.fixed_shape())
+        return np.take(view, np.asarray(indices, np.int64), axis=0)
 
     def fixed_shape(self):
         """The common image shape, or ``(None, None, 3)`` when sizes differ."""
@@ -134,13 +141,24 @@ def stream_batches(store, batch_size, crop, mean, seed, indices=None, labels=Non
     shape = store.fixed_shape()
     kept, kept_labels = tf.constant(indices, tf.int64), tf.constant(labels, tf.int64)
 
-    def example(position, k):
-        image = tf.numpy_function(store.image, [tf.gather(kept, k)], tf.uint8,
-                                  stateful=False)
-        image = preprocessing.zero_pad(tf.ensure_shape(image, shape), pad)
-        return (stream.augment(image, position, seed, crop, mean, jitter, mirror, ranges),
-                tf.gather(kept_labels, k))
+    def augmented(position, image, label):
+        image = preprocessing.zero_pad(image, pad)
+        return stream.augment(image, position, seed, crop, mean, jitter, mirror, ranges), label
 
     ds = stream.positions(len(indices), seed, batch_size, start_batch)
-    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if None in shape:  # images of different sizes: read one at a time
+        def read(position, k):
+            image = tf.numpy_function(store.image, [tf.gather(kept, k)], tf.uint8,
+                                      stateful=False)
+            return position, tf.ensure_shape(image, shape), tf.gather(kept_labels, k)
+    else:  # one gather per batch out of the map, then augmented per example
+        def read(position, k):
+            images = tf.numpy_function(store.images, [tf.gather(kept, k)], tf.uint8,
+                                       stateful=False)
+            return position, tf.ensure_shape(images, (None,) + shape), tf.gather(kept_labels, k)
+        ds = ds.batch(batch_size)
+    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if None not in shape:
+        ds = ds.unbatch()
+    ds = ds.map(augmented, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

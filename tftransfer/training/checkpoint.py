@@ -5,9 +5,11 @@ model's variables, the optimizer's (momentum and its iteration count, which is t
 step and drives the learning-rate schedule), the frozen starting point of the -SP penalties
 and the reference weights of the deviation scalars. The input position is not stored as an
 iterator state (a shuffle buffer of full-size images would make every checkpoint hundreds
-of MB); its documented equivalent is the step: the training stream is a deterministic
-function of ``--seed``, so the resumed run rebuilds it and skips the ``step`` batches
-already consumed (``Dataset.skip``), and sees the same batches as an uninterrupted run.
+of MB); its documented equivalent is the step: the training stream is a stateless
+function of ``--seed`` (:mod:`tftransfer.data.stream`), so the resumed run builds it at
+batch ``step`` without reading the consumed ones (``InputData.train_at``; the segmentation
+builders' stream replays them with ``Dataset.skip``), and sees the same batches as an
+uninterrupted run.
 
 Damage: the two newest checkpoints are kept; :meth:`Checkpointer.restore` tries them newest
 first and falls back to the newest intact one with a warning naming the damaged one. An
