@@ -8,12 +8,15 @@ so one SGD step is W - lr G, then the wrapper's rule (tests/test_methods_mars_pg
 tests/test_methods_spd.py state them; the multipliers scale lr per variable). Run with
 KERAS_BACKEND=tensorflow, jax or torch (the Makefile's BACKEND_TESTS): the PyTorch backend's
 optimizers update all variables at once, which the wrappers must not skip
-(tftransfer.optimizer_wrappers.PerVariableUpdate).
+(tftransfer.optimizer_wrappers.PerVariableUpdate). The fused penalty
+(tftransfer.fused_penalty) adds alpha (w - w0) (L2-SP) or beta w (L2 on a new layer) to G.
 """
 import keras
 import numpy as np
 import tensorflow as tf
 
+import tftransfer
+from tftransfer import fused_penalty
 from tftransfer.methods import mars_pgm, spd
 from tftransfer.models.lr_multipliers import with_lr_multipliers
 
@@ -117,6 +120,27 @@ class OptimizerWrappersOnThisBackendTest(tf.test.TestCase):
                 self.assertGreater(r, 0)
                 want = stepped - 0.6 * r * (stepped - ref)
             self.assertAllClose(got[path], want, rtol=1e-5, atol=1e-7, msg=path)
+
+    def test_fused_penalty_adds_its_closed_form_gradient(self):
+        model = linear_model()
+        alpha, beta = 0.3, 0.1
+        plan = tftransfer.penalize(model, "l2_sp", alpha, beta, new_layers=["fc2"],
+                                   path="fused")
+        self.assertEqual(list(model.losses), [])
+        w0 = weights(model)["fc1/kernel"]
+        offset = np.random.default_rng(2).normal(size=w0.shape)
+        model.get_layer("fc1").kernel.assign((w0 + offset).astype(np.float32))
+        w = weights(model)
+        g = self.gradient(w)
+        self.fit_one_step(model, tftransfer.fused_optimizer(keras.optimizers.SGD(LR), plan))
+        got = weights(model)
+        d = w["fc1/kernel"] - w0
+        self.assertAllClose(got["fc1/kernel"], w["fc1/kernel"] - LR * (g + alpha * d),
+                            rtol=1e-5, atol=1e-6)
+        w2 = w["fc2/kernel"]
+        self.assertAllClose(got["fc2/kernel"], w2 - LR * (g + beta * w2), rtol=1e-5, atol=1e-6)
+        value = alpha / 2 * np.sum(d ** 2) + beta / 2 * np.sum(w2 ** 2)
+        self.assertAllClose(fused_penalty.penalty_value(model), value, rtol=1e-5)
 
 
 if __name__ == "__main__":
