@@ -181,9 +181,7 @@ def main(argv=None):
     times, cpu_times = measure(model, datasets, args.repetitions)
     summary = summarize(times, args.num_images, cpu_times)
     text = markdown(summary, args, command.strip())
-    print(text)
-    if args.write:
-        print(f"written to {benchmark_report.update_section('bench_eval', text)}")
+    benchmark_report.publish("bench_eval", text, args.write)
     return summary
 
 

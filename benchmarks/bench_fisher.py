@@ -164,9 +164,7 @@ def main(argv=None):
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores, load average {load:.1f} "
         "at start.\n\n"
         f"Rerun: `{command} --write`\n")
-    print(text)
-    if args.write:
-        print("updated", benchmark_report.update_section("bench_fisher", text))
+    benchmark_report.publish("bench_fisher", text, args.write)
     return {name: median_ratio("loop", name) for name in names}
 
 

@@ -149,9 +149,7 @@ def main(argv=None):
         "(`preprocessing.train_transform` per example: crop, mirror, then colour jitter and "
         "mean subtraction fused by XLA).\n\n"
         f"Rerun: `{rerun}`\n")
-    print(report)
-    if args.write:
-        benchmark_report.update_section("bench_input", report)
+    benchmark_report.publish("bench_input", report, args.write)
 
 
 if __name__ == "__main__":

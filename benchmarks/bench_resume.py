@@ -133,9 +133,7 @@ def main(argv=None):
         f"{rate['stream']:.0f} images/s, one-pass TFRecord pipeline "
         f"{rate['one_pass']:.0f} images/s.\n\n"
         f"Rerun: `{command.strip()}`\n")
-    print(report)
-    if args.write:
-        benchmark_report.update_section("bench_resume", report)
+    benchmark_report.publish("bench_resume", report, args.write)
 
 
 if __name__ == "__main__":

@@ -409,10 +409,8 @@ def main(argv=None):
             print(f"wrote {path}")
         print(f"elapsed: {elapsed:.1f} s (target < 480 s for the full check)")
     text = markdown(report)
-    print(text)
-    if args.write:
-        from benchmarks import report as benchmark_report
-        print(f"written to {benchmark_report.update_section(SECTION, text)}")
+    from benchmarks import report as benchmark_report
+    benchmark_report.publish(SECTION, text, args.write)
     return report
 
 

@@ -27,3 +27,14 @@ def update_section(name, markdown, path=DEFAULT_PATH):
         text = text.rstrip("\n") + "\n\n" + block
     atomic_write_text(path, text)
     return path
+
+
+def publish(name, markdown, write, path=DEFAULT_PATH):
+    """Prints a benchmark's ``markdown``; with ``write`` also replaces its section ``name`` of
+    BENCHMARKS.md (``update_section``) and says where. Returns the path written, or None."""
+    print(markdown)
+    if not write:
+        return None
+    written = update_section(name, markdown, path)
+    print(f"written to {written}")
+    return written
