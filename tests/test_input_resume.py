@@ -16,6 +16,7 @@ from tftransfer.data import pipeline, preprocessing, random_access, stream
 from tftransfer.training import data as data_lib
 
 RESIZE, CROP, BATCH = 12, 8, 4
+FAR = 10 ** 9  # a start batch far beyond anything a test reads
 
 
 def former_stateless_batches(images, labels, batch_size, seed, crop, jitter):
@@ -152,24 +153,23 @@ class StoreStreamTest(tf.test.TestCase):
                     self.assertAllEqual(x, ex)
                     self.assertAllEqual(y, ey)
 
-    def test_starting_far_reads_none_of_the_first_batches(self):
-        data = self._load(True)
-        k = 10 ** 9
+    def _first_batch_far(self, keep_aspect, reader):
+        """``(positions augmented, mock of Store.<reader>)`` for the first batch at FAR."""
+        data = self._load(keep_aspect)
         with augmented_positions() as seen, \
-                mock.patch.object(random_access.Store, "image", autospec=True,
-                                  side_effect=random_access.Store.image) as read:
-            next(iter(data.train_from(k)))
-        self.assertGreaterEqual(min(seen), k * BATCH)
+                mock.patch.object(random_access.Store, reader, autospec=True,
+                                  side_effect=getattr(random_access.Store, reader)) as read:
+            next(iter(data.train_from(FAR)))
+        return seen, read
+
+    def test_starting_far_reads_none_of_the_first_batches(self):
+        seen, read = self._first_batch_far(True, "image")
+        self.assertGreaterEqual(min(seen), FAR * BATCH)
         self.assertBetween(read.call_count, BATCH, 100 * BATCH)  # the prefetched ones only
 
     def test_square_store_reads_one_gather_per_batch_and_none_of_the_first(self):
-        data = self._load(False)
-        k = 10 ** 9
-        with augmented_positions() as seen, \
-                mock.patch.object(random_access.Store, "images", autospec=True,
-                                  side_effect=random_access.Store.images) as read:
-            next(iter(data.train_from(k)))
-        self.assertGreaterEqual(min(seen), k * BATCH)
+        seen, read = self._first_batch_far(False, "images")
+        self.assertGreaterEqual(min(seen), FAR * BATCH)
         self.assertBetween(read.call_count, 1, 100)  # the prefetched batches only
         for call in read.call_args_list:
             self.assertLen(call.args[1], BATCH)
