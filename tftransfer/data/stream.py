@@ -40,12 +40,16 @@ def positions(n, seed, batch_size, start_batch=0):
     return tf.data.Dataset.range(first_epoch, ENDLESS).flat_map(epoch).enumerate(start)
 
 
+def example_seed(seed, position):
+    """The seed ``[seed, position]`` (int64 [2]) of the example at stream position ``position``."""
+    return tf.stack([tf.constant(seed, tf.int64), position])
+
+
 def augment(image, position, seed, crop, mean, jitter=True, mirror=True,
             ranges=preprocessing.JitterRanges()):
     """The example at stream position ``position``, augmented: uint8 ``[H, W, 3]`` ->
     float32 ``[crop, crop, 3]``, :func:`tftransfer.data.preprocessing.train_transform`
     with the seed ``[seed, position]`` (random crop, mirror, colour jitter, ``mean``
     subtracted). Run it per example in a parallel map, then batch."""
-    example_seed = tf.stack([tf.constant(seed, tf.int64), position])
-    return preprocessing.train_transform(image, example_seed, mean, crop, ranges, jitter,
-                                         mirror)
+    return preprocessing.train_transform(image, example_seed(seed, position), mean, crop,
+                                         ranges, jitter, mirror)

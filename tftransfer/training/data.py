@@ -217,8 +217,8 @@ def stateless_batches(images, labels, batch_size, seed, crop, jitter, pad=0, mir
     def example(position, index):
         image = tf.gather(images, index)
         if grey:  # the crop and mirror of the same seed, no colour jitter
-            example_seed = tf.stack([tf.constant(seed, tf.int64), position])
-            crop_seed = tf.random.experimental.stateless_split(example_seed, 2)[0]
+            crop_seed = tf.random.experimental.stateless_split(
+                stream.example_seed(seed, position), 2)[0]
             image = data_preprocessing.random_crop_mirror(image, crop_seed, crop, mirror)
             return tf.cast(image, tf.float32), tf.gather(labels, index)
         return (stream.augment(image, position, seed, crop, (0.0, 0.0, 0.0), jitter, mirror),
