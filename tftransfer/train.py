@@ -1,14 +1,15 @@
 """The driver: one command per experiment (one cell of a table of the paper).
 
-    python -m tftransfer.train --flagfile=flags/table2_dogs_l2_sp.cfg [--seed=1 ...]
+    python -m tftransfer.train --flagfile=flags/table2_stanford_dogs120_l2_sp.cfg [--seed=1 ...]
 
-Every flag is defined in :mod:`tftransfer.training.flags` (``--helpfull`` lists them with
-their help); invalid combinations stop before any work with a message saying what to fix.
+Every flag is defined in :mod:`tftransfer.training.flags`; ``--help`` lists them by section
+with their help and defaults (``--helpfull`` adds absl's and TensorFlow's); invalid
+combinations stop before any work with a message saying what to fix.
 Restarting the same command after a crash resumes from the last checkpoint; restarting a
 finished run prints its result without training; restarting with other flags into the
-same ``--output_dir`` stops with the differing flags. Exit status: 0 done, 2 invalid flags
-or an unusable output directory (nothing was run), 3 training diverged (``failed.json``
-says where; the last good checkpoint is kept). See docs/driver.md.
+same ``--output_dir`` stops with the differing flags. Exit status: 0 done (and ``--help``),
+2 invalid flags or an unusable output directory (nothing was run), 3 training diverged
+(``failed.json`` says where; the last good checkpoint is kept). See docs/driver.md.
 """
 import sys
 
@@ -16,16 +17,23 @@ from absl import app, logging
 
 from tftransfer.training import config as config_lib
 from tftransfer.training import flags as flags_lib
-from tftransfer.training import progress
-from tftransfer.training.callbacks import Diverged
-from tftransfer.training.run import run
+from tftransfer.training import help as help_lib
 
 flags_lib.define_flags()
+
+USAGE = """\
+Usage: python -m tftransfer.train [--flagfile=FILE ...] [--flag=value ...]
+  (run from the repository root: flagfiles include flags/common.cfg by relative path)
+Example:
+  python -m tftransfer.train --flagfile=flags/table2_stanford_dogs120_l2_sp.cfg --seed=1"""
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+    from tftransfer.training import progress
+    from tftransfer.training.callbacks import Diverged
+    from tftransfer.training.run import run
     progress.show_progress()
     try:
         run(flags_lib.config_from_flags())
@@ -40,4 +48,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    help_lib.run(main, USAGE, key_flags=config_lib.LEAVES)

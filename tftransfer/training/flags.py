@@ -2,8 +2,10 @@
 :class:`tftransfer.training.config.RunConfig` (same flat names, defaults and help).
 
 ``define_flags()`` registers them (idempotent); ``config_from_flags()`` reads the parsed
-values back into a validated ``RunConfig``. ``python -m tftransfer.train --helpfull``
-lists them by section (``tftransfer.training.config.model``, ``.data``, ...). Flags the
+values back into a validated ``RunConfig``. Each flag is filed under the module name of its
+section (:func:`section_module`: ``tftransfer.training.config.model``, ``.data``,
+``.data.synthetic``, ...): ``python -m tftransfer.train --help`` lists them by section
+(:mod:`tftransfer.training.help`), ``--helpfull`` with absl's and TensorFlow's. Flags the
 driver no longer has (:data:`REMOVED`) are still accepted by the parser so that a flagfile
 using one stops with a message saying what replaced it.
 """
@@ -55,6 +57,12 @@ def _define(kind, name, default, help_text, flag_values, module_name, choices=No
         flags.DEFINE_string(name, default, help_text, **common)
 
 
+def section_module(leaf):
+    """The module name a flag is filed under in the help: its section's dotted path under
+    ``tftransfer.training.config`` (``.data.synthetic`` for ``--synthetic_classes``)."""
+    return "tftransfer.training.config." + ".".join(leaf.path[:-1])
+
+
 def define_flags(flag_values=FLAGS):
     """Registers one absl flag per ``RunConfig`` option in ``flag_values`` (once), grouped
     in the help by section, and the :data:`REMOVED` flags."""
@@ -63,7 +71,7 @@ def define_flags(flag_values=FLAGS):
             continue
         f = leaf.field
         _define(_base_type(f), name, config_lib.default_value(f), _help(f), flag_values,
-                f"tftransfer.training.config.{leaf.section}", f.metadata["choices"])
+                section_module(leaf), f.metadata["choices"])
     for name, (kind, replacement) in REMOVED.items():
         if name not in flag_values:
             default = [] if kind is list else kind()
