@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 from tftransfer.io_utils import atomic_write_json, atomic_write_text
 from tftransfer.training import config as config_lib
@@ -36,6 +36,7 @@ from tftransfer.training import flags as driver_flags
 from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
 
+from tftransfer.training import help as help_lib
 from tftransfer.training import progress
 from tftransfer.training.selection import choose
 
@@ -193,4 +194,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    help_lib.run(main)  # --help: this program's flags, exit 0

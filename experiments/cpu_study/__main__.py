@@ -18,6 +18,7 @@ import time
 
 from absl import app, flags, logging
 
+from tftransfer.training import help as help_lib
 from tftransfer.training import progress
 
 FLAGS = flags.FLAGS
@@ -70,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    help_lib.run(main)  # --help: this program's flags, exit 0

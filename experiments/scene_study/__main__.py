@@ -16,8 +16,9 @@ import shlex
 import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from tftransfer.training import help as help_lib
 from tftransfer.training import progress
 
 FLAGS = flags.FLAGS
@@ -64,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    help_lib.run(main)  # --help: this program's flags, exit 0

@@ -2,7 +2,8 @@
 
 ``help.run(main, usage)`` replaces ``app.run(main)``. ``--help``, ``-h``, ``-?`` and
 ``--helpshort`` print the first line of the program's docstring, ``usage`` (the command
-line and an example), and the program's own flags, grouped by section, each with its help
+line and an example; by default the docstring's indented ``python ...`` lines), and the
+program's own flags, grouped by section, each with its help
 and default; then exit 0, before the other flags are parsed (nothing else is checked or
 run). The program's own flags are absl's *key flags* of its module: the flags it defines
 and those it declares with ``key_flags`` (e.g. the driver's, defined by
@@ -66,11 +67,18 @@ def _render(flag, width):
     return "\n".join(lines)
 
 
-def help_text(main, usage, flag_values=FLAGS, width=None):
+def default_usage(doc):
+    """``Usage:`` and the command lines of a docstring (its lines indented ``python ...``)."""
+    commands = [line for line in doc.splitlines() if line.startswith("    python ")]
+    return "\n".join(["Usage:"] + commands) if commands else ""
+
+
+def help_text(main, usage=None, flag_values=FLAGS, width=None):
     """The ``--help`` text of the program whose ``main`` is ``main``."""
     width = width or min(flags.get_help_width(), 100)
-    doc = (sys.modules[main.__module__].__doc__ or "").strip().split("\n")[0]
-    out = [doc, "", usage.strip(), "",
+    doc = sys.modules[main.__module__].__doc__ or ""
+    usage = default_usage(doc) if usage is None else usage
+    out = [doc.strip().split("\n")[0], "", usage.strip(), "",
            "Flags (--helpfull: every flag, also absl's and TensorFlow's):"]
     for title, group in sections(module_name(main), flag_values):
         out += ["", f"[{title}]"] + [_render(f, width) for f in group]
@@ -82,7 +90,7 @@ def _asks(argv, names):
     return any(a in names for a in args)
 
 
-def parser(main, usage, flag_values=FLAGS):
+def parser(main, usage=None, flag_values=FLAGS):
     """A ``flags_parser`` for ``app.run``: help as above, else absl's own parsing."""
     def parse(argv):
         if _asks(argv, HELP) or _asks(argv, HELPFULL):
@@ -100,7 +108,7 @@ def parser(main, usage, flag_values=FLAGS):
     return parse
 
 
-def run(main, usage, key_flags=(), flag_values=FLAGS):
+def run(main, usage=None, key_flags=(), flag_values=FLAGS):
     """``app.run(main)`` with the help above; ``key_flags`` (names of flags defined
     elsewhere) are listed as the program's own, next to those its module defines."""
     for name in key_flags:
