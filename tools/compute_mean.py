@@ -10,12 +10,11 @@ import argparse
 
 from absl import logging
 
-from tftransfer.data import pipeline, stats
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASET_NAMES))
+    parser.add_argument("--dataset", required=True,
+                        help="a dataset of tftransfer.data.pipeline (e.g. caltech256_30)")
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--manual_dir", help="needed for class_folders (names the dataset)")
     parser.add_argument("--resize", type=int, default=256)
@@ -23,6 +22,11 @@ def main(argv=None):
     parser.add_argument("--split_seed", type=int, default=0, help="Caltech split seed")
     parser.add_argument("--test_set", default="imagenet_val", help="Stanford Dogs test set")
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.data import pipeline, stats
+    if args.dataset not in pipeline.DATASET_NAMES:
+        parser.error(f"argument --dataset: invalid choice {args.dataset!r} (choose from "
+                     f"{', '.join(sorted(pipeline.DATASET_NAMES))})")
 
     options = {"caltech256_30": {"split_seed": args.split_seed},
                "caltech256_60": {"split_seed": args.split_seed},

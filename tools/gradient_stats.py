@@ -11,12 +11,7 @@ a pretrained start with a random one.
 """
 import argparse
 
-import keras
-
 from absl import logging
-
-from tftransfer.analysis import gradients, plots
-from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_outputs
 
 
 def main(argv=None):
@@ -32,6 +27,10 @@ def main(argv=None):
     parser.add_argument("--probe_size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    import keras
+    from tftransfer.analysis import gradients, plots
+    from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_outputs
     model = load_model(args.model)
     if args.init == "random":
         keras.utils.set_random_seed(args.seed)

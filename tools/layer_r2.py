@@ -8,9 +8,6 @@ import argparse
 
 from absl import logging
 
-from tftransfer.analysis import plots, r2
-from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -23,6 +20,9 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.analysis import plots, r2
+    from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
     pretrained = load_model(args.pretrained)
     x, _ = load_arrays(args.data)
     x = x[:args.max_examples]

@@ -13,11 +13,7 @@ solution); ``--paths`` restricts the perturbation to some variables (one layer).
 import argparse
 
 import numpy as np
-
 from absl import logging
-
-from tftransfer.analysis import landscape, plots
-from tftransfer.analysis.cli import load_arrays, load_model, write_outputs
 
 
 def main(argv=None):
@@ -33,6 +29,9 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.analysis import landscape, plots
+    from tftransfer.analysis.cli import load_arrays, load_model, write_outputs
     model = load_model(args.model)
     x, y = load_arrays(args.data)
     data = (x[:args.max_examples], y[:args.max_examples])

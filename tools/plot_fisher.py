@@ -6,10 +6,6 @@ import argparse
 
 from absl import logging
 
-from tftransfer import fisher
-from tftransfer.analysis import fisher_stats, plots
-from tftransfer.analysis.cli import write_outputs
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -18,6 +14,10 @@ def main(argv=None):
     parser.add_argument("--all", action="store_true",
                         help="every variable, not only kernels")
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer import fisher
+    from tftransfer.analysis import fisher_stats, plots
+    from tftransfer.analysis.cli import write_outputs
     values = fisher.load(args.fisher)
     paths = list(values) if args.all else None
     summary = fisher_stats.fisher_summary(values, paths)

@@ -11,11 +11,7 @@ The source head (``--head``, a Dense layer of the pretrained model) scores the f
 import argparse
 
 import pandas as pd
-
 from absl import logging
-
-from tftransfer.analysis import plots, source_task
-from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
 
 
 def main(argv=None):
@@ -30,6 +26,9 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.analysis import plots, source_task
+    from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
     pretrained = load_model(args.pretrained)
     head = source_task.source_head(pretrained, args.head)
     x, y = load_arrays(args.data)

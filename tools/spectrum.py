@@ -14,11 +14,7 @@ import argparse
 
 import numpy as np
 import pandas as pd
-
 from absl import logging
-
-from tftransfer.analysis import plots, source_task, spectrum
-from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
 
 
 def main(argv=None):
@@ -36,6 +32,9 @@ def main(argv=None):
                         help="spectra only, skip probe and fine-tune")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.analysis import plots, source_task, spectrum
+    from tftransfer.analysis.cli import load_arrays, load_model, parse_named, write_outputs
     train, test = load_arrays(args.train), load_arrays(args.test)
     num_classes = int(max(np.max(train[1]), np.max(test[1]))) + 1
     spectra, rows = {}, []

@@ -12,9 +12,6 @@ import argparse
 
 from absl import logging
 
-from tftransfer.analysis import deviation, plots
-from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_outputs
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -27,6 +24,9 @@ def main(argv=None):
     parser.add_argument("--every_n_batches", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.analysis import deviation, plots
+    from tftransfer.analysis.cli import fit_sgd, load_arrays, load_model, write_outputs
     model = load_model(args.model)
     x, y = load_arrays(args.data)
     callback = deviation.WeightDeviation(every_n_batches=args.every_n_batches)

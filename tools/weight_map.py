@@ -12,9 +12,6 @@ import argparse
 
 from absl import logging
 
-from tftransfer.analysis import plots, weight_map
-from tftransfer.analysis.cli import load_model, parse_named, write_outputs
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -25,6 +22,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out_dir", required=True)
     args = parser.parse_args(argv)
+    # TensorFlow (through tftransfer) only now: --help and usage errors are instant
+    from tftransfer.analysis import plots, weight_map
+    from tftransfer.analysis.cli import load_model, parse_named, write_outputs
     labels, weights = [], []
     for item in args.run:  # labels may repeat, so one item at a time
         (label, path), = parse_named([item]).items()
