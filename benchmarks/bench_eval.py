@@ -22,13 +22,10 @@ import statistics
 import sys
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from benchmarks import report as benchmark_report
-from tftransfer.data import evaluation, pipeline, preprocessing
-from tftransfer.models.build import ARCHS, build
+# TensorFlow, Keras and tftransfer are imported where they are used, so that --help and a
+# usage error never start TensorFlow.
 
 VARIANTS = ("center", "ten")
 CROPS_PER_VARIANT = {"center": 1, "ten": 10}
@@ -46,6 +43,7 @@ class ArrayStore:
         del split, shuffle_files, unused
         if not as_supervised:
             raise ValueError("ArrayStore serves (image, label) pairs only (as_supervised).")
+        import tensorflow as tf
         return tf.data.Dataset.from_tensor_slices((self.images, self.labels))
 
 
@@ -56,8 +54,11 @@ def random_store(num_images, resize, num_classes, seed=0):
     return ArrayStore(images, rng.integers(0, num_classes, num_images).astype(np.int64))
 
 
-def eval_datasets(store, batch_size, crop, split="train", mean=preprocessing.IMAGENET_MEAN):
-    """``{"center": dataset, "ten": dataset}``: the driver's test pipeline on ``store``."""
+def eval_datasets(store, batch_size, crop, split="train", mean=None):
+    """``{"center": dataset, "ten": dataset}``: the driver's test pipeline on ``store``
+    (``mean``: default ImageNet's)."""
+    from tftransfer.data import pipeline, preprocessing
+    mean = preprocessing.IMAGENET_MEAN if mean is None else mean
     return {v: pipeline.test_dataset(store, split, batch_size, crop, mean, crops=v)
             for v in VARIANTS}
 
@@ -97,6 +98,7 @@ def summarize(times, num_images, cpu_times=None):
 def timed_pass(model, dataset):
     """(wall, process CPU) seconds of one ``crop_accuracy`` pass (it reads every score
     back: synchronous)."""
+    from tftransfer.data import evaluation
     wall, cpu = time.perf_counter(), time.process_time()
     evaluation.crop_accuracy(model, dataset)
     return time.perf_counter() - wall, time.process_time() - cpu
@@ -119,12 +121,15 @@ def measure(model, datasets, repetitions, log=print):
 
 def build_model(arch, crop, num_classes, arch_kwargs=None):
     """A randomly initialised (``source="none"``) target network of ``arch``."""
+    from tftransfer.models.build import build
     return build(arch, num_classes, "none", input_shape=(crop, crop, 3), seed=0,
                  arch_kwargs=arch_kwargs).model
 
 
 def markdown(summary, args, command):
     """The ``bench_eval`` section of BENCHMARKS.md."""
+    import keras
+    import tensorflow as tf
     verdict = "within" if summary["ratio"] <= TARGET_RATIO else "ABOVE"
     return "\n".join([
         "## 10-crop evaluation cost / centre-crop cost",
@@ -156,7 +161,8 @@ def markdown(summary, args, command):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="resnet50", choices=ARCHS)
+    parser.add_argument("--arch", default="resnet50",
+                        help="an architecture of tftransfer.models.build.ARCHS")
     parser.add_argument("--resize", type=int, default=256, help="stored image side")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--batch_size", type=int, default=16, help="images per batch")
@@ -174,6 +180,10 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     command = "python -m benchmarks.bench_eval " + " ".join(
         sys.argv[1:] if argv is None else argv)
+    from benchmarks import report as benchmark_report
+    from tftransfer.models.build import ARCHS
+    if args.arch not in ARCHS:
+        raise SystemExit(f"--arch={args.arch} is not one of {list(ARCHS)}.")
     model = build_model(args.arch, args.crop, args.num_classes)
     datasets = eval_datasets(random_store(args.num_images, args.resize, args.num_classes),
                              args.batch_size, args.crop)

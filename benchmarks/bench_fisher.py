@@ -31,11 +31,9 @@ import statistics
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from benchmarks import report as benchmark_report
-from tftransfer.fisher import squared_gradients
-from tftransfer.models.small_resnet import small_resnet
+# TensorFlow and tftransfer are imported where they are used, so that --help and a usage
+# error never start TensorFlow.
 
 REFERENCE = "library"
 
@@ -54,6 +52,9 @@ def parse_args(argv=None):
 
 def _variants(model, x, labels, batch_size, with_jacobian):
     """``{name: callable returning the list of per-variable sums as NumPy arrays}``."""
+    import tensorflow as tf
+
+    from tftransfer.fisher import squared_gradients
     variables = model.trainable_variables
     examples = int(x.shape[0])
 
@@ -113,6 +114,10 @@ def _relative_difference(result, reference):
 
 def main(argv=None):
     args = parse_args(argv)
+    import tensorflow as tf
+
+    from benchmarks import report as benchmark_report
+    from tftransfer.models.small_resnet import small_resnet
     load = os.getloadavg()[0]
     tf.keras.utils.set_random_seed(0)
     model = small_resnet((28, 28, 1), num_classes=10, widths=(16, 32, 64))

@@ -21,15 +21,14 @@ import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from benchmarks import report as benchmark_report
-from tftransfer.data import pipeline, preprocessing
-from tests.fixtures import synthetic
+# TensorFlow and tftransfer are imported where they are used, so that --help and a usage
+# error never start TensorFlow.
 
 
 def write_jpegs(root, num_images, num_classes, min_side, max_side, seed):
     """``num_images`` JPEGs of random sizes in ``root/train/<class>/``; returns (paths, labels)."""
+    from tests.fixtures import synthetic
     rng = np.random.default_rng(seed)
     paths, labels = [], []
     for i in range(num_images):
@@ -46,6 +45,9 @@ def write_jpegs(root, num_images, num_classes, min_side, max_side, seed):
 
 def jpeg_dataset(paths, labels, resize, batch_size, crop, seed, color_jitter):
     """The baseline: read, decode and resize every JPEG each epoch, then the same transform."""
+    import tensorflow as tf
+
+    from tftransfer.data import preprocessing
     def load(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         image = tf.image.resize(image, [resize, resize], method="bilinear", antialias=True)
@@ -98,6 +100,8 @@ def main(argv=None):
         parser.error(f"--num_images {args.num_images} is below --batch_size "
                      f"{args.batch_size}: no full training batch to time.")
 
+    from benchmarks import report as benchmark_report
+    from tftransfer.data import pipeline, preprocessing
     load = os.getloadavg()[0]
     cores = os.cpu_count()
     tmp = tempfile.mkdtemp(prefix="bench_input_")

@@ -33,6 +33,7 @@ BENCHMARKS.md (section ``bench_methods_<arch>``).
         [--batch_size 32] [--steps 5] [--repetitions 9] [--threads 1] [--methods ...]
         [--write]
 """
+import argparse
 import datetime
 import gc
 import os
@@ -40,17 +41,11 @@ import platform
 import statistics
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
-from absl import app, flags, logging
+from absl import logging
 
-import tftransfer
-from tftransfer.methods import (bss, co_tuning, delta, group_lasso_sp_layer, l2_sp_k,
-                                loss_terms, lp_ft, lwf, mars_pgm, registry, spd, stochnorm,
-                                wise_ft)
-from tftransfer.models.build import HEAD, copy_head
-from tftransfer.models.small_resnet import small_resnet
+# TensorFlow, Keras and tftransfer are imported where they are used, so that --help and a
+# usage error never start TensorFlow.
 
 LOSS_METHODS = ["delta_fm", "delta", "bss", "lwf", "co_tuning"]
 OTHER_METHODS = ["stochnorm", "mars_pgm", "frobenius_pgm", "spd", "l2_sp_k",
@@ -59,24 +54,40 @@ PER_STEP_NOTE = {"lp_ft": "phase-1 step on cached features; phase 2 = plain",
                  "wise_ft": "one interpolation + assignment, per grid point, not per step",
                  "l2_sp": "reference: the paper's penalty"}
 
-FLAGS = flags.FLAGS
-flags.DEFINE_enum("arch", "small_resnet", ["small_resnet", "resnet50"], "Network.")
-flags.DEFINE_integer("image_size", 32, "Input height and width (3 channels).")
-flags.DEFINE_integer("batch_size", 32, "Images per train step.")
-flags.DEFINE_integer("steps", 5, "Train steps per timed block.")
-flags.DEFINE_integer("repetitions", 9, "ABBA rounds per method.")
-flags.DEFINE_integer("threads", 1, "TensorFlow intra- and inter-op threads (0: TensorFlow's "
-                     "default).")
-flags.DEFINE_list("methods", LOSS_METHODS + OTHER_METHODS, "Methods timed against plain "
-                  "fine-tuning.")
-flags.DEFINE_boolean("write", False, "Also write the result into BENCHMARKS.md.")
-
 SOURCE_CLASSES, TARGET_CLASSES = 10, 4
-LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", default="small_resnet", choices=("small_resnet", "resnet50"),
+                        help="network")
+    parser.add_argument("--image_size", type=int, default=32,
+                        help="input height and width (3 channels)")
+    parser.add_argument("--batch_size", type=int, default=32, help="images per train step")
+    parser.add_argument("--steps", type=int, default=5, help="train steps per timed block")
+    parser.add_argument("--repetitions", type=int, default=9, help="ABBA rounds per method")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="TensorFlow intra- and inter-op threads (0: TensorFlow's default)")
+    parser.add_argument("--methods", type=lambda text: text.split(","),
+                        default=LOSS_METHODS + OTHER_METHODS,
+                        help="comma-separated methods timed against plain fine-tuning "
+                        "(default: all)")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the result into BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.methods if m not in LOSS_METHODS + OTHER_METHODS]
+    if unknown:
+        parser.error(f"--methods: unknown {unknown}; choose from "
+                     f"{','.join(LOSS_METHODS + OTHER_METHODS)}")
+    return args
 
 
 def transfer(arch, size, seed=0):
     """(target model, kept source head, new layers): the same weights at every call."""
+    import keras
+
+    from tftransfer.models.build import HEAD, copy_head
+    from tftransfer.models.small_resnet import small_resnet
     keras.utils.set_random_seed(seed)
     if arch == "small_resnet":
         source = small_resnet((size, size, 3), SOURCE_CLASSES, name="source")
@@ -91,11 +102,14 @@ def transfer(arch, size, seed=0):
 
 
 def _sgd():
+    import keras
     return keras.optimizers.SGD(0.01, momentum=0.9)
 
 
 def _compiled(model, optimizer=None):
-    model.compile(optimizer=optimizer or _sgd(), loss=LOSS)
+    import keras
+    model.compile(optimizer=optimizer or _sgd(),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
 
@@ -104,6 +118,7 @@ def _train_step(model, x, y):
 
 
 def _loss_terms(name, target, params):
+    from tftransfer.methods import bss, co_tuning, delta, lwf
     if name in ("delta_fm", "delta"):
         layers = delta.default_feature_layers(target)
         attention = None
@@ -124,6 +139,12 @@ def _loss_terms(name, target, params):
 
 def variant(name, arch, x, y):
     """A function running one step (or one unit of work) of ``name`` ("plain" or a method)."""
+    import keras
+
+    import tftransfer
+    from tftransfer.methods import (group_lasso_sp_layer, l2_sp_k, loss_terms, lp_ft,
+                                    mars_pgm, registry, spd, stochnorm, wise_ft)
+    from tftransfer.models.build import HEAD
     target, source_head, new = transfer(arch, x.shape[1])
     params = {} if name in ("plain", "l2_sp") else registry.get(name).hyper_parameters
     if name == "plain":
@@ -203,20 +224,24 @@ def time_method(plain, step, steps, repetitions):
     return wall, cpu, fastest, plain_steps
 
 
-def command_line():
-    return (f"python -m benchmarks.bench_methods --arch {FLAGS.arch} --image_size "
-            f"{FLAGS.image_size} --batch_size {FLAGS.batch_size} --steps {FLAGS.steps} "
-            f"--repetitions {FLAGS.repetitions} --threads {FLAGS.threads}"
-            + ("" if FLAGS.methods == LOSS_METHODS + OTHER_METHODS
-               else f" --methods {','.join(FLAGS.methods)}") + " --write")
+def command_line(args):
+    return (f"python -m benchmarks.bench_methods --arch {args.arch} --image_size "
+            f"{args.image_size} --batch_size {args.batch_size} --steps {args.steps} "
+            f"--repetitions {args.repetitions} --threads {args.threads}"
+            + ("" if args.methods == LOSS_METHODS + OTHER_METHODS
+               else f" --methods {','.join(args.methods)}") + " --write")
 
 
-def main(argv):
-    del argv
-    if FLAGS.threads > 0:
-        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
-    size, batch = FLAGS.image_size, FLAGS.batch_size
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    from benchmarks import report as benchmark_report
+    if args.threads > 0:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    size, batch = args.image_size, args.batch_size
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32)
     y = rng.integers(0, TARGET_CLASSES, batch)
@@ -224,16 +249,16 @@ def main(argv):
     load = os.getloadavg()[0]
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
                f"{len(tf.config.list_physical_devices('GPU'))} GPU(s), TensorFlow "
-               f"{tf.__version__}, Keras {keras.__version__}, {FLAGS.threads or 'default'} "
+               f"{tf.__version__}, Keras {keras.__version__}, {args.threads or 'default'} "
                f"thread(s), load average {load:.1f} at the start")
-    logging.info("%s %dx%d, batch %d, %d steps per block, %d repetitions; %s", FLAGS.arch,
-                 size, size, batch, FLAGS.steps, FLAGS.repetitions, machine)
-    plain = variant("plain", FLAGS.arch, x, y)
+    logging.info("%s %dx%d, batch %d, %d steps per block, %d repetitions; %s", args.arch,
+                 size, size, batch, args.steps, args.repetitions, machine)
+    plain = variant("plain", args.arch, x, y)
     timed_block(plain, 2)  # trace
     rows, plain_steps = [], []
-    for name in FLAGS.methods:
-        step = variant(name, FLAGS.arch, x, y)
-        wall, cpu, fastest, steps = time_method(plain, step, FLAGS.steps, FLAGS.repetitions)
+    for name in args.methods:
+        step = variant(name, args.arch, x, y)
+        wall, cpu, fastest, steps = time_method(plain, step, args.steps, args.repetitions)
         plain_steps.extend(steps)
         rows.append((name, statistics.median(wall), statistics.median(cpu),
                      fastest[0] / fastest[1]))
@@ -247,21 +272,18 @@ def main(argv):
     table += [f"| `{n}` | {w:.3f} | {c:.3f} | {f:.3f} | {PER_STEP_NOTE.get(n, '')} |"
               for n, w, c, f in rows]
     elapsed = time.perf_counter() - start
-    print("\n".join(table))
     print(f"({elapsed / 60:.1f} min; {machine})")
-    if FLAGS.write:
-        from benchmarks.report import update_section
-        path = update_section(f"bench_methods_{FLAGS.arch}", "\n".join([
-            f"## Cost per train step of every method / plain fine-tuning ({FLAGS.arch}, "
-            f"{size}x{size}x3, batch {batch})", "",
-            f"Command: `{command_line()}`", "",
-            f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC in "
-            f"{elapsed / 60:.0f} min on {machine}. {FLAGS.repetitions} ABBA rounds of "
-            f"{FLAGS.steps}-step blocks per method, all in one process; ratios are medians "
-            "over the rounds, the fastest-block ratio is the least CPU time of a method "
-            "block over the least of a plain block.", ""] + table))
-        print(f"written to {path}")
+    benchmark_report.publish(f"bench_methods_{args.arch}", "\n".join([
+        f"## Cost per train step of every method / plain fine-tuning ({args.arch}, "
+        f"{size}x{size}x3, batch {batch})", "",
+        f"Command: `{command_line(args)}`", "",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC in "
+        f"{elapsed / 60:.0f} min on {machine}. {args.repetitions} ABBA rounds of "
+        f"{args.steps}-step blocks per method, all in one process; ratios are medians "
+        "over the rounds, the fastest-block ratio is the least CPU time of a method "
+        "block over the least of a plain block.", ""] + table), args.write)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    logging.set_verbosity(logging.INFO)
+    main()

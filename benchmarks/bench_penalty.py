@@ -14,33 +14,41 @@ for the fused path is <= 1.01.
     python -m benchmarks.bench_penalty [--batch_size 4] [--image_size 224] [--repetitions 15]
         [--paths loss,fused] [--write]
 """
+import argparse
 import os
 import platform
 import statistics
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
-from absl import app, flags
 
-import tftransfer
-from benchmarks.report import update_section
+# TensorFlow, Keras and tftransfer are imported where they are used, so that --help and a
+# usage error never start TensorFlow.
 
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 4, "Images per train step.")
-flags.DEFINE_integer("image_size", 224, "Input height and width.")
-flags.DEFINE_integer("num_classes", 100, "Width of the new head.")
-flags.DEFINE_integer("steps", 1, "Train steps per timed block.")
-flags.DEFINE_integer("repetitions", 15, "Alternating timed blocks per model.")
-flags.DEFINE_string("scheme", "l2_sp", "Penalty scheme of the penalised model.")
-flags.DEFINE_list("paths", ["loss", "fused"], "Penalty paths to compare with the plain model "
-                  "(tftransfer.penalty.PATHS).")
-flags.DEFINE_boolean("write", False, "Write the result into BENCHMARKS.md.")
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch_size", type=int, default=4, help="images per train step")
+    parser.add_argument("--image_size", type=int, default=224, help="input height and width")
+    parser.add_argument("--num_classes", type=int, default=100, help="width of the new head")
+    parser.add_argument("--steps", type=int, default=1, help="train steps per timed block")
+    parser.add_argument("--repetitions", type=int, default=15,
+                        help="alternating timed blocks per model")
+    parser.add_argument("--scheme", default="l2_sp",
+                        help="penalty scheme of the penalised model")
+    parser.add_argument("--paths", type=lambda text: text.split(","), default=["loss", "fused"],
+                        help="comma-separated penalty paths compared with the plain model "
+                        "(tftransfer.penalty.PATHS)")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the result into BENCHMARKS.md")
+    return parser.parse_args(argv)
 
 
 def resnet50_with_new_head(size, num_classes, scheme=None, path="loss"):
     """The compiled ResNet-50 and its plan (None without ``scheme``)."""
+    import keras
+
+    import tftransfer
     base = keras.applications.ResNet50(weights=None, input_shape=(size, size, 3))
     features = base.get_layer("avg_pool").output
     logits = keras.layers.Dense(num_classes, name="new_head")(features)
@@ -74,6 +82,7 @@ def isolated_penalty_ratio(penalised, plan, plain, x, y, repetitions=20):
     ``sum(model.losses)`` on the loss path, the regularizers' closed-form
     ``value_and_gradient`` on the fused path (plus the gradient sum it feeds).
     """
+    import tensorflow as tf
     variables = {v.path: v for v in penalised.trainable_variables}
 
     @tf.function
@@ -96,22 +105,26 @@ def isolated_penalty_ratio(penalised, plan, plain, x, y, repetitions=20):
     return statistics.median(penalty_times) / statistics.median(step_times)
 
 
-def main(argv):
-    del argv
-    size, batch, scheme = FLAGS.image_size, FLAGS.batch_size, FLAGS.scheme
-    unknown = [p for p in FLAGS.paths if p not in tftransfer.penalty.PATHS]
-    if unknown or not FLAGS.paths:
-        raise app.UsageError(f"--paths: expected some of {tftransfer.penalty.PATHS}, got "
-                             f"{FLAGS.paths}.")
+def main(argv=None):
+    args = parse_args(argv)
+    import keras
+    import tensorflow as tf
+
+    from benchmarks import report as benchmark_report
+    from tftransfer.penalty import PATHS
+    size, batch, scheme = args.image_size, args.batch_size, args.scheme
+    unknown = [p for p in args.paths if p not in PATHS]
+    if unknown or not args.paths:
+        raise SystemExit(f"--paths: expected some of {PATHS}, got {args.paths}.")
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch, size, size, 3)).astype(np.float32)
-    y = rng.integers(0, FLAGS.num_classes, batch)
-    plain, _ = resnet50_with_new_head(size, FLAGS.num_classes)
-    penalised = {p: resnet50_with_new_head(size, FLAGS.num_classes, scheme, p)
-                 for p in FLAGS.paths}
+    y = rng.integers(0, args.num_classes, batch)
+    plain, _ = resnet50_with_new_head(size, args.num_classes)
+    penalised = {p: resnet50_with_new_head(size, args.num_classes, scheme, p)
+                 for p in args.paths}
     plan = next(iter(penalised.values()))[1]
     print(f"{scheme}: {len(plan.inherited)} inherited kernels, {len(plan.new)} new; paths "
-          f"{FLAGS.paths}; warming up (tracing the train steps)...", flush=True)
+          f"{args.paths}; warming up (tracing the train steps)...", flush=True)
     models = {"plain": plain, **{p: m for p, (m, _) in penalised.items()}}
     for model in models.values():
         timed_block(model, x, y, 2)
@@ -119,20 +132,20 @@ def main(argv):
     ratios = {p: [] for p in penalised}
     cpu_ratios = {p: [] for p in penalised}
     names = list(models)
-    for rep in range(FLAGS.repetitions):
+    for rep in range(args.repetitions):
         order = names if rep % 2 == 0 else names[::-1]
-        times = {name: timed_block(models[name], x, y, FLAGS.steps) for name in order}
-        line = [f"repetition {rep + 1}/{FLAGS.repetitions}: plain "
-                f"{times['plain'][0] / FLAGS.steps:.3f} s/step"]
+        times = {name: timed_block(models[name], x, y, args.steps) for name in order}
+        line = [f"repetition {rep + 1}/{args.repetitions}: plain "
+                f"{times['plain'][0] / args.steps:.3f} s/step"]
         for p in penalised:
             ratios[p].append(times[p][0] / times["plain"][0])
             cpu_ratios[p].append(times[p][1] / times["plain"][1])
-            line.append(f"{p} {times[p][0] / FLAGS.steps:.3f} s/step (wall ratio "
+            line.append(f"{p} {times[p][0] / args.steps:.3f} s/step (wall ratio "
                         f"{ratios[p][-1]:.4f}, CPU-time ratio {cpu_ratios[p][-1]:.4f})")
         print(", ".join(line), flush=True)
     command = (f"python -m benchmarks.bench_penalty --batch_size {batch} --image_size {size} "
-               f"--steps {FLAGS.steps} --repetitions {FLAGS.repetitions} --scheme {scheme} "
-               f"--paths {','.join(FLAGS.paths)}")
+               f"--steps {args.steps} --repetitions {args.repetitions} --scheme {scheme} "
+               f"--paths {','.join(args.paths)}")
     lines = [
         f"## Cost of the penalty: ResNet-50 train step with {scheme} / without",
         "",
@@ -173,9 +186,8 @@ def main(argv):
         f"about 3 x 4.1 GFLOPs per 224x224 image for a ResNet-50 train step.",
     ]
     print(f"rerun: {command}")
-    if FLAGS.write:
-        print(f"written to {update_section('bench_penalty', chr(10).join(lines))}")
+    benchmark_report.publish("bench_penalty", "\n".join(lines), args.write)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

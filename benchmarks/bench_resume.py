@@ -23,17 +23,18 @@ import sys
 import tempfile
 import time
 
-from benchmarks import report as benchmark_report
 from benchmarks.bench_input import write_jpegs
-from tftransfer.data import pipeline, preprocessing, random_access
 
-MEAN = preprocessing.IMAGENET_MEAN
+# TensorFlow and tftransfer are imported where they are used, so that --help and a usage
+# error never start TensorFlow.
 
 
 def first_batch_seconds(builder, args, k):
     """Seconds from building the stream at batch ``k`` to its first batch."""
+    from tftransfer.data import pipeline, preprocessing
     start = time.perf_counter()
-    ds = pipeline.train_dataset(builder, "train", args.batch_size, args.crop, MEAN,
+    ds = pipeline.train_dataset(builder, "train", args.batch_size, args.crop,
+                                preprocessing.IMAGENET_MEAN,
                                 seed=args.seed, repeat=True, start_batch=k)
     next(iter(ds))
     return time.perf_counter() - start
@@ -41,8 +42,10 @@ def first_batch_seconds(builder, args, k):
 
 def skip_seconds(builder, args, k):
     """The former resume: the stream from 0, ``skip(k)``, first batch."""
+    from tftransfer.data import pipeline, preprocessing
     start = time.perf_counter()
-    ds = pipeline.train_dataset(builder, "train", args.batch_size, args.crop, MEAN,
+    ds = pipeline.train_dataset(builder, "train", args.batch_size, args.crop,
+                                preprocessing.IMAGENET_MEAN,
                                 seed=args.seed, repeat=True).skip(k)
     next(iter(ds))
     return time.perf_counter() - start
@@ -74,6 +77,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md")
     args = parser.parse_args(argv)
+    from benchmarks import report as benchmark_report
+    from tftransfer.data import pipeline, preprocessing, random_access
 
     load = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="bench_resume_")
@@ -100,7 +105,7 @@ def main(argv=None):
         for rep in range(max(1, args.reps // 2)):
             for kind in ("stream", "one_pass", "one_pass", "stream"):
                 ds = pipeline.train_dataset(builder, "train", args.batch_size, args.crop,
-                                            MEAN, seed=args.seed, repeat=kind == "stream")
+                                            preprocessing.IMAGENET_MEAN, seed=args.seed, repeat=kind == "stream")
                 if kind == "one_pass":
                     ds = ds.repeat()
                 rates[kind].append(images_per_second(ds, args.batches))
