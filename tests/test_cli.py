@@ -1,0 +1,284 @@
+"""Command lines: every tool, benchmark and experiment script answers ``--help`` with its
+options and exit status 0 without importing TensorFlow (one subprocess runs them all);
+the driver's ``--help`` lists its own flags by section and exits 0, ``--helpfull`` adds
+absl's; the help routine's sections; benchmarks leave BENCHMARKS.md untouched without
+``--write`` (``report.publish`` and two benchmarks' smallest runs)."""
+import contextlib
+import glob
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from unittest import mock
+
+import tensorflow as tf
+from absl import flags
+
+from benchmarks import report
+from tftransfer.training import config as config_lib
+from tftransfer.training import help as help_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Moved to their own package by another change (issue 21), which converts them itself.
+NOT_HERE = {"tools.select_model", "tools.convert_torch_weights", "tools.compute_fisher",
+            "tools.prepare_dataset"}
+EXTRA = ["experiments.sweep", "experiments.make_tables"]
+
+# Runs ``python -m MODULE ARGS`` for each (module, args) of argv[1] (JSON) in this one
+# process and prints, as JSON, each run's exit status, stdout and whether TensorFlow was
+# imported by then (it cannot be unloaded: the first run that imports it is the culprit).
+RUNNER = r"""
+import contextlib, io, json, runpy, sys
+out = []
+for module, args in json.loads(sys.argv[1]):
+    sys.argv = [module, *args]
+    text, code = io.StringIO(), None
+    with contextlib.redirect_stdout(text):
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
+    out.append({"module": module, "args": args, "code": code, "stdout": text.getvalue(),
+                "tensorflow": "tensorflow" in sys.modules})
+print("RESULTS" + json.dumps(out))
+"""
+
+
+def run_in_one_process(runs, timeout=300):
+    """The RUNNER's records of ``runs`` ([(module, [args])]), run from the repository root."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="100")
+    process = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(runs)], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=timeout)
+    marker = process.stdout.rfind("RESULTS")
+    if process.returncode != 0 or marker < 0:
+        raise AssertionError(f"runner failed ({process.returncode}):\n{process.stderr[-3000:]}")
+    return json.loads(process.stdout[marker + len("RESULTS"):])
+
+
+def command_modules():
+    """Every ``tools/*.py`` and ``benchmarks/*.py`` with a ``__main__`` block (but
+    NOT_HERE), and EXTRA."""
+    modules = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tools", "*.py")) +
+                       glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))):
+        with open(path, encoding="utf-8") as f:
+            if 'if __name__ == "__main__":' not in f.read():
+                continue
+        module = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+        if module not in NOT_HERE:
+            modules.append(module)
+    return modules + EXTRA
+
+
+def declared_options(module):
+    """The literal ``add_argument("--name"`` options of ``module``'s source."""
+    with open(os.path.join(ROOT, *module.split(".")) + ".py", encoding="utf-8") as f:
+        return re.findall(r'add_argument\(\s*"(--\w+)"', f.read())
+
+
+class ToolHelpTest(tf.test.TestCase):
+
+    def test_every_tool_answers_help_without_tensorflow(self):
+        modules = command_modules()
+        self.assertContainsSubset(["tools.layer_r2", "benchmarks.bench_penalty",
+                                   "benchmarks.bench_methods", "benchmarks.device_check"],
+                                  modules)
+        self.assertNotIn("benchmarks.report", modules)
+        records = run_in_one_process([(m, ["--help"]) for m in modules])
+        self.assertEqual([r["module"] for r in records], modules)
+        for record in records:
+            module, text = record["module"], record["stdout"]
+            with self.subTest(module=module):
+                self.assertEqual(record["code"], 0, text)
+                self.assertFalse(record["tensorflow"],
+                                 f"{module} --help imported TensorFlow (parse the arguments "
+                                 "first, import TensorFlow/tftransfer after)")
+                self.assertIn("usage:", text)
+                self.assertIn("-h, --help", text)
+                options = declared_options(module)
+                self.assertNotEmpty(options)
+                for option in options:
+                    self.assertIn(option, text)
+                if module.startswith("benchmarks."):
+                    self.assertIn("--write", text)  # writing BENCHMARKS.md is opt-in
+
+    def test_a_usage_error_exits_2_without_tensorflow(self):
+        records = run_in_one_process([("benchmarks.bench_methods", ["--methods", "nope"]),
+                                      ("tools.weight_map", [])])
+        for record in records:
+            self.assertEqual(record["code"], 2, record)
+            self.assertFalse(record["tensorflow"], record["module"])
+
+
+class DriverHelpTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        runs = [("tftransfer.train", [a]) for a in ("--help", "-h", "--helpshort",
+                                                     "--helpfull")]
+        cls.records = {r["args"][0]: r for r in run_in_one_process(runs)}
+
+    def test_help_lists_the_driver_flags_by_section_and_exits_0(self):
+        text = self.records["--help"]["stdout"]
+        self.assertEqual(self.records["--help"]["code"], 0)
+        example = re.search(r"--flagfile=(flags/\S+\.cfg)", text)
+        self.assertIsNotNone(example, text[:500])
+        self.assertTrue(os.path.exists(os.path.join(ROOT, example.group(1))), example.group(1))
+        headers = re.findall(r"^\[([\w.]+)\]$", text, re.M)
+        self.assertContainsSubset(["model", "data", "data.synthetic", "penalty", "optim",
+                                   "evaluation", "runtime", "task", "method"], headers)
+        for name, leaf in config_lib.LEAVES.items():
+            section = ".".join(leaf.path[:-1])
+            block = text.split(f"\n[{section}]\n")[1].split("\n[")[0]
+            self.assertRegex(block, rf"(^|\n)  --(\[no\])?{name}: ", name)
+        penalty = text.split("\n[penalty]\n")[1].split("\n[")[0]
+        entries = {e.split(":")[0]: " ".join(e.split())
+                   for e in re.split(r"^  --(?:\[no\])?", penalty, flags=re.M) if e}
+        self.assertIn("Regularisation scheme. (default: 'l2_sp')", entries["scheme"])
+        self.assertIn("l2_sp|", entries["scheme"])
+        self.assertIn("(default: '0.1') (a number)", entries["alpha"])
+        listed = re.findall(r"^  --(?:\[no\])?(\w+):", text, re.M)
+        self.assertCountEqual(listed, config_lib.LEAVES)  # the driver's flags, only them
+        for internal in ("logtostderr", "verbosity", "helpfull", "flagfile",
+                         "test_examples_per_class"):
+            self.assertNotIn(internal, listed)
+
+    def test_short_forms_print_the_same(self):
+        for form in ("-h", "--helpshort"):
+            self.assertEqual(self.records[form]["code"], 0)
+            self.assertEqual(self.records[form]["stdout"], self.records["--help"]["stdout"])
+
+    def test_helpfull_adds_absl_flags_and_exits_0(self):
+        record = self.records["--helpfull"]
+        self.assertEqual(record["code"], 0)
+        for name in ("logtostderr:", "--flagfile:", "--alpha:", "--scheme:"):
+            self.assertIn(name, record["stdout"])
+        self.assertIn("tftransfer.training.config.penalty:", record["stdout"])
+
+
+def _main(argv):
+    del argv
+
+
+class HelpRoutineTest(tf.test.TestCase):
+    """tftransfer.training.help on flags of its own (no program run)."""
+
+    def values(self):
+        values = flags.FlagValues()
+        flags.DEFINE_integer("steps", 3, "Steps.", flag_values=values,
+                             module_name="pkg.config.optim")
+        flags.DEFINE_bool("fast", False, "Go fast.", flag_values=values,
+                          module_name="pkg.config.runtime")
+        flags.DEFINE_string("other", "x", "Not key.", flag_values=values,
+                            module_name="elsewhere")
+        flags.DEFINE_enum("scheme", "a", ["a", "b"], "Scheme.", flag_values=values,
+                          module_name="pkg.config.optim")
+        for name in ("steps", "fast", "scheme"):
+            values.register_key_flag_for_module(help_lib.module_name(_main), values[name])
+        return values
+
+    def test_sections_are_the_defining_modules_without_their_shared_prefix(self):
+        sections = help_lib.sections(help_lib.module_name(_main), self.values())
+        self.assertEqual([(t, [f.name for f in g]) for t, g in sections],
+                         [("optim", ["steps", "scheme"]), ("runtime", ["fast"])])
+
+    def test_help_text(self):
+        text = help_lib.help_text(_main, "Usage: prog [--flag=value]", self.values(), width=80)
+        self.assertEqual(text.splitlines()[0], __doc__.splitlines()[0])
+        self.assertIn("Usage: prog [--flag=value]\n", text)
+        self.assertIn("[optim]\n  --steps: Steps.\n    (default: '3')\n    (an integer)\n"
+                      "  --scheme: <a|b>: Scheme.\n    (default: 'a')\n", text)
+        self.assertIn("[runtime]\n  --[no]fast: Go fast.\n    (default: 'false')\n", text)
+        self.assertNotIn("--other", text)
+
+    def test_default_usage_is_the_docstrings_commands(self):
+        doc = "Title.\n\n    python -m prog --a\n    python -m prog --b   # why\n\nText.\n"
+        self.assertEqual(help_lib.default_usage(doc),
+                         "Usage:\n    python -m prog --a\n    python -m prog --b   # why")
+        self.assertEqual(help_lib.default_usage("No command."), "")
+
+    def test_parser_exits_0_on_help_and_parses_otherwise(self):
+        values = self.values()
+        parse = help_lib.parser(_main, "Usage: prog", values)
+        for form in ("--help", "-h", "-?", "--helpshort"):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), self.assertRaises(SystemExit) as stop:
+                parse(["prog", "--steps=4", form])
+            self.assertEqual(stop.exception.code, 0)
+            self.assertIn("[optim]", out.getvalue())
+        self.assertFalse(values["steps"].present)  # nothing was parsed
+        with mock.patch.object(help_lib.app, "parse_flags_with_usage",
+                               side_effect=lambda argv: ["parsed", *argv]) as absl_parse:
+            self.assertEqual(parse(["prog", "--steps=4", "--", "-h"]),
+                             ["parsed", "prog", "--steps=4", "--", "-h"])
+        absl_parse.assert_called_once()
+
+
+SECTIONS = ("# Benchmarks\n\nIntro.\n\n<!-- begin a -->\nold a\n<!-- end a -->\n\n"
+            "<!-- begin b -->\nold b\n<!-- end b -->\n")
+
+
+class BenchmarkWriteTest(tf.test.TestCase):
+    """BENCHMARKS.md is written only with --write, and then only the tool's section."""
+
+    def setUp(self):
+        super().setUp()
+        self.path = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "BENCHMARKS.md")
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(SECTIONS)
+
+    def read(self):
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    def test_publish_without_write_prints_and_leaves_the_file(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertIsNone(report.publish("a", "new a", False, self.path))
+        self.assertEqual(out.getvalue(), "new a\n")
+        self.assertEqual(self.read(), SECTIONS.encode())
+
+    def test_publish_with_write_replaces_only_its_section(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(report.publish("a", "new a\n", True, self.path), self.path)
+        self.assertEqual(self.read(), SECTIONS.replace("old a", "new a").encode())
+        self.assertIn(f"written to {self.path}", out.getvalue())
+        with contextlib.redirect_stdout(io.StringIO()):
+            report.publish("c", "new c", True, self.path)
+        self.assertEqual(self.read(), (SECTIONS.replace("old a", "new a") +
+                                       "\n<!-- begin c -->\nnew c\n<!-- end c -->\n").encode())
+
+    def test_smallest_benchmark_runs_leave_benchmarks_md_untouched(self):
+        from benchmarks import bench_eval, bench_methods
+        tracked = os.path.join(ROOT, "BENCHMARKS.md")
+        with open(tracked, "rb") as f:
+            before = f.read()
+        runs = {
+            "## 10-crop evaluation cost": (bench_eval.main, ["--arch", "small_resnet", "--resize", "20",
+                                             "--crop", "16", "--batch_size", "2",
+                                             "--num_images", "2", "--num_classes", "3",
+                                             "--repetitions", "1"]),
+            "## Cost per train step": (bench_methods.main, ["--methods", "l2_sp", "--image_size", "16",
+                                                   "--batch_size", "2", "--steps", "1",
+                                                   "--repetitions", "1", "--threads", "0"]),
+        }
+        for heading, (main, argv) in runs.items():
+            out = io.StringIO()
+            with mock.patch.object(report, "atomic_write_text") as write, \
+                    contextlib.redirect_stdout(out):
+                main(argv)
+            write.assert_not_called()
+            self.assertIn(heading, out.getvalue())  # the section is printed
+            self.assertNotIn("written to", out.getvalue())
+        with open(tracked, "rb") as f:
+            self.assertEqual(f.read(), before)
+
+
+if __name__ == "__main__":
+    tf.test.main()
