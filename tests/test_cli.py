@@ -2,7 +2,7 @@
 options and exit status 0 without importing TensorFlow (one subprocess runs them all);
 the driver's ``--help`` lists its own flags by section and exits 0, ``--helpfull`` adds
 absl's; the help routine's sections; benchmarks leave BENCHMARKS.md untouched without
-``--write`` (``report.publish`` and two benchmarks' smallest runs)."""
+``--write`` (``report.publish``, the one route to the file, and a smallest run)."""
 import contextlib
 import glob
 import io
@@ -254,28 +254,34 @@ class BenchmarkWriteTest(tf.test.TestCase):
         self.assertEqual(self.read(), (SECTIONS.replace("old a", "new a") +
                                        "\n<!-- begin c -->\nnew c\n<!-- end c -->\n").encode())
 
-    def test_smallest_benchmark_runs_leave_benchmarks_md_untouched(self):
-        from benchmarks import bench_eval, bench_methods
+    def test_every_benchmark_writes_only_through_publish_with_write(self):
+        """The one route to BENCHMARKS.md is ``report.publish(name, text, args.write)``."""
+        for module in command_modules():
+            if not module.startswith("benchmarks."):
+                continue
+            with open(os.path.join(ROOT, *module.split(".")) + ".py", encoding="utf-8") as f:
+                source = f.read()
+            with self.subTest(module=module):
+                self.assertFalse("update_section" in source or '"BENCHMARKS.md"' in source,
+                                 "writes BENCHMARKS.md other than through report.publish")
+                self.assertIn("report.publish(", source)
+                self.assertEqual(source.count("args.write"), source.count(", args.write)"),
+                                 "args.write is used other than as publish's last argument")
+
+    def test_smallest_benchmark_run_leaves_benchmarks_md_untouched(self):
+        from benchmarks import bench_eval
         tracked = os.path.join(ROOT, "BENCHMARKS.md")
         with open(tracked, "rb") as f:
             before = f.read()
-        runs = {
-            "## 10-crop evaluation cost": (bench_eval.main, ["--arch", "small_resnet", "--resize", "20",
-                                             "--crop", "16", "--batch_size", "2",
-                                             "--num_images", "2", "--num_classes", "3",
-                                             "--repetitions", "1"]),
-            "## Cost per train step": (bench_methods.main, ["--methods", "l2_sp", "--image_size", "16",
-                                                   "--batch_size", "2", "--steps", "1",
-                                                   "--repetitions", "1", "--threads", "0"]),
-        }
-        for heading, (main, argv) in runs.items():
-            out = io.StringIO()
-            with mock.patch.object(report, "atomic_write_text") as write, \
-                    contextlib.redirect_stdout(out):
-                main(argv)
-            write.assert_not_called()
-            self.assertIn(heading, out.getvalue())  # the section is printed
-            self.assertNotIn("written to", out.getvalue())
+        out = io.StringIO()
+        with mock.patch.object(report, "atomic_write_text") as write, \
+                contextlib.redirect_stdout(out):
+            bench_eval.main(["--arch", "small_resnet", "--resize", "20", "--crop", "16",
+                             "--batch_size", "2", "--num_images", "2", "--num_classes", "3",
+                             "--repetitions", "1"])
+        write.assert_not_called()
+        self.assertIn("## 10-crop evaluation cost", out.getvalue())  # the section, printed
+        self.assertNotIn("written to", out.getvalue())
         with open(tracked, "rb") as f:
             self.assertEqual(f.read(), before)
 
