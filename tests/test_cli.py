@@ -265,6 +265,7 @@ class BenchmarkWriteTest(tf.test.TestCase):
                 self.assertFalse("update_section" in source or '"BENCHMARKS.md"' in source,
                                  "writes BENCHMARKS.md other than through report.publish")
                 self.assertIn("report.publish(", source)
+                self.assertIn(", args.write)", source)
                 self.assertEqual(source.count("args.write"), source.count(", args.write)"),
                                  "args.write is used other than as publish's last argument")
 
