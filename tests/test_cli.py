@@ -35,14 +35,14 @@ import contextlib, io, json, runpy, sys
 out = []
 for module, args in json.loads(sys.argv[1]):
     sys.argv = [module, *args]
-    text, code = io.StringIO(), None
-    with contextlib.redirect_stdout(text):
+    text, errors, code = io.StringIO(), io.StringIO(), None
+    with contextlib.redirect_stdout(text), contextlib.redirect_stderr(errors):
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
     out.append({"module": module, "args": args, "code": code, "stdout": text.getvalue(),
-                "tensorflow": "tensorflow" in sys.modules})
+                "stderr": errors.getvalue(), "tensorflow": "tensorflow" in sys.modules})
 print("RESULTS" + json.dumps(out))
 """
 
@@ -120,7 +120,7 @@ class DriverHelpTest(tf.test.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         runs = [("tftransfer.train", [a]) for a in ("--help", "-h", "--helpshort",
-                                                     "--helpfull")]
+                                                     "--helpfull", "not_a_flag")]
         cls.records = {r["args"][0]: r for r in run_in_one_process(runs)}
 
     def test_help_lists_the_driver_flags_by_section_and_exits_0(self):
@@ -152,6 +152,13 @@ class DriverHelpTest(tf.test.TestCase):
         for form in ("-h", "--helpshort"):
             self.assertEqual(self.records[form]["code"], 0)
             self.assertEqual(self.records[form]["stdout"], self.records["--help"]["stdout"])
+
+    def test_usage_error_is_one_message_not_the_flag_listing(self):
+        record = self.records["not_a_flag"]
+        self.assertEqual(record["code"], 1)
+        self.assertEqual(record["stdout"], "")
+        self.assertEqual(record["stderr"], "Unexpected arguments ['not_a_flag']; every option "
+                                           "is a --flag.\nPass --help to see the flags.\n")
 
     def test_helpfull_adds_absl_flags_and_exits_0(self):
         record = self.records["--helpfull"]

@@ -11,8 +11,11 @@ and those it declares with ``key_flags`` (e.g. the driver's, defined by
 to what the sections do not share (``[model]``, ``[data.synthetic]`` for
 ``tftransfer.training.config.model``, ``tftransfer.training.config.data.synthetic``).
 ``--helpfull`` prints absl's listing of every flag (absl's, TensorFlow's, ...) and exits 0
-too. Any other command line is parsed by absl as ``app.run`` would.
+too. Any other command line is parsed by absl as ``app.run`` would; an ``app.UsageError``
+raised by ``main`` prints its message and ``Pass --help to see the flags.`` on stderr (not
+absl's listing of every key flag) and exits with its ``exitcode`` (1 by default).
 """
+import functools
 import sys
 
 from absl import app, flags
@@ -108,9 +111,21 @@ def parser(main, usage=None, flag_values=FLAGS):
     return parse
 
 
+def short_usage_errors(main):
+    """``main`` whose ``app.UsageError`` prints its message, not the flags, then exits."""
+    @functools.wraps(main)
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except app.UsageError as error:
+            sys.stderr.write(f"{error}\nPass --help to see the flags.\n")
+            sys.exit(error.exitcode)
+    return wrapped
+
+
 def run(main, usage=None, key_flags=(), flag_values=FLAGS):
     """``app.run(main)`` with the help above; ``key_flags`` (names of flags defined
     elsewhere) are listed as the program's own, next to those its module defines."""
     for name in key_flags:
         flag_values.register_key_flag_for_module(module_name(main), flag_values[name])
-    app.run(main, flags_parser=parser(main, usage, flag_values))
+    app.run(short_usage_errors(main), flags_parser=parser(main, usage, flag_values))
