@@ -3,9 +3,8 @@
 ``help.run(main, usage)`` replaces ``app.run(main)``. ``--help``, ``-h``, ``-?`` and
 ``--helpshort`` print the first line of the program's docstring, ``usage`` (the command
 line and an example; by default the docstring's indented ``python ...`` lines), and the
-program's own flags, grouped by section, each with its help
-and default; then exit 0, before the other flags are parsed (nothing else is checked or
-run). The program's own flags are absl's *key flags* of its module: the flags it defines
+program's own flags, grouped by section, each with its help and default; then exit 0,
+before the other flags are parsed (nothing else is checked or run). The program's own flags are absl's *key flags* of its module: the flags it defines
 and those it declares with ``key_flags`` (e.g. the driver's, defined by
 :mod:`tftransfer.training.flags`). A section is the module that defined a flag, shortened
 to what the sections do not share (``[model]``, ``[data.synthetic]`` for
@@ -96,8 +95,8 @@ def _asks(argv, names):
 def parser(main, usage=None, flag_values=FLAGS):
     """A ``flags_parser`` for ``app.run``: help as above, else absl's own parsing."""
     def parse(argv):
-        if _asks(argv, HELP) or _asks(argv, HELPFULL):
-            full = _asks(argv, HELPFULL)
+        full = _asks(argv, HELPFULL)
+        if full or _asks(argv, HELP):
             try:
                 if full:
                     app.usage(shorthelp=False, writeto_stdout=True)
