@@ -26,14 +26,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_HERE = {"tools.select_model", "tools.convert_torch_weights", "tools.compute_fisher",
             "tools.prepare_dataset"}
 EXTRA = ["experiments.sweep", "experiments.make_tables"]
+# The absl programs beside the driver, and one flag of each.
+STUDIES = {"experiments.demo": "alpha_grid", "experiments.cpu_study": "workers",
+           "experiments.scene_study": "source_root"}
 
 # Runs ``python -m MODULE ARGS`` for each (module, args) of argv[1] (JSON) in this one
-# process and prints, as JSON, each run's exit status, stdout and whether TensorFlow was
-# imported by then (it cannot be unloaded: the first run that imports it is the culprit).
+# process and prints, as JSON, each run's exit status, stdout, stderr and whether
+# TensorFlow was imported by then (it cannot be unloaded: the first run that imports it is
+# the culprit). The absl flags a run defined are deleted after it, so that programs
+# defining the same names (--data_dir) run one after another.
 RUNNER = r"""
 import contextlib, io, json, runpy, sys
+from absl import app, flags, logging
 out = []
 for module, args in json.loads(sys.argv[1]):
+    before = set(flags.FLAGS)
     sys.argv = [module, *args]
     text, errors, code = io.StringIO(), io.StringIO(), None
     with contextlib.redirect_stdout(text), contextlib.redirect_stderr(errors):
@@ -43,6 +50,10 @@ for module, args in json.loads(sys.argv[1]):
             code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
     out.append({"module": module, "args": args, "code": code, "stdout": text.getvalue(),
                 "stderr": errors.getvalue(), "tensorflow": "tensorflow" in sys.modules})
+    for name in set(flags.FLAGS) - before:
+        if not flags.FLAGS.find_module_defining_flag(name, "").startswith(("tensorflow",
+                                                                           "absl")):
+            delattr(flags.FLAGS, name)
 print("RESULTS" + json.dumps(out))
 """
 
@@ -121,7 +132,10 @@ class DriverHelpTest(tf.test.TestCase):
         super().setUpClass()
         runs = [("tftransfer.train", [a]) for a in ("--help", "-h", "--helpshort",
                                                      "--helpfull", "not_a_flag")]
-        cls.records = {r["args"][0]: r for r in run_in_one_process(runs)}
+        runs += [(m, ["--help"]) for m in STUDIES]
+        records = run_in_one_process(runs)
+        cls.records = {r["args"][0]: r for r in records if r["module"] == "tftransfer.train"}
+        cls.studies = {r["module"]: r for r in records if r["module"] in STUDIES}
 
     def test_help_lists_the_driver_flags_by_section_and_exits_0(self):
         text = self.records["--help"]["stdout"]
@@ -159,6 +173,18 @@ class DriverHelpTest(tf.test.TestCase):
         self.assertEqual(record["stdout"], "")
         self.assertEqual(record["stderr"], "Unexpected arguments ['not_a_flag']; every option "
                                            "is a --flag.\nPass --help to see the flags.\n")
+
+    def test_demo_and_studies_list_their_own_flags(self):
+        for module, flag in STUDIES.items():
+            record = self.studies[module]
+            with self.subTest(module=module):
+                self.assertEqual(record["code"], 0)
+                text = record["stdout"]
+                self.assertIn(f"\n[{module}]\n", text)
+                self.assertIn(f"Usage:\n    python -m {module}", text)
+                self.assertRegex(text, rf"\n  --{flag}: ")
+                self.assertNotIn("logtostderr", text)
+                self.assertNotIn("--alpha:", text)  # a driver flag, not theirs
 
     def test_helpfull_adds_absl_flags_and_exits_0(self):
         record = self.records["--helpfull"]

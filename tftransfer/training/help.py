@@ -45,6 +45,8 @@ def sections(module, flag_values=FLAGS):
     they were defined."""
     groups = {}
     for flag in flag_values.get_key_flags_for_module(module):
+        if flag.name not in flag_values or flag_values[flag.name] is not flag:
+            continue  # deleted or redefined since it was declared key (as absl skips it)
         groups.setdefault(flag_values.find_module_defining_flag(flag.name), []).append(flag)
     titles = [_title(m, module) for m in groups]
     if len(titles) > 1:  # drop the dotted prefix every title shares
