@@ -47,5 +47,11 @@ def main(argv):
         sys.exit(3)
 
 
-if __name__ == "__main__":
+def cli():
+    """The command line of the driver (``python -m tftransfer.train``, or a console entry
+    point): ``--help`` lists the driver's flags by section (:mod:`tftransfer.training.help`)."""
     help_lib.run(main, USAGE, key_flags=config_lib.LEAVES)
+
+
+if __name__ == "__main__":
+    cli()
