@@ -30,7 +30,7 @@ def plot_r2(frame, title="R^2 of fine-tuned vs pretrained activations"):
     is :func:`tftransfer.analysis.r2.r2_frame`'s table (model, layer, unit, r2). A model
     named after a method (``l2_sp``) takes that method's colour and label
     (:mod:`.style`)."""
-    models = list(dict.fromkeys(frame["model"]))
+    models = sorted(dict.fromkeys(frame["model"]), key=style.order)
     layers = list(dict.fromkeys(frame["layer"]))
     fig, ax = new_figure(max(6.0, 0.9 * len(layers) * len(models)), 4.8)
     width = 0.8 / len(models)

@@ -65,6 +65,14 @@ def methods():
                                + tuple(methods_lib.names())))
 
 
+def order(name):
+    """Sort key putting known methods in :func:`methods` order, then unknown names (stable
+    for a stable sort)."""
+    known = methods()
+    b = base(name)
+    return known.index(b) if b in known else len(known)
+
+
 def base(name):
     """The method behind ``name``: ``base`` of ``freeze{k}_{base}``, else ``name``."""
     name = str(name)
@@ -124,7 +132,7 @@ def line_style(name):
 def categorical(i):
     """The i-th colour of a colour-blind-safe cycle, for things that are not methods
     (classes, checkpoints, layers)."""
-    cycle = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+    cycle = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#F0E442", "#56B4E9",
              "#000000") + SPARE
     return cycle[i % len(cycle)]
 
