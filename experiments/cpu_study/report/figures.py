@@ -37,6 +37,7 @@ def bars(runs, splits, methods):
             ax.set_xlim(max(0.0, min(finite) - 5), min(100.0, max(finite) + 3))
     axes[0].set_yticks(y)
     axes[0].set_yticklabels([style.label(m) for m in methods], fontsize=8)
+    axes[0].set_ylabel("method")
     for ax in axes[1:]:
         ax.tick_params(axis="y", labelleft=False)
     fig.suptitle("Target test accuracy per method (mean ± std over seeds)", fontsize=11)
