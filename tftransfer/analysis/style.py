@@ -179,6 +179,22 @@ def log_ticks(axis, values):
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
+def log_axis(axis, values):
+    """Plain-number labels (0.002, 0.005, 0.01) on a log-scale ``axis`` whose data are
+    ``values``: at 1, 2 and 5 per decade over one to three decades, every digit within one
+    decade, decades only beyond; minor ticks unlabelled (matplotlib's default labels
+    4x10^-3 / 6x10^-3 minor ticks between sparse decade labels)."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    span = np.log10(v.max() / v.min()) if v.size else 0.0
+    subs = ((1.0,) if span > 3 else (1.0, 2.0, 5.0) if span > 1 else
+            (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0))
+    axis.set_major_locator(ticker.LogLocator(base=10.0, subs=subs, numticks=30))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    axis.set_minor_locator(ticker.LogLocator(base=10.0, subs="auto", numticks=30))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def legend_below(fig, axes, ncol=None, title=None, fontsize=8):
     """One legend for all ``axes`` (labels deduplicated, in order of appearance), outside
     and below them (the figure must use the constrained layout of

@@ -76,6 +76,7 @@ def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None, in
             style.log_ticks(ax.xaxis, sub[x])
         if logy:
             ax.set_yscale("log")
+            style.log_axis(ax.yaxis, sub[y])
         if integer_x:
             style.integer_ticks(ax.xaxis, sub[x])
         ax.set_xlabel(_axis_text(xlabel, panel))
