@@ -50,7 +50,7 @@ def _axis_text(value, panel):
 
 
 def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None, integer_x=False,
-          dodge=0.0, legend_title="method", logy=False):
+          dodge=0.0, legend_title="method", logy=False, layered=False):
     """``y`` against ``x``, one line per ``group`` value in that method's style (error bars
     from column ``y_std`` if present), one panel per value of column ``panel`` in
     ``panels``; ``xlabel`` / ``ylabel``: one string or ``{panel: string}``. ``logx``: log
@@ -58,7 +58,9 @@ def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None, in
     (a count such as k); ``dodge``: each line shifted by this much times its index around
     the true x, so that lines on the same points stay visible. One legend below the
     panels; the lines (and the legend) follow the order of
-    :func:`tftransfer.analysis.style.methods`; ``logy``: log-scale y."""
+    :func:`tftransfer.analysis.style.methods`; ``logy``: log-scale y; ``layered``: the
+    first lines drawn wider, with bigger markers, so that a line under an identical later
+    one still shows (for a continuous x that ``dodge`` would distort)."""
     panels = panels or [None]
     fig, axes = new_figure(max(5.6, 4.3 * len(panels)), 4.2, panels=len(panels))
     for ax, panel in zip(axes, panels):
@@ -69,7 +71,8 @@ def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None, in
             shift = (j - (len(groups) - 1) / 2) * dodge
             xs = g[x] * (10 ** shift) if logx else g[x] + shift
             yerr = g[y + "_std"] if y + "_std" in g else None
-            ax.errorbar(xs, g[y], yerr=yerr, ms=4, capsize=2, lw=1.4,
+            rank = (len(groups) - 1 - j) / max(1, len(groups) - 1) if layered else 0.0
+            ax.errorbar(xs, g[y], yerr=yerr, ms=4 + 3 * rank, capsize=2, lw=1.2 + 1.8 * rank,
                         **style.line_style(name))
         if logx:
             ax.set_xscale("log")

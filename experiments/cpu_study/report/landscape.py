@@ -6,7 +6,7 @@ from experiments.cpu_study.report.figures import lines as line_figure
 # The kinds of slice of landscape.csv, their panel titles and what t is on each.
 PANELS = {"interpolation": "straight path w0 to solution",
           "around_solution": "around the solution",
-          "around_start": "around w0 (the same point for every method)"}
+          "around_start": "around w0 (shared by all methods)"}
 XLABELS = {PANELS["interpolation"]: "interpolation t (0 = start w0, 1 = fine-tuned)",
            PANELS["around_solution"]: "t, random filter-normalised direction (0 = solution)",
            PANELS["around_start"]: "t, random filter-normalised direction (0 = w0)"}
@@ -28,7 +28,8 @@ def section(t):
         name = f"landscape_{split}.png"
         figures[name] = line_figure(
             frame.replace({"panel": PANELS}), "t", "loss", "method", f"{split} split",
-            XLABELS, "target test cross-entropy (nats)", panels=list(PANELS.values()))
+            XLABELS, "target test cross-entropy (nats)", panels=list(PANELS.values()),
+            layered=True)
         path = sub[sub["kind"] == "interpolation"]
         parts = []
         for m, g in path.groupby("method", sort=False):
