@@ -18,7 +18,7 @@ import zlib
 
 import matplotlib.colors as mcolors
 import numpy as np
-from matplotlib import ticker
+from matplotlib import patheffects, ticker
 
 from tftransfer import methods as methods_lib
 from tftransfer.penalty import SCHEMES
@@ -143,6 +143,15 @@ def contrast(face):
     r, g, b = mcolors.to_rgb(face)
     lum = 0.2126 * r + 0.7152 * g + 0.0722 * b
     return "#000000" if lum > 0.4 else "#FFFFFF"
+
+
+def halo(container):
+    """A white outline around the lines of an ``Axes.errorbar`` result, so that an error bar
+    reads on a dark bar and on the white background alike; returns ``container``."""
+    _, caps, bars = container.lines
+    for artist in tuple(caps) + tuple(bars):
+        artist.set_path_effects([patheffects.withStroke(linewidth=3.5, foreground="white")])
+    return container
 
 
 def is_constant(values):

@@ -27,7 +27,7 @@ def bars(runs, splits, methods):
             finite.append(m)
             face = style.colour(method)
             ax.barh(yi, m, 0.75, color=face, edgecolor="#333333", linewidth=0.5)
-            ax.errorbar(m, yi, xerr=s, color="#333333", capsize=3, lw=1.2)
+            style.halo(ax.errorbar(m, yi, xerr=s, color="#222222", capsize=3, lw=1.2))
         ax.set_title(f"{split} split", fontsize=10)
         ax.set_xlabel("test accuracy (%)")
         ax.grid(axis="x", color="#DDDDDD", lw=0.6)
