@@ -81,7 +81,7 @@ def plot_deviation(frame):
     ax.set_xlabel("training step (iterations)")
     ax.set_ylabel("||W - W0||_F / sqrt(n) (weight scale)")
     ax.set_title("Deviation from the starting point")
-    style.legend_below(fig, ax, ncol=3, fontsize=6)
+    style.legend_below(fig, ax, ncol=3, fontsize=7)
     return fig
 
 
