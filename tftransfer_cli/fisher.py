@@ -3,27 +3,30 @@
 The file maps Keras ``variable.path`` to arrays, ready for
 ``tftransfer.penalize(model, "l2_sp_fisher", ..., fisher=tftransfer.fisher.load(path))``.
 
-    python tools/compute_fisher.py --model source.keras --data source.npz \
+    tftransfer fisher --model source.keras --data source.npz \
         --out fisher.npz [--mode exact|sampled] [--num_samples 1] [--max_examples 2000]
 
 ``--data`` is an .npz with the inputs as ``x`` (labels are not used: the Fisher takes its
-expectation over the model's own predictions).
+expectation over the model's own predictions). Also ``python -m tftransfer_cli.fisher`` (or
+``python tools/compute_fisher.py`` in a checkout).
 """
 import argparse
 import time
 
 from absl import logging
 
-from tftransfer import fisher
-from tftransfer.analysis.cli import load_arrays, load_model
+from tftransfer_cli.common import require_choice
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tftransfer fisher",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, help=".keras file of the source model")
     parser.add_argument("--data", required=True, help=".npz with source inputs as 'x'")
     parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument("--mode", choices=fisher.MODES, default="exact")
+    parser.add_argument("--mode", default="exact",
+                        help="exact (every class, weighted by the model's probabilities) or "
+                             "sampled (labels drawn from them)")
     parser.add_argument("--num_samples", type=int, default=1,
                         help="labels drawn per example in sampled mode")
     parser.add_argument("--max_examples", type=int, default=None)
@@ -31,11 +34,15 @@ def parse_args(argv=None):
     parser.add_argument("--epsilon", type=float, default=0.0)
     parser.add_argument("--clip", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from tftransfer import fisher
+    from tftransfer.analysis.cli import load_arrays, load_model
+    require_choice(parser, "--mode", args.mode, fisher.MODES)
     model = load_model(args.model)
     x, _ = load_arrays(args.data)
     examples = len(x) if args.max_examples is None else min(len(x), args.max_examples)

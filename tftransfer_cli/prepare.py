@@ -1,27 +1,31 @@
 """Prepares a dataset once (decoded, resized, stored as uint8) and stores its training mean.
 
-    python tools/prepare_dataset.py --dataset caltech256_30 --data_dir ~/tfds \\
+    tftransfer prepare --dataset caltech256_30 --data_dir ~/tfds \\
         --manual_dir ~/downloads/caltech256 [--keep_aspect] [--resize 256]
-    python tools/prepare_dataset.py --dataset stanford_dogs120 --data_dir ~/tfds \\
+    tftransfer prepare --dataset stanford_dogs120 --data_dir ~/tfds \\
         --manual_dir ~/downloads/dogs --imagenet_val_dir ~/ILSVRC2012_val
-    python tools/prepare_dataset.py --dataset class_folders --data_dir ~/tfds \\
+    tftransfer prepare --dataset class_folders --data_dir ~/tfds \\
         --manual_dir ~/my_dataset
 
 What to put in each manual_dir: docs/data.md (and the error message when it is missing);
 it is only read. Logs (absl, INFO) each split's image count and the files left out when it
-was prepared, by kind.
+was prepared, by kind. Also ``python -m tftransfer_cli.prepare`` (or ``python
+tools/prepare_dataset.py`` in a checkout). Needs the ``datasets`` extra.
 """
 import argparse
 
 from absl import logging
 
-from tftransfer.data import pipeline, stats
-from tftransfer.data.builders import base
+from tftransfer_cli.common import require_choice
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(pipeline.DATASET_NAMES))
+def build_parser():
+    parser = argparse.ArgumentParser(prog="tftransfer prepare",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True,
+                        help="a name of tftransfer.data.pipeline.DATASET_NAMES (caltech256_30, "
+                             "caltech256_60, mit_indoor67, stanford_dogs120, food101, "
+                             "class_folders, ...)")
     parser.add_argument("--data_dir", required=True, help="where prepared data is written")
     parser.add_argument("--manual_dir", help="the local original files "
                         "(default <data_dir>/manual/<dataset>)")
@@ -36,7 +40,15 @@ def main(argv=None):
     parser.add_argument("--source_data_dir", help="tfds dir of food101/imagenet2012/places365")
     parser.add_argument("--download", action="store_true",
                         help="allow tfds to download food101 / places365_small")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
+    from tftransfer.data import pipeline, stats
+    from tftransfer.data.builders import base
+    require_choice(parser, "--dataset", args.dataset, pipeline.DATASET_NAMES)
 
     options = {
         "caltech256_30": {"split_seed": args.split_seed},

@@ -1,14 +1,15 @@
 """Model selection as a command: k-fold cross-validation of alpha (and beta), then the
 final runs with the chosen values on every labelled image, several seeds.
 
-    python tools/select_model.py --flagfile=flags/my_data.cfg --alphas=0.001,0.01,0.1 \
+    tftransfer select --flagfile=flags/my_data.cfg --alphas=0.001,0.01,0.1 \
         --folds=3 --seeds=0,1,2 --output_dir=runs/select_my_data [--betas=0.001,0.01] \
         [--criterion=accuracy|cross_entropy]
 
 Li et al. 2018, Section 4.1 choose alpha by cross-validation on the target training
-images. Every driver flag passes through (``--flagfile`` included) and describes one run;
-this tool varies ``--alpha`` (``--beta`` with ``--betas``), ``--cv_folds``/``--cv_fold``
-and ``--seed``:
+images. The options above are this command's (given on the command line); every other
+argument is a driver flag (``tftransfer train --helpfull``; ``--flagfile`` included) and
+describes one run; this command varies ``--alpha`` (``--beta`` with ``--betas``),
+``--cv_folds``/``--cv_fold`` and ``--seed``:
 
 1. selection: for each value and each fold ``i < --folds`` one driver run with
    ``--cv_folds=K --cv_fold=i`` (or, with ``--folds=0``, one run with the given
@@ -24,36 +25,58 @@ and ``--seed``:
 
 Runs go to ``<output_dir>/select/<value>/fold_<i>`` and ``<output_dir>/final/seed_<s>``
 (a finished run is read back, not retrained), the summary to
-``<output_dir>/selection.json``. Exit status 2: invalid flags, nothing was run.
+``<output_dir>/selection.json``. Exit status 2: invalid flags, nothing was run. Also
+``python -m tftransfer_cli.select_model`` (or ``python tools/select_model.py`` in a checkout).
 """
+import argparse
 import os
 import sys
 
-import numpy as np
-from absl import app, flags, logging
+from absl import app, logging
 
-from tftransfer.io_utils import atomic_write_json
-from tftransfer.training import config as config_lib
-from tftransfer.training import flags as driver_flags
-from tftransfer.training import progress
-from tftransfer.training import selection
-from tftransfer.training.model import ModelCache
-from tftransfer.training.run import run
+from tftransfer_cli.common import require_choice
 
-FLAGS = flags.FLAGS
-TOOL_SETS = ("alpha", "beta", "cv_folds", "cv_fold", "seed")
+TOOL_SETS = ("alpha", "beta", "cv_folds", "cv_fold", "seed")  # driver flags this command sets
 
 
-def _floats(name, values):
-    try:
-        return [float(v) for v in values]
-    except ValueError as error:
-        raise config_lib.ConfigError(f"--{name}={','.join(values)}: {error}") from error
+def _list(kind):
+    """argparse type of a comma-separated list (``--alphas=0.001,0.01``), as absl's lists."""
+    def parse(text):
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {error}") from error
+    parse.__name__ = f"comma-separated {kind.__name__} list"
+    return parse
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tftransfer select", description=" ".join(__doc__.split("\n\n")[0].split()),
+        allow_abbrev=False,
+        epilog="Every other argument is a driver flag describing one run (--flagfile "
+               "included): `tftransfer train --helpfull` lists them. The command sets "
+               f"{', '.join('--' + n for n in TOOL_SETS)} itself.")
+    parser.add_argument("--alphas", type=_list(float), default=[0.001, 0.01, 0.1],
+                        help="Strengths alpha tried (default: 0.001,0.01,0.1).")
+    parser.add_argument("--betas", type=_list(float), default=[],
+                        help="Strengths beta tried with every alpha (default: --beta alone).")
+    parser.add_argument("--folds", type=int, default=3,
+                        help="k of the k-fold cross-validation (0: one split held out by "
+                             "--validation_fraction; default 3).")
+    parser.add_argument("--criterion", default="accuracy",
+                        help="What chooses: accuracy, the pooled validation accuracy "
+                             "(highest; ties: lower cross-entropy), or cross_entropy (lowest; "
+                             "ties: higher accuracy).")
+    parser.add_argument("--seeds", type=_list(int), default=[0, 1, 2],
+                        help="Seeds of the final runs (default: 0,1,2).")
+    return parser
 
 
 def plan(base, alphas, betas, folds, seeds):
     """``(selection configs, final config maker)``: the selection runs (value, fold,
     config) of ``base`` and a function of ``(value, seed)`` giving a final run's config."""
+    from tftransfer.training import config as config_lib
     problems = []
     if folds and base.data.validation_fraction:
         problems.append(f"--folds={folds} and --validation_fraction are two ways to hold out "
@@ -88,9 +111,17 @@ def plan(base, alphas, betas, folds, seeds):
     return runs, final
 
 
-def select(base, alphas, betas, folds, seeds, criterion):
-    """Runs the selection and the final runs; returns the summary written to
+def select(base, alphas, betas, folds, seeds, criterion, run=None):
+    """Runs the selection and the final runs (each with ``run(config, cache=...)``, default
+    the driver's :func:`tftransfer.training.run.run`); returns the summary written to
     ``selection.json`` and the lines printed."""
+    import numpy as np
+
+    from tftransfer.io_utils import atomic_write_json
+    from tftransfer.training import selection
+    from tftransfer.training.model import ModelCache
+    if run is None:
+        from tftransfer.training.run import run
     runs, final = plan(base, alphas, betas, folds, seeds)
     for seed in seeds:  # the final runs' flags are checked before any run
         final({"alpha": alphas[0], "beta": base.penalty.beta}, seed)
@@ -138,34 +169,34 @@ def select(base, alphas, betas, folds, seeds, criterion):
     return summary, lines
 
 
-def define_flags():
-    """The driver's flags and this tool's (when run as a command: importing the module
-    defines none, so it can share a process with other flag owners)."""
+def main(argv=None):
+    """``tftransfer select [options] [driver flags]`` (``argv``: the arguments, default
+    ``sys.argv[1:]``)."""
+    parser = build_parser()
+    args, driver_argv = parser.parse_known_args(argv)
+    from tftransfer.training import flags as driver_flags
+    from tftransfer.training import selection
+    require_choice(parser, "--criterion", args.criterion, selection.CRITERIA)
     driver_flags.define_flags()
-    flags.DEFINE_list("alphas", ["0.001", "0.01", "0.1"], "Strengths alpha tried.")
-    flags.DEFINE_list("betas", [], "Strengths beta tried with every alpha (default: --beta "
-                      "alone).")
-    flags.DEFINE_integer("folds", 3, "k of the k-fold cross-validation (0: one split held out "
-                         "by --validation_fraction).")
-    flags.DEFINE_enum("criterion", "accuracy", list(selection.CRITERIA), "What chooses: the "
-                      "pooled validation accuracy (highest; ties: lower cross-entropy) or "
-                      "cross-entropy (lowest; ties: higher accuracy).")
-    flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the final runs.")
+    app.run(lambda absl_argv: _select(args, absl_argv), argv=[sys.argv[0], *driver_argv])
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
+def _select(args, absl_argv):
+    """The command once the driver's flags are parsed (by absl, in ``app.run``)."""
+    from tftransfer.training import config as config_lib
+    from tftransfer.training import flags as driver_flags
+    from tftransfer.training import progress
+    if len(absl_argv) > 1:
+        raise app.UsageError(f"Unexpected arguments {absl_argv[1:]}; every option is a --flag.")
     progress.show_progress()
     try:
-        given = [f"--{name} is set by tools/select_model.py; drop it." for name in TOOL_SETS
-                 if FLAGS[name].present]
+        given = [f"--{name} is set by tftransfer select; drop it." for name in TOOL_SETS
+                 if driver_flags.FLAGS[name].present]
         if given:
             raise config_lib.ConfigError("Invalid flags, nothing was run:\n  - " +
                                          "\n  - ".join(given))
         base = driver_flags.config_from_flags()
-        _, lines = select(base, _floats("alphas", FLAGS.alphas), _floats("betas", FLAGS.betas),
-                          FLAGS.folds, [int(s) for s in FLAGS.seeds], FLAGS.criterion)
+        _, lines = select(base, args.alphas, args.betas, args.folds, args.seeds, args.criterion)
     except config_lib.ConfigError as error:
         logging.error("%s", error)
         sys.exit(2)
@@ -174,5 +205,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    main()
