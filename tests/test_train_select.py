@@ -1,8 +1,8 @@
 """Model selection (Li et al. 2018, Section 4.1: alpha chosen by cross-validation): the
 pooling and choice rule of tftransfer.training.selection against hand-computed cases, and
-`tftransfer select` (tftransfer_cli/select_model.py) end to end on a tiny class-per-folder tree: k-fold runs that never
-open the test split, the choice recomputed from the fold records, final runs on every
-labelled image."""
+`tftransfer select` (tftransfer_cli/select_model.py) end to end on a tiny class-per-folder
+tree: k-fold runs that never open the test split, the choice recomputed from the fold
+records, final runs on every labelled image."""
 import json
 import os
 import tempfile
