@@ -42,9 +42,9 @@ $(VENV)/.installed-test: $(SETUP)
 
 # The wheel (and no warning) into dist/: pip install dist/tftransfer-*.whl[driver] gives the
 # `tftransfer` command anywhere. build/ is removed first: setuptools would ship stale files.
-wheel: $(VENV)/.installed
+wheel:
 	rm -rf build dist/tftransfer-*.whl
-	$(PY) -m pip wheel --quiet --no-deps -w dist .
+	$(PYTHON) -m pip wheel --no-deps -w dist .
 
 venv: $(VENV)/.installed
 
