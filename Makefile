@@ -41,9 +41,10 @@ $(VENV)/.installed-test: $(SETUP)
 	$(call INSTALL,.[test],$(VENV)/.installed $(VENV)/.installed-all,$(TORCH_FIRST))
 
 # The wheel (and no warning) into dist/: pip install dist/tftransfer-*.whl[driver] gives the
-# `tftransfer` command anywhere. build/ is removed first: setuptools would ship stale files.
+# `tftransfer` command anywhere. setuptools' build/lib is removed first: it would ship stale
+# files (a module since moved or deleted).
 wheel:
-	rm -rf build dist/tftransfer-*.whl
+	rm -rf build/lib build/bdist.* dist/tftransfer-*.whl
 	$(PYTHON) -m pip wheel --no-deps -w dist .
 
 venv: $(VENV)/.installed
