@@ -310,7 +310,7 @@ class DataConfig:
                            "each class into this many folds (0: none); the run trains on all "
                            "folds but --cv_fold and is evaluated on that one, never on the "
                            "test set (Li et al. 2018, Section 4.1: alpha chosen by "
-                           "cross-validation; tools/select_model.py runs every fold).", RESULT,
+                           "cross-validation; tftransfer select runs every fold).", RESULT,
                            bound=NON_NEGATIVE)
     cv_fold: Optional[int] = option(None, "The validation fold of --cv_folds, 0..K-1.",
                                     RESULT, kind=int)
@@ -397,7 +397,7 @@ class DataConfig:
             return [f"--cv_folds={folds}: k-fold cross-validation needs K >= 2 (0: none)."]
         if fold is None or not 0 <= fold < folds:
             return [f"--cv_fold={fold} with --cv_folds={folds}: choose the validation fold "
-                    f"in 0..{folds - 1} (tools/select_model.py runs them all)."]
+                    f"in 0..{folds - 1} (tftransfer select runs them all)."]
         return []
 
 
@@ -415,7 +415,7 @@ class PenaltyConfig:
     penalize_all_trainable: bool = option(False, "Also penalise biases and batch-norm "
                                           "parameters (TLlib's rule).", MODEL)
     fisher_file: Optional[str] = option(None, "Fisher diagonal (.npz of tftransfer.fisher."
-                                        "save, tools/compute_fisher.py), for the Fisher "
+                                        "save, tftransfer fisher), for the Fisher "
                                         "schemes.", MODEL, kind=str)
     penalty_path: str = option("loss", "How the penalty's gradient is computed: 'loss' "
                                "(model.losses, differentiated) or 'fused' (its closed form "
@@ -426,7 +426,7 @@ class PenaltyConfig:
         out = []
         if self.scheme in FISHER_SCHEMES and not self.fisher_file:
             out.append(f"--scheme={self.scheme} needs --fisher_file (a Fisher diagonal .npz "
-                       "from tools/compute_fisher.py).")
+                       "from tftransfer fisher).")
         if self.fisher_file and self.scheme not in FISHER_SCHEMES:
             out.append(f"--fisher_file is only used by {list(FISHER_SCHEMES)}, not "
                        f"--scheme={self.scheme}; drop it or change the scheme.")
@@ -1071,7 +1071,7 @@ def _generic_problems(c):
 
 
 def _file_problems(c):
-    hints = {"fisher_file": "compute it with tools/compute_fisher.py",
+    hints = {"fisher_file": "compute it with tftransfer fisher",
              "weights": "convert or save the source network's weights (docs/weights.md)"}
     out = []
     for name, hint in hints.items():

@@ -233,7 +233,7 @@ def _fisher_problems(config, network, fisher):
                      f"the model (e.g. {unexpected[:3]})")
     return [f"--fisher_file={config.penalty.fisher_file} is not the Fisher of {_describe(config)}: "
             + "; ".join(parts) + ". Compute it on this source network with "
-            "tools/compute_fisher.py."]
+            "tftransfer fisher."]
 
 
 def _multiplier_problems(config, network, units):
