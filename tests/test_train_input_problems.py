@@ -106,6 +106,29 @@ class DataDirTest(tf.test.TestCase):
         write_fake_fashion(mine)
         self.assertEqual(data_location.check_data_dir(mine), os.path.abspath(mine))
 
+    def test_demo_refuses_before_work(self):
+        """``python -m experiments.demo --data_dir=<missing>``, in-process: exit status 2,
+        the driver's message, no output directory."""
+        from absl import flags
+
+        from experiments import demo
+
+        missing = os.path.join(self.root, "nothing")
+        argv = ["demo", f"--data_dir={missing}", f"--output_dir={self.output_dir}",
+                "--threads=0"]
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(argv)
+        try:
+            with self.assertLogs("absl", "ERROR") as logs, \
+                    self.assertRaises(SystemExit) as caught:
+                demo.main(argv)
+        finally:
+            flags.FLAGS.unparse_flags()
+        self.assertEqual(caught.exception.code, 2)
+        self.assertIn(f"{INVALID}:\n  - --data_dir={missing} does not exist",
+                      "\n".join(logs.output))
+        self.assertFalse(os.path.exists(self.output_dir))
+
     def test_driver_exit_status_and_nothing_written(self):
         """The one subprocess: the command line stops with the invalid-flags status 2."""
         missing = os.path.join(self.root, "absent")
