@@ -50,8 +50,8 @@ MANUAL = {
     "food101": ("tfds_source", "tfds_source", ()),
     "places365_small": ("tfds_source", "tfds_source", ()),
     "imagenet2012": ("tfds_source", "tfds_source", None),
-    "cityscapes": ("cityscapes", "cityscapes", None),
-    "sbd": ("sbd", "sbd", None),
+    "cityscapes": ("cityscapes_train_ids", "cityscapes", None),
+    "sbd": ("sbd_voc_aug", "sbd", None),
     "segmentation_folders": ("segmentation_folders", "segmentation_folders", None),
 }
 # Datasets whose builder reads --manual_dir itself (no default under --data_dir).
