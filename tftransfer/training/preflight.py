@@ -12,7 +12,8 @@ strategy, the data and the model exist: :func:`check`.
 - writes nothing and does not start the TensorFlow runtime (``--cpu_logical_devices`` can
   still split the CPU afterwards);
 - reads ``--fisher_file`` (all of it), the variable shapes of ``--weights`` (h5 metadata,
-  no values), the list of physical GPUs and ``TF_CONFIG``;
+  no values), the list of physical GPUs and ``TF_CONFIG``, and the directory listings of
+  the data's location (:mod:`tftransfer.training.data_location`);
 - when ``--weights``, ``--fisher_file``, ``--lr_multipliers``, ``--freeze_units`` or
   ``--deviation_layers`` is set, builds the source network of the flags with shape-only
   variables (``keras.StatelessScope``: paths and shapes, no values; ResNet-101 takes about
