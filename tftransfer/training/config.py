@@ -77,6 +77,8 @@ SPEED_RELEASE = "speed"
 # --method: "none" (the --scheme penalty alone, the driver before methods existed) or a
 # method of tftransfer.methods.registry.
 NO_METHOD = "none"
+# Where the recipe's learning-rate decay falls (--lr_boundaries over --train_steps), in words.
+RECIPE_DECAY_AT = "2/3 of training"
 METHODS = (NO_METHOD,) + tuple(methods_lib.names())
 
 
@@ -433,6 +435,22 @@ class PenaltyConfig:
         return out
 
 
+def suggested_boundaries(bounds, train_steps):
+    """``--lr_boundaries`` that fit ``train_steps``, for the refusal of ``bounds`` that do
+    not (never applied silently): ``bounds`` sorted without repeats when they fit;
+    otherwise scaled so that the last one falls at the recipe's share of training (its
+    default boundaries over its default steps: 6000/9000), rounded, those outside
+    ``(0, train_steps)`` dropped (``[]``: a constant learning rate)."""
+    positive = sorted({b for b in bounds if b > 0})
+    if all(b < train_steps for b in positive):
+        return positive
+    fields = {f.name: f for f in dataclasses.fields(OptimConfig)}
+    recipe = (max(default_value(fields["lr_boundaries"]))
+              / default_value(fields["train_steps"]))
+    scale = recipe * train_steps / positive[-1]
+    return sorted({round(b * scale) for b in positive} & set(range(1, train_steps)))
+
+
 @dataclasses.dataclass
 class OptimConfig:
     """SGD with momentum and a piecewise-constant learning rate (Li et al. 2018,
@@ -468,8 +486,14 @@ class OptimConfig:
         if schedule == "piecewise" and (
                 bounds != sorted(set(bounds)) or any(b <= 0 or b >= self.train_steps
                                                      for b in bounds)):
+            fit = suggested_boundaries(bounds, self.train_steps)
+            how = ("sorted, each once" if fit == sorted({b for b in bounds if b > 0}) else
+                   f"the last decay at the recipe's {RECIPE_DECAY_AT}, earlier ones scaled "
+                   "alike")
             out.append(f"--lr_boundaries={bounds} must be increasing steps strictly between 0 "
-                       f"and --train_steps={self.train_steps}.")
+                       f"and --train_steps={self.train_steps}; for {self.train_steps} steps "
+                       f"pass --lr_boundaries={','.join(map(str, fit))} ({how}), or "
+                       "--lr_boundaries= for a constant learning rate.")
         for entry in self.lr_multipliers:
             try:
                 parse_multiplier(entry)
