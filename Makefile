@@ -6,28 +6,46 @@ FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 DEMO_ARGS ?=
 
 STUDY_ARGS ?=
+# The test extra's torch, the CPU build: PyPI's torch==2.13.0 is the CUDA one (several GB),
+# the PyTorch CPU index serves 2.13.0+cpu. TORCH_PIN is the pin of tftransfer/extras.py
+# (tests/test_packaging.py checks they agree); TORCH_INDEX= (empty) skips this step.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test study venv fashion-mnist clean
+.PHONY: demo test study venv wheel fashion-mnist clean
 
 # One install at a time: two `make` runs in a fresh clone share .venv, so each install step
-# holds $(LOCK) (flock) and re-checks its stamp once it has the lock.
+# holds $(LOCK) (flock) and re-checks its stamp once it has the lock. $(3): a command run
+# (then `&&`) before the install.
 LOCK := $(VENV).lock
 comma := ,
-INSTALL = flock $(LOCK) sh -c '[ "$@" -nt setup.py ] || { \
+SETUP := setup.py tftransfer/extras.py
+INSTALL = flock $(LOCK) sh -c '[ "$@" -nt setup.py ] && [ "$@" -nt tftransfer/extras.py ] || { \
 	  [ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
 	  [ -f $(VENV)/.pip-upgraded ] || { $(PY) -m pip install --quiet --upgrade pip && touch $(VENV)/.pip-upgraded; }; \
-	  $(PY) -m pip install --quiet -e "$(1)" && touch $@ $(2); }'
+	  $(3) $(PY) -m pip install --quiet -e "$(1)" && touch $@ $(2); }'
+# torch alone (--no-deps; the test extra's install then keeps it and adds its dependencies):
+# a wheel pip finds offline (its find-links) first, else the CPU index.
+TORCH_FIRST = $(if $(TORCH_INDEX),{ $(PY) -m pip install --quiet --no-deps --no-index "$(TORCH_PIN)" 2>/dev/null || $(PY) -m pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)"; } &&)
 
-# Stamps re-run the install only when setup.py changes. The demo needs the driver and the
-# datasets extras, the study every extra, the tests every extra and the test tools.
-$(VENV)/.installed: setup.py
+# Stamps re-run the install only when setup.py or the extras change. The demo needs the
+# driver and the datasets extras, the study every extra, the tests every extra and the test
+# tools.
+$(VENV)/.installed: $(SETUP)
 	$(call INSTALL,.[driver$(comma)datasets])
 
-$(VENV)/.installed-all: setup.py
+$(VENV)/.installed-all: $(SETUP)
 	$(call INSTALL,.[all],$(VENV)/.installed)
 
-$(VENV)/.installed-test: setup.py
-	$(call INSTALL,.[test],$(VENV)/.installed $(VENV)/.installed-all)
+$(VENV)/.installed-test: $(SETUP)
+	$(call INSTALL,.[test],$(VENV)/.installed $(VENV)/.installed-all,$(TORCH_FIRST))
+
+# The wheel (and no warning) into dist/: pip install dist/tftransfer-*.whl[driver] gives the
+# `tftransfer` command anywhere. setuptools' build/lib is removed first: it would ship stale
+# files (a module since moved or deleted).
+wheel:
+	rm -rf build/lib build/bdist.* dist/tftransfer-*.whl
+	$(PYTHON) -m pip wheel --no-deps -w dist .
 
 venv: $(VENV)/.installed
 
@@ -64,8 +82,8 @@ test: $(VENV)/.installed-test
 	  if $(PY) -c "import $$b" 2>/dev/null; then \
 	    echo "KERAS_BACKEND=$$b: $(BACKEND_TESTS)"; \
 	    KERAS_BACKEND=$$b $(PY) -m pytest -q $(BACKEND_TESTS) || exit 1; \
-	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install .[$$b])"; fi; \
+	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install -e '.[test]')"; fi; \
 	done
 
 clean:
-	rm -rf $(VENV) $(LOCK) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(LOCK) *.egg-info .pytest_cache build dist

@@ -24,6 +24,7 @@ fixes the last, so machines with other core counts print the same table.
     python -m experiments.demo [--data_dir DIR] [--output_dir DIR] [--examples_per_class 20]
 """
 import os
+import sys
 import time
 
 import numpy as np
@@ -32,6 +33,7 @@ from absl import flags, logging
 
 from tftransfer.io_utils import atomic_write_json, atomic_write_text
 from tftransfer.training import config as config_lib
+from tftransfer.training import data_location
 from tftransfer.training import flags as driver_flags
 from tftransfer.training.model import ModelCache
 from tftransfer.training.run import run
@@ -168,6 +170,11 @@ def main(argv):
     if FLAGS.threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
+    try:  # before any work, as the driver: a --data_dir without the data is refused
+        data_path = data_location.check_data_dir(FLAGS.data_dir)
+    except config_lib.ConfigError as error:
+        logging.error("%s", error)
+        sys.exit(2)
     started = time.time()
     weights = pretrain_source()
     n_val = int(round(FLAGS.examples_per_class * FLAGS.val_fraction))
@@ -187,7 +194,8 @@ def main(argv):
     table = results_table(rows, chosen, n_test)
     print("\n" + table + "\n", flush=True)
     atomic_write_json(os.path.join(FLAGS.output_dir, "results.json"),
-                      {"flags": FLAGS.flag_values_dict(), "selection": grid, "runs": rows,
+                      {"flags": FLAGS.flag_values_dict(), "data_path": data_path,
+                       "selection": grid, "runs": rows,
                        "chosen_alpha": chosen, "wall_time_s": time.time() - started})
     atomic_write_text(os.path.join(FLAGS.output_dir, "results.md"), table + "\n")
     logging.info(f"done in {time.time() - started:.0f} s; results in {FLAGS.output_dir}")

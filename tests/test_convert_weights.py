@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tools import convert_torch_weights
+from tftransfer_cli import convert as convert_command
 from tftransfer.models import efficientnet_lite, pretrained, resnet_torch
 from tftransfer.weights import convert
 from tftransfer.weights.torch_checkpoint import read_state_dict
@@ -288,7 +288,7 @@ class ResNet50Places365LayoutTest(tf.test.TestCase):
         torch.save({"epoch": 90, "arch": "resnet50", "state_dict": state}, cls.checkpoint,
                    _use_new_zipfile_serialization=False)
         cls.output = os.path.join(directory, "places365.weights.h5")
-        cls.tool_status = convert_torch_weights.main(["--arch", "resnet50_torch", "--checkpoint",
+        cls.tool_status = convert_command.main(["--arch", "resnet50_torch", "--checkpoint",
                                              cls.checkpoint, "--output", cls.output])
         cls.model = resnet_torch.resnet_torch(50, input_shape=(64, 64, 3), classes=365)
         cls.model.load_weights(cls.output)
@@ -314,7 +314,7 @@ class ResNet50Places365LayoutTest(tf.test.TestCase):
                                 layer.name)
 
     def test_tool_reports_bad_input_without_writing(self):
-        tool = convert_torch_weights
+        tool = convert_command
         output = os.path.join(_tempdir(self.addCleanup), "wrong.weights.h5")
         status = tool.main(["--arch", "efficientnet_lite0", "--checkpoint", self.checkpoint,
                             "--output", output])

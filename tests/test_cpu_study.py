@@ -253,8 +253,11 @@ class QuickStudyTest(tf.test.TestCase):
         best = scores.sort_values(["val_accuracy", "alpha"], ascending=[False, True]).iloc[0]
         self.assertEqual(chosen, best["alpha"])
         for name in ("main_accuracy.png", "fisher.png", "r2_far.png", "landscape_far.png",
-                     "length.png", "freeze.png", "figure1_alpha_beta.png"):
+                     "length.png", "freeze.png"):
             self.assertTrue(os.path.exists(os.path.join(report_dir, name)), name)
+        # The alpha x beta heatmap is drawn only when its cells differ (else a sentence).
+        self.assertEqual(os.path.exists(os.path.join(report_dir, "figure1_alpha_beta.png")),
+                         "](figure1_alpha_beta.png)" in text)
         self.assertIn("--quick", text)
         redraw = subprocess.run(command + ["--report_only"], cwd=ROOT, capture_output=True,
                                 text=True, timeout=300)

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from tests.fixtures import synthetic
 from tftransfer.data import evaluation, pipeline, stats
-from tools import compute_mean, prepare_dataset
+from tftransfer_cli import prepare as prepare_command
+from tools import compute_mean
 
 RESIZE, CROP = 12, 8
 
@@ -61,7 +62,7 @@ class PipelineTest(tf.test.TestCase):
         with contextlib.redirect_stdout(io.StringIO()) as out, \
                 self.assertLogs("absl", "INFO") as logs:
             compute_mean.main(args)
-            prepare_dataset.main(args)  # Already prepared: reports splits.
+            prepare_command.main(args)  # Already prepared: reports splits.
         pixels = np.concatenate([image.reshape(-1, 3) for image, _ in self._stored("train")])
         self.assertAllClose(stats.load_channel_mean(self.builder), pixels.mean(axis=0))
         logged = "\n".join(logs.output)

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from tftransfer import fisher
 from tftransfer.models.small_resnet import small_resnet
+from tftransfer_cli import fisher as fisher_command
 
-from tests.analysis_testutil import load_tool
 from tests.backend_testutil import BACKEND, skip_unless_tensorflow
 
 TF_ONLY = skip_unless_tensorflow("tftransfer.fisher.diagonal is TensorFlow-only")
@@ -249,8 +249,7 @@ class FileTest(tf.test.TestCase):
         data_path = os.path.join(tmp, "source.npz")
         np.savez(data_path, x=x, y=np.zeros(7, "int64"))
         out = os.path.join(tmp, "out", "fisher.npz")
-        tool = load_tool("compute_fisher")
-        tool.main(["--model", model_path, "--data", data_path, "--out", out,
+        fisher_command.main(["--model", model_path, "--data", data_path, "--out", out,
                    "--batch_size", "3"])
         loaded, meta = fisher.load(out, with_metadata=True)
         expected = fisher.diagonal(model, x)

@@ -97,11 +97,20 @@ class FashionMnistTest(tf.test.TestCase):
                 mock.patch.object(fashion_mnist, "_download",
                                   side_effect=OSError("network is unreachable")):
             with self.assertRaises(FileNotFoundError) as caught:
-                fashion_mnist.find(os.path.join(empty, "flag"))
+                fashion_mnist.find(None)
         message = str(caught.exception)
         for expected in ("--data_dir", "Keras cache", "Debian package", "network is unreachable",
                          "apt-get install dataset-fashion-mnist"):
             self.assertIn(expected, message)
+
+    def test_a_given_data_dir_is_the_only_place_looked(self):
+        """A data_dir without the files is an error even when the Keras cache has them."""
+        home = os.path.join(self.get_temp_dir(), "cached_home")
+        missing = os.path.join(self.get_temp_dir(), "not_there")
+        with mock.patch.dict(os.environ, {"KERAS_HOME": home}):
+            write_fake_fashion(fashion_mnist.keras_cache_dir())
+            with self.assertRaisesRegex(FileNotFoundError, "not_there does not exist"):
+                fashion_mnist.find(missing, download=False)
 
     def test_select_classes_relabels_in_order(self):
         images = np.arange(10)[:, None, None] * np.ones((10, 2, 2))

@@ -22,7 +22,7 @@ import zipfile
 
 import tensorflow as tf
 
-from tools import convert_torch_weights
+from tftransfer_cli import convert as convert_command
 from tftransfer.weights import torch_checkpoint
 
 HEADROOM = 1 << 30  # bytes the child may allocate beyond python + numpy
@@ -350,7 +350,7 @@ class ToolErrorReportingTest(tf.test.TestCase):
         malformed = _write_legacy(os.path.join(directory, "malformed.pth"),
                                   _dumps({"w": _tensor((2,), (1,), offset=None)}),
                                   {"0": (2, _floats(1, 2))})
-        tool = convert_torch_weights
+        tool = convert_command
         for path, pattern in ((refused, r"os\.system"), (malformed, "offset")):
             with self.subTest(path=os.path.basename(path)):
                 output = os.path.join(tempfile.mkdtemp(dir=directory), "out.weights.h5")

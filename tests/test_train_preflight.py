@@ -58,7 +58,7 @@ class FisherLoadTest(tf.test.TestCase):
             self.assertIn(path, message)
             self.assertIn("b/kernel", message)  # the first offending variable
             self.assertNotIn("c/kernel", message)
-            self.assertIn("tools/compute_fisher.py", message)
+            self.assertIn("tftransfer fisher", message)
 
     def test_finite_non_negative_values_load(self):
         path = self._file(**{"a/kernel": [0.0, 2.5]})
@@ -109,7 +109,7 @@ class PreflightTest(tf.test.TestCase):
         line = self.assertProblem(
             self.config(scheme="l2_sp_fisher", fisher_file=self.other_fisher),
             f"--fisher_file={self.other_fisher}", "3 of the 9 penalised variables have no "
-            "entry", "stage3_block1_1_conv/kernel", "tools/compute_fisher.py")
+            "entry", "stage3_block1_1_conv/kernel", "tftransfer fisher")
         self.assertIn("--model_widths=4,8,16", line)
 
     def test_fisher_of_other_widths_and_of_kernels_only(self):
@@ -130,7 +130,7 @@ class PreflightTest(tf.test.TestCase):
         fisher.save(path, {"stem_conv/kernel": -np.ones((3, 3, 3, 4), np.float32)})
         self.assertProblem(self.config(scheme="l2_sp_fisher", fisher_file=path),
                            "--fisher_file: ", path, "stem_conv/kernel",
-                           "tools/compute_fisher.py")
+                           "tftransfer fisher")
 
     def test_weights_of_other_widths_one_line(self):
         line = self.assertProblem(self.config(model_widths=OTHER_WIDTHS),

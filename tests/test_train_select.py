@@ -1,8 +1,8 @@
 """Model selection (Li et al. 2018, Section 4.1: alpha chosen by cross-validation): the
 pooling and choice rule of tftransfer.training.selection against hand-computed cases, and
-tools/select_model.py end to end on a tiny class-per-folder tree: k-fold runs that never
-open the test split, the choice recomputed from the fold records, final runs on every
-labelled image."""
+`tftransfer select` (tftransfer_cli/select_model.py) end to end on a tiny class-per-folder
+tree: k-fold runs that never open the test split, the choice recomputed from the fold
+records, final runs on every labelled image."""
 import json
 import os
 import tempfile
@@ -15,7 +15,8 @@ from tests.test_train_options import CLASSES, write_class_folders
 from tests.train_testutil import tiny_config
 from tftransfer.data.builders import base
 from tftransfer.training import selection
-from tools import select_model
+from tftransfer.training.run import run as driver_run
+from tftransfer_cli import select_model
 
 
 def _record(alpha, accuracy, cross_entropy, num_eval=10, split="validation", beta=0.01):
@@ -65,7 +66,7 @@ class SelectToolTest(tf.test.TestCase):
             source="none", scheme="l2", train_steps=6, lr_boundaries=[4], batch_size=6,
             checkpoint_every=0, export=False, examples_per_class=6, split_seed=1)
         opened, phase = [], {"now": None}
-        as_dataset, driver_run = base.ResizedImageBuilder.as_dataset, select_model.run
+        as_dataset = base.ResizedImageBuilder.as_dataset
 
         def recording_as_dataset(builder, split, *args, **kwargs):
             opened.append((phase["now"], str(split)))
@@ -77,10 +78,9 @@ class SelectToolTest(tf.test.TestCase):
 
         # --source=none: every layer is new, so beta (not alpha) is what changes the runs.
         betas, seeds = [1e-4, 1e-2, 1.0], [0, 1]
-        with mock.patch.object(base.ResizedImageBuilder, "as_dataset", recording_as_dataset), \
-                mock.patch.object(select_model, "run", recording_run):
+        with mock.patch.object(base.ResizedImageBuilder, "as_dataset", recording_as_dataset):
             summary, lines = select_model.select(base_config, [0.1], betas, 2, seeds,
-                                                 "accuracy")
+                                                 "accuracy", run=recording_run)
         selecting = [split for when, split in opened if when == "select"]
         self.assertIn("train", selecting)
         self.assertNotIn("test", selecting)  # no test image read before the final runs

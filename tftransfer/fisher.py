@@ -19,7 +19,7 @@ The result maps Keras 3 ``variable.path`` to a NumPy array of the variable's sha
 TensorFlow backend only: the vectorised per-example gradients (``tf.GradientTape`` and
 ``tf.vectorized_map`` inside one ``tf.function``) have no ``keras.ops`` equivalent. On JAX
 or PyTorch, compute the Fisher once with ``KERAS_BACKEND=tensorflow``
-(``tools/compute_fisher.py``), :func:`save` it, and pass
+(``tftransfer fisher``), :func:`save` it, and pass
 :func:`load` 's result to ``tftransfer.penalize``: the penalty itself runs on every backend.
 """
 import contextlib
@@ -44,7 +44,7 @@ def require_tensorflow(what):
     if backend != "tensorflow":
         raise RuntimeError(
             f"{what} runs on the TensorFlow backend only (KERAS_BACKEND={backend}). Compute the "
-            "Fisher with KERAS_BACKEND=tensorflow (tools/compute_fisher.py), save it with "
+            "Fisher with KERAS_BACKEND=tensorflow (tftransfer fisher), save it with "
             "tftransfer.fisher.save, and pass tftransfer.fisher.load(path) to "
             "tftransfer.penalize on any backend.")
 
@@ -201,5 +201,5 @@ def load(path, with_metadata=False):
             raise ValueError(
                 f"{path}: the Fisher diagonal of {key} has {np.sum(~np.isfinite(values))} "
                 f"non-finite and {np.sum(values < 0)} negative values; it must be finite and "
-                ">= 0. Recompute it with tools/compute_fisher.py.")
+                ">= 0. Recompute it with tftransfer fisher.")
     return (fisher, metadata) if with_metadata else fisher

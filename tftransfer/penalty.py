@@ -199,7 +199,7 @@ def _check_fisher(scheme, fisher, variables):
     if fisher is None:
         raise ValueError(f"scheme {scheme!r} needs `fisher`: a mapping from variable path to "
                          "the source model's Fisher diagonal (tftransfer.fisher.diagonal or "
-                         "tools/compute_fisher.py).")
+                         "tftransfer fisher).")
     missing = [v.path for v in variables if v.path not in fisher]
     if missing:
         raise ValueError(f"fisher has no entry for {len(missing)} penalised variable(s), e.g. "

@@ -1,58 +1,8 @@
-"""Computes the diagonal Fisher of a source model on source inputs and saves it (.npz).
+"""Moved: `tftransfer fisher` (tftransfer_cli/fisher.py), kept so that
+`python tools/compute_fisher.py` and `python -m tools.compute_fisher` work."""
+import runpy
 
-The file maps Keras ``variable.path`` to arrays, ready for
-``tftransfer.penalize(model, "l2_sp_fisher", ..., fisher=tftransfer.fisher.load(path))``.
-
-    python tools/compute_fisher.py --model source.keras --data source.npz \
-        --out fisher.npz [--mode exact|sampled] [--num_samples 1] [--max_examples 2000]
-
-``--data`` is an .npz with the inputs as ``x`` (labels are not used: the Fisher takes its
-expectation over the model's own predictions).
-"""
-import argparse
-import time
-
-from absl import logging
-
-from tftransfer import fisher
-from tftransfer.analysis.cli import load_arrays, load_model
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help=".keras file of the source model")
-    parser.add_argument("--data", required=True, help=".npz with source inputs as 'x'")
-    parser.add_argument("--out", required=True, help="output .npz")
-    parser.add_argument("--mode", choices=fisher.MODES, default="exact")
-    parser.add_argument("--num_samples", type=int, default=1,
-                        help="labels drawn per example in sampled mode")
-    parser.add_argument("--max_examples", type=int, default=None)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--epsilon", type=float, default=0.0)
-    parser.add_argument("--clip", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    model = load_model(args.model)
-    x, _ = load_arrays(args.data)
-    examples = len(x) if args.max_examples is None else min(len(x), args.max_examples)
-    logging.info(f"Fisher ({args.mode}) of {args.model} on {examples} examples of {args.data}")
-    start = time.time()
-    values = fisher.diagonal(model, x, mode=args.mode, num_samples=args.num_samples,
-                             max_examples=examples, batch_size=args.batch_size,
-                             epsilon=args.epsilon, clip=args.clip, seed=args.seed,
-                             progress=True)
-    metadata = {"model": args.model, "data": args.data, "mode": args.mode,
-                "num_samples": args.num_samples, "examples": examples,
-                "epsilon": args.epsilon, "clip": args.clip, "seed": args.seed}
-    fisher.save(args.out, values, metadata)
-    logging.info(f"wrote {len(values)} variables to {args.out} in {time.time() - start:.1f}s")
-    return args.out
-
-
-if __name__ == "__main__":
-    logging.set_verbosity(logging.INFO)
-    main()
+if __name__ == "__main__":  # as python -m tftransfer_cli.fisher
+    runpy.run_module("tftransfer_cli.fisher", run_name="__main__", alter_sys=True)
+else:
+    from tftransfer_cli.fisher import main  # noqa: F401  (tools.compute_fisher.main, as before)

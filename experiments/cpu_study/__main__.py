@@ -51,9 +51,13 @@ def main(argv):
     report_dir = FLAGS.report_dir or (os.path.join(output_dir, "report") if quick
                                       else os.path.join("docs", "cpu_study"))
     if not FLAGS.report_only:
-        from tftransfer.data import fashion_mnist
+        from tftransfer.training import config as config_lib, data_location
 
-        fashion_mnist.find(FLAGS.data_dir)  # fails early, with instructions, without data
+        try:  # before any work, as the driver: a --data_dir without the data is refused
+            data_location.check_data_dir(FLAGS.data_dir)
+        except config_lib.ConfigError as error:
+            logging.error("%s", error)
+            sys.exit(2)
         settings = experiments.Settings(**(experiments.QUICK if quick else {}))
         settings.workers, settings.imagenet = FLAGS.workers, FLAGS.imagenet
         if FLAGS.methods:

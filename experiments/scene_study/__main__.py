@@ -48,9 +48,13 @@ def main(argv):
     report_dir = FLAGS.report_dir or (os.path.join(output_dir, "report") if quick
                                       else os.path.join("docs", "cpu_study"))
     if not FLAGS.report_only:
-        from tftransfer.data import fashion_mnist
+        from tftransfer.training import config as config_lib, data_location
 
-        fashion_mnist.find(FLAGS.data_dir)  # fails early, with instructions, without data
+        try:  # before any work, as the driver: a --data_dir without the data is refused
+            data_location.check_data_dir(FLAGS.data_dir)
+        except config_lib.ConfigError as error:
+            logging.error("%s", error)
+            sys.exit(2)
         source_root = FLAGS.source_root or (output_dir if quick
                                             else os.path.join("runs", "cpu_study"))
         settings = protocol.Settings(**(protocol.QUICK if quick else {}))

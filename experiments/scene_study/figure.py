@@ -1,19 +1,24 @@
 """The figure of predicted masks: one row per test scene, columns input, true mask, then each
-method's predicted mask (one colour per class, background black), from the examples file of
+method's predicted mask (one colour per class, background black; method labels from
+:mod:`tftransfer.analysis.style`), from the examples file of
 :mod:`experiments.scene_study.examples` only."""
 import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from experiments.cpu_study.report.common import label
+from tftransfer.analysis import style
 
 BACKGROUND = (0.0, 0.0, 0.0)
+# Class colours: the colour-blind-safe cycle of tftransfer.analysis.style without its black
+# (the background's).
+CLASS_COLOURS = tuple(c for c in (style.categorical(i) for i in range(18)) if c != "#000000")
 
 
 def palette(num_classes):
-    """RGB colours of mask values 0..num_classes-1: black, then matplotlib's tab10."""
-    return [BACKGROUND] + [mcolors.to_rgb(f"C{i % 10}") for i in range(num_classes - 1)]
+    """RGB colours of mask values 0..num_classes-1: black, then :data:`CLASS_COLOURS`."""
+    return [BACKGROUND] + [mcolors.to_rgb(CLASS_COLOURS[i % len(CLASS_COLOURS)])
+                           for i in range(num_classes - 1)]
 
 
 def colourise(mask, num_classes):
@@ -39,7 +44,7 @@ def masks(examples, methods, titles=None):
         k = len(e["class_names"]) + 1
         truth = e["truth"][i]
         panels = [("input", None), ("truth", truth)] + [
-            (label(m), e["predictions"][m][i]) for m in methods]
+            (style.label(m), e["predictions"][m][i]) for m in methods]
         for c, (name, mask) in enumerate(panels):
             ax = axes[r, c]
             ax.set_xticks([])

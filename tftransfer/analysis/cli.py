@@ -51,8 +51,11 @@ def write_csv(frame, path):
 
 
 def write_png(fig, path, dpi=120):
-    """Lays out and saves a matplotlib Figure as PNG to ``path`` atomically; returns it."""
-    fig.tight_layout()
+    """Lays out and saves a matplotlib Figure as PNG to ``path`` atomically; returns it.
+    A figure with its own layout engine (the constrained layout of
+    :func:`tftransfer.analysis.plots.new_figure`) keeps it; others get ``tight_layout``."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return path

@@ -3,10 +3,12 @@
 
 Each point is one weight tensor (e.g. the same layer of several runs and/or several
 snapshots of a run), flattened. scikit-learn is an optional extra, imported when used
-(``pip install scikit-learn``). Drawn by :func:`tftransfer.analysis.plots.plot_weight_map`.
+(the ``sklearn`` extra). Drawn by :func:`tftransfer.analysis.plots.plot_weight_map`.
 """
 import numpy as np
 import pandas as pd
+
+from tftransfer.extras import install_hint
 
 
 def embed(weights, perplexity=5.0, seed=0):
@@ -14,8 +16,8 @@ def embed(weights, perplexity=5.0, seed=0):
     try:
         from sklearn.manifold import TSNE
     except ImportError as err:
-        raise ImportError("the weight-space map needs scikit-learn: "
-                          "pip install scikit-learn") from err
+        raise ImportError(f"the weight-space map needs scikit-learn: "
+                          f"{install_hint('sklearn')}") from err
     shapes = {np.shape(w) for w in weights}
     if len(shapes) != 1:
         raise ValueError(f"all weight tensors must have one shape; got {sorted(shapes)}.")

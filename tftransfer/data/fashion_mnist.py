@@ -1,10 +1,12 @@
 """Fashion-MNIST from local IDX files, with a clear account of where it looked.
 
-Search order: the ``data_dir`` argument, the Keras cache (``$KERAS_HOME/datasets/
-fashion-mnist``, default ``~/.keras``), Debian's ``dataset-fashion-mnist`` package
-(``/usr/share/datasets/fashion-mnist``), then Keras' real download when the machine is
-online (``download=True``), which fills the Keras cache. A damaged file found there
-raises ``idx.IdxFormatError`` naming it and how to replace it.
+Where it is looked for: a given ``data_dir`` is the only place (a directory that does not
+exist or lacks one of the four files of :data:`FILES` raises ``FileNotFoundError`` saying
+which, never a silent fallback to another copy). Without ``data_dir``: the Keras cache
+(``$KERAS_HOME/datasets/fashion-mnist``, default ``~/.keras``), Debian's
+``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``), then Keras' real
+download when the machine is online (``download=True``), which fills the Keras cache. A
+damaged file found there raises ``idx.IdxFormatError`` naming it and how to replace it.
 """
 import os
 
@@ -13,6 +15,9 @@ import numpy as np
 from tftransfer.data import idx
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+# The four IDX files (each plain or gzip-compressed, ``.gz``).
+FILES = tuple(f"{idx.SPLIT_PREFIX[split]}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+              for split in ("train", "test") for kind in ("images", "labels"))
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                "Sneaker", "Bag", "Ankle boot")
 HOW_TO_GET = ("Get the data with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
@@ -38,13 +43,48 @@ def _download():
     return keras_cache_dir()
 
 
+def missing_files(directory):
+    """The names of :data:`FILES` that ``directory`` lacks (neither plain nor ``.gz``): all
+    of them when it is not a directory, none when it holds the dataset."""
+    if not os.path.isdir(directory):
+        return list(FILES)
+    return [name for name in FILES
+            if not any(os.path.isfile(os.path.join(directory, name + suffix))
+                       for suffix in ("", ".gz"))]
+
+
+def data_dir_problem(data_dir):
+    """Why the given ``data_dir`` cannot be read as Fashion-MNIST (one line, with the fix),
+    or None when it holds the four IDX files."""
+    directory = os.path.abspath(os.path.expanduser(data_dir))
+    if not os.path.isdir(directory):
+        what = "is a file, not a directory" if os.path.exists(directory) else "does not exist"
+        return (f"{data_dir} {what}: give the directory holding the Fashion-MNIST IDX files "
+                f"{list(FILES)} (each plain or .gz), or no data_dir at all to use the Keras "
+                "cache, the Debian package or the download.")
+    missing = missing_files(directory)
+    if len(missing) == len(FILES):
+        return (f"{data_dir} holds no Fashion-MNIST data (none of the IDX files {list(FILES)}"
+                ", plain or .gz): put them there, or give the directory that holds them.")
+    if missing:
+        return (f"{data_dir} lacks the Fashion-MNIST IDX file(s) {missing} (plain or .gz); "
+                "put them there beside the others.")
+    return None
+
+
 def find(data_dir=None, download=True):
-    """Directory holding the four Fashion-MNIST IDX files; raises FileNotFoundError."""
+    """Absolute directory holding the four Fashion-MNIST IDX files (module docstring: a
+    given ``data_dir`` is the only place looked); raises FileNotFoundError saying where it
+    looked and how to get the data."""
+    if data_dir:
+        problem = data_dir_problem(data_dir)
+        if problem:
+            raise FileNotFoundError(f"Fashion-MNIST not found: data_dir {problem}")
+        return os.path.abspath(os.path.expanduser(data_dir))
     tried = []
-    candidates = ([("--data_dir", data_dir)] if data_dir else []) + [
-        ("Keras cache", keras_cache_dir()), ("Debian package", DEBIAN_DIR)]
+    candidates = [("Keras cache", keras_cache_dir()), ("Debian package", DEBIAN_DIR)]
     for label, directory in candidates:
-        if all(idx.has_split(directory, s) for s in ("train", "test")):
+        if not missing_files(directory):
             return directory
         tried.append(f"{label}: {directory} (no IDX files)")
     if download:

@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from tftransfer.batching import labelled_batches, num_batches
+from tftransfer.extras import install_hint
 from tftransfer.regularizers import L2
 
 CLASSIFIERS = ("logistic", "svm")
@@ -86,9 +87,8 @@ def fit_linear_svm(features, labels, C=1.0, seed=0):
     try:
         from sklearn.svm import LinearSVC
     except ImportError as error:
-        raise ImportError("The linear SVM needs scikit-learn: pip install scikit-learn "
-                          "(or pip install 'tftransfer[svm]'). The 'logistic' classifier "
-                          "needs nothing extra.") from error
+        raise ImportError(f"The linear SVM needs scikit-learn: {install_hint('sklearn')}. "
+                          "The 'logistic' classifier needs nothing extra.") from error
     return LinearSVC(C=C, random_state=seed).fit(features, labels)
 
 

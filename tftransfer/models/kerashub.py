@@ -23,10 +23,11 @@ import os
 import keras
 import numpy as np
 
+from tftransfer.extras import install_hint
 from tftransfer.models import preprocessing as preprocessing_lib
 from tftransfer.models.build import FEATURES, HEAD, HEAD_INITS, TransferModel, copy_head
 
-INSTALL_HINT = "pip install keras-hub (or the [kerashub] extra of tftransfer)"
+INSTALL_HINT = install_hint("kerashub")
 
 
 def _keras_hub():

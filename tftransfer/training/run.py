@@ -48,6 +48,7 @@ from tftransfer.io_utils import atomic_path, atomic_write_json
 from tftransfer.training import callbacks as callbacks_lib
 from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
+from tftransfer.training import data_location
 from tftransfer.training import export as export_lib
 from tftransfer.training import identity as identity_lib
 from tftransfer.training import methods as methods_glue
@@ -299,7 +300,8 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
               "dtype_policy": model.dtype_policy.name,
               "train_time_s": train_time,
               "images_per_s": remaining * o.batch_size / max(train_time, 1e-9),
-              "frozen_units": compiled.frozen_units, **methods_glue.record(config)}
+              "frozen_units": compiled.frozen_units, **methods_glue.record(config),
+              "data_path": data.data_path or data_location.data_path(config)}
     if probe is not None or method in config_lib.MethodConfig.PROBED:
         fields["linear_probe"] = probe
     if wise is not None:

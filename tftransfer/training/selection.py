@@ -14,7 +14,7 @@ chosen flags (e.g. ``{"alpha": 0.01}``); its validation records (driver results 
 :func:`best` picks on ``criterion`` (``"accuracy"``: highest; ``"cross_entropy"``:
 lowest; the two can prefer different strengths, so the table shows both); ties go to the
 other measure when ``tie_break="other"`` (accuracy ties to the lower cross-entropy, as
-issue 16 asks of tools/select_model.py), and remaining ties to the smaller values (the weaker
+issue 16 asks of tftransfer select), and remaining ties to the smaller values (the weaker
 penalty). ``tie_break="smaller"`` skips the other measure: the demo's and the CPU study's
 rule (:func:`choose`). A record evaluated on anything but the validation split is refused.
 """

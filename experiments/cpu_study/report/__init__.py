@@ -4,6 +4,7 @@ compares methods is computed from those files, so the report cannot disagree wit
 The published numbers it quotes come from :mod:`experiments.published`.
 
 One module per section, each with ``section(t) -> (Markdown lines, {file name: Figure})``
+(a Figure of None: the section draws no such figure, and a stale file of that name goes)
 on the tables ``t`` of :func:`experiments.cpu_study.experiments.load_tables`; the
 statistics convention (mean ± sample std, ddof=1, over seeds; the two-SE rule) is in
 :mod:`.common`.
@@ -33,6 +34,10 @@ def write_report(report_dir):
         lines, figures = module.section(t)
         body += lines
         for name, fig in figures.items():
+            if fig is None:  # the section draws no such figure: remove a stale one
+                if os.path.exists(os.path.join(report_dir, name)):
+                    os.remove(os.path.join(report_dir, name))
+                continue
             write_png(fig, os.path.join(report_dir, name))
     path = os.path.join(report_dir, "README.md")
     atomic_write_text(path, "\n".join(header.head(t) + body + header.files()))

@@ -38,8 +38,9 @@ def section(t):
                 gaps.append(f"{x}, {n}/class: " + _gaps(select(axis, split=x,
                                                                  examples_per_class=n)))
         figures["accuracy_vs_size.png"] = line_figure(
-            pd.DataFrame(summary), "n", "acc", "method", "accuracy",
-            "labelled images per class", "test accuracy (%)", logx=True, panels=splits)
+            pd.DataFrame(summary).assign(panel=lambda f: f["panel"] + " split"), "n", "acc",
+            "method", "", "labelled images per class (log scale)", "test accuracy (%)",
+            logx=True, panels=[f"{x} split" for x in splits], dodge=0.012)
         lines += ["## Target size (Caltech-30 vs -60 analog)", "",
                   f"Test accuracy (%), alpha chosen per cell on its validation split; "
                   f"mean ± std over seeds; {s['main_examples']}/class is the main experiment "
@@ -69,8 +70,10 @@ def section(t):
             gaps.append(f"{n} iterations: " + _gaps(select(axis, steps=n)))
         frame = pd.DataFrame(summary)
         figures["length.png"] = line_figure(
-            frame, "steps", "value", "method", "", "iterations", "", logx=True,
-            panels=["accuracy (%)", "RMS distance from w0"])
+            frame, "steps", "value", "method", "", "training iterations (log scale)",
+            {"accuracy (%)": "test accuracy (%)",
+             "RMS distance from w0": "RMS distance from w0, ||W - W0|| / sqrt(n)"},
+            logx=True, panels=["accuracy (%)", "RMS distance from w0"], dodge=0.012)
         lines += ["## Training length", "",
                   f"{split} split, {s['main_examples']} images per class: test accuracy (%), "
                   f"mean ± std over seeds ({s['seeds']} at {s['main_steps']} iterations, "

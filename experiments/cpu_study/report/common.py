@@ -1,4 +1,5 @@
-"""What every section of the CPU study's report shares: method labels, row selection and
+"""What every section of the CPU study's report shares: method labels (from
+:mod:`tftransfer.analysis.style`), row selection and
 the statistics convention.
 
 Statistics: over seeds, the mean and the *sample* standard deviation (ddof=1; 0 for a
@@ -12,18 +13,10 @@ import math
 import numpy as np
 import pandas as pd
 
-LABELS = {"scratch": "from scratch", "none": "fine-tuning, no penalty", "l2": "L2",
-          "l2_sp": "L2-SP", "l2_sp_fisher": "L2-SP-Fisher", "l1_sp": "L1-SP",
-          "group_lasso_sp": "GL-SP", "group_lasso_sp_fisher": "GL-SP-Fisher",
-          "linear_probe": "linear probe (frozen features)",
-          "lr_mult": "fine-tuning, LR x0.01 / x0.1 on lower / upper units"}
+from tftransfer.analysis import style
 
-
-def label(method):
-    if method.startswith("freeze"):
-        k, base = method[len("freeze"):].split("_", 1)
-        return f"{LABELS.get(base, base)}, first {k} units frozen"
-    return LABELS.get(method, method)
+# The method labels live with the figures' colours, in one place (tftransfer.analysis.style).
+label = style.label
 
 
 def stats(frame, column="test_accuracy", scale=100.0):

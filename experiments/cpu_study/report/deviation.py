@@ -14,10 +14,11 @@ def section(t):
                          as_index=False)["distance"].mean()
     main = select(curves, experiment="main")
     panels = [x for x in s["splits"] if x in set(main["split"])]
-    frame = main.assign(panel=main["split"])
+    frame = main.assign(panel=main["split"] + " split")
     figures = {"deviation_main.png": line_figure(
-        frame, "step", "distance", "method", "distance from w0", "iteration",
-        "RMS ||w - w0||", panels=panels)}
+        frame, "step", "distance", "method", "distance from w0", "training iteration",
+        "RMS distance ||w - w0|| / sqrt(n) (log scale)", panels=[f"{x} split" for x in panels],
+        logy=True)}
     longest = select(curves, experiment="lengths")
     lines = ["## Weight deviation during training", "",
              "RMS distance of the inherited kernels from the starting point during the main "
@@ -27,8 +28,9 @@ def section(t):
         top = longest[longest["steps"] == longest["steps"].max()]
         panel = f"{int(top['steps'].max())} iterations"
         figures["deviation_long.png"] = line_figure(
-            top.assign(panel=panel), "step", "distance", "method", "distance from w0",
-            "iteration", "RMS ||w - w0||", panels=[panel])
+            top.assign(panel=panel), "step", "distance", "method",
+            f"distance from w0, {s['length_split']} split", "training iteration",
+            "RMS distance ||w - w0|| / sqrt(n) (log scale)", panels=[panel], logy=True)
         lines += ["![deviation, long runs](deviation_long.png)", ""]
     final = main[main["step"] == main["steps"]]
     for x in panels:

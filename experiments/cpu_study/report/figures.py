@@ -1,82 +1,129 @@
 """The report's own figures, each a function of a table returning a matplotlib Figure
-(written by :func:`experiments.cpu_study.report.write_report`). Error bars are the sample
+(written by :func:`experiments.cpu_study.report.write_report`), drawn in the project's one
+style (:mod:`tftransfer.analysis.style`: a method's colour, marker and label are the same
+in every figure; legends sit below the axes, never on the data). Error bars are the sample
 std over seeds (ddof=1, :func:`experiments.cpu_study.report.common.stats`)."""
 import math
 
 import numpy as np
 
+from tftransfer.analysis import style
 from tftransfer.analysis.plots import new_figure
-from experiments.cpu_study.report.common import label, select, stats
+from experiments.cpu_study.report.common import select, stats
 
 
 def bars(runs, splits, methods):
-    """Mean test accuracy ± std per method, one bar colour per split."""
-    fig, ax = new_figure(max(7.0, 1.1 * len(methods) * len(splits) / 2), 4.5)
-    width = 0.8 / len(splits)
-    for j, split in enumerate(splits):
-        means, stds = [], []
-        for method in methods:
+    """Mean test accuracy ± std, one panel per split, one horizontal bar per method in the
+    method's colour (labels on the shared y axis: no legend to cover the bars)."""
+    fig, axes = new_figure(3.4 * len(splits) + 2.6, 0.42 * len(methods) + 1.6,
+                           panels=len(splits), sharey=True)
+    y = np.arange(len(methods))[::-1]
+    finite = []
+    for ax, split in zip(axes, splits):
+        for yi, method in zip(y, methods):
             m, s, _ = stats(select(runs, split=split, method=method))
-            means.append(m)
-            stds.append(s)
-        x = np.arange(len(methods)) + (j - (len(splits) - 1) / 2) * width
-        ax.bar(x, means, width * 0.9, yerr=stds, capsize=2, label=split, color=f"C{j}")
-    finite = [stats(select(runs, split=s, method=m))[0] for s in splits for m in methods]
-    finite = [v for v in finite if not math.isnan(v)]
+            if math.isnan(m):
+                continue
+            finite.append(m)
+            face = style.colour(method)
+            ax.barh(yi, m, 0.75, color=face, edgecolor="#333333", linewidth=0.5)
+            style.halo(ax.errorbar(m, yi, xerr=s, color="#222222", capsize=3, lw=1.2))
+        ax.set_title(f"{split} split", fontsize=10)
+        ax.set_xlabel("test accuracy (%)")
+        ax.grid(axis="x", color="#DDDDDD", lw=0.6)
+        ax.set_axisbelow(True)
     if finite:
-        ax.set_ylim(max(0.0, min(finite) - 5), min(100.0, max(finite) + 3))
-    ax.set_xticks(np.arange(len(methods)))
-    ax.set_xticklabels([label(m) for m in methods], rotation=35, ha="right", fontsize=7)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Target test accuracy per method and split (mean ± std over seeds)")
-    ax.legend(title="split")
+        for ax in axes:
+            ax.set_xlim(max(0.0, min(finite) - 5), min(100.0, max(finite) + 3))
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels([style.label(m) for m in methods], fontsize=8)
+    axes[0].set_ylabel("method")
+    for ax in axes[1:]:
+        ax.tick_params(axis="y", labelleft=False)
+    fig.suptitle("Target test accuracy per method (mean ± std over seeds)", fontsize=11)
     return fig
 
 
-def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None):
-    """``y`` against ``x``, one line per ``group`` value (error bars from column ``y_std`` if
-    present), one panel per value of column ``panel`` in ``panels``."""
+def _axis_text(value, panel):
+    """``value`` when a string, else ``value[panel]`` (a label per panel)."""
+    return value.get(panel, "") if isinstance(value, dict) else value
+
+
+def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None, integer_x=False,
+          dodge=0.0, legend_title="method", logy=False, layered=False):
+    """``y`` against ``x``, one line per ``group`` value in that method's style (error bars
+    from column ``y_std`` if present), one panel per value of column ``panel`` in
+    ``panels``; ``xlabel`` / ``ylabel``: one string or ``{panel: string}``. ``logx``: log
+    axis ticked at the data's values; ``integer_x``: ticks at the integer x values only
+    (a count such as k); ``dodge``: each line shifted by this much times its index around
+    the true x, so that lines on the same points stay visible. One legend below the
+    panels; the lines (and the legend) follow the order of
+    :func:`tftransfer.analysis.style.methods`; ``logy``: log-scale y; ``layered``: the
+    first lines drawn wider, with bigger markers, so that a line under an identical later
+    one still shows (for a continuous x that ``dodge`` would distort)."""
     panels = panels or [None]
-    fig, axes = new_figure(4.2 * len(panels), 3.8, panels=len(panels))
+    fig, axes = new_figure(max(5.6, 4.3 * len(panels)), 4.2, panels=len(panels))
     for ax, panel in zip(axes, panels):
         sub = frame if panel is None else frame[frame["panel"] == panel]
-        for j, (name, g) in enumerate(sub.groupby(group, sort=False)):
+        groups = sorted(sub.groupby(group, sort=False), key=lambda item: style.order(item[0]))
+        for j, (name, g) in enumerate(groups):
             g = g.sort_values(x)
-            ax.errorbar(g[x], g[y], yerr=g.get(y + "_std"), marker="o", ms=3, capsize=2,
-                        label=label(name), color=f"C{j}")
+            shift = (j - (len(groups) - 1) / 2) * dodge
+            xs = g[x] * (10 ** shift) if logx else g[x] + shift
+            yerr = g[y + "_std"] if y + "_std" in g else None
+            rank = (len(groups) - 1 - j) / max(1, len(groups) - 1) if layered else 0.0
+            ax.errorbar(xs, g[y], yerr=yerr, ms=4 + 3 * rank, capsize=2, lw=1.2 + 1.8 * rank,
+                        **style.line_style(name))
         if logx:
             ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title if panel is None else f"{title}: {panel}", fontsize=9)
-        ax.legend(fontsize=7)
+            style.log_ticks(ax.xaxis, sub[x])
+        if logy:
+            ax.set_yscale("log")
+            style.log_axis(ax.yaxis, sub[y])
+        if integer_x:
+            style.integer_ticks(ax.xaxis, sub[x])
+        ax.set_xlabel(_axis_text(xlabel, panel))
+        ax.set_ylabel(_axis_text(ylabel, panel))
+        ax.set_title(style.title(title, panel), fontsize=9)
+        ax.grid(color="#EEEEEE", lw=0.6)
+    style.legend_below(fig, axes, title=legend_title)
     return fig
 
 
 def heatmap(frame):
-    """Validation accuracy (%) over the alpha x beta grid, values printed in the cells."""
+    """Validation accuracy (%) over the alpha x beta grid, values printed in the cells.
+    Refuses (ValueError) a grid whose cells are all equal: it says nothing a sentence
+    cannot (the report writes that sentence instead, see :mod:`.figure1`)."""
     grid = frame.pivot_table(index="beta", columns="alpha", values="val_accuracy")
-    fig, ax = new_figure(5.5, 3.8)
-    image = ax.imshow(100 * grid.to_numpy(), cmap="viridis", aspect="auto", origin="lower")
+    values = 100 * grid.to_numpy()
+    if style.is_constant(values):
+        raise ValueError("every cell of the alpha x beta grid has the same validation "
+                         f"accuracy ({values.flat[0]:.1f}%): a heatmap of it carries no "
+                         "information; state it in the text instead of drawing it.")
+    fig, ax = new_figure(5.8, 4.0)
+    image = ax.imshow(values, cmap="cividis", aspect="auto", origin="lower")
     ax.set_xticks(range(len(grid.columns)))
     ax.set_xticklabels([f"{a:g}" for a in grid.columns])
     ax.set_yticks(range(len(grid.index)))
     ax.set_yticklabels([f"{b:g}" for b in grid.index])
-    for (i, j), value in np.ndenumerate(100 * grid.to_numpy()):
-        ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="w")
-    ax.set_xlabel("alpha (inherited weights)")
-    ax.set_ylabel("beta (new head)")
-    ax.set_title("L2-SP validation accuracy (%) over alpha x beta")
-    fig.colorbar(image, ax=ax)
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=8,
+                    color=style.contrast(image.cmap(image.norm(value))))
+    ax.set_xlabel("alpha (strength on inherited weights)")
+    ax.set_ylabel("beta (strength on the new head)")
+    ax.set_title("L2-SP validation accuracy (%) over alpha x beta", fontsize=10)
+    fig.colorbar(image, ax=ax, label="validation accuracy (%)")
     return fig
 
 
 def fisher_boxes(fisher):
-    """Boxes of the stored Fisher quantiles (25-75%, whiskers 5-95%) per layer and split."""
+    """Boxes of the stored Fisher quantiles (25-75%, whiskers 5-95%, line: median) per layer,
+    one colour per split's source network."""
     splits = list(dict.fromkeys(fisher["split"]))
-    fig, ax = new_figure(max(7.0, 0.5 * len(fisher)), 4.5)
-    stats_list, positions = [], []
     paths = list(dict.fromkeys(fisher["path"]))
+    fig, ax = new_figure(max(7.0, 0.5 * len(fisher)), 5.0)
+    stats_list, positions, faces = [], [], []
     width = 0.8 / len(splits)
     for j, split in enumerate(splits):
         for i, p in enumerate(paths):
@@ -87,19 +134,19 @@ def fisher_boxes(fisher):
             stats_list.append(dict(med=r["q50"], q1=r["q25"], q3=r["q75"], whislo=r["q05"],
                                    whishi=r["q95"], label=""))
             positions.append(i + (j - (len(splits) - 1) / 2) * width)
+            faces.append(style.split_colour(split))
     boxes = ax.bxp(stats_list, positions=positions, widths=width * 0.8, showfliers=False,
-                   patch_artist=True)
-    per_split = len(stats_list) // max(1, len(splits))
-    for k, patch in enumerate(boxes["boxes"]):
-        patch.set_facecolor(f"C{k // max(1, per_split)}")
-        patch.set_alpha(0.6)
-    for j, split in enumerate(splits):
-        ax.plot([], [], color=f"C{j}", lw=8, alpha=0.6, label=f"source of {split}")
+                   patch_artist=True, manage_ticks=False)
+    style.style_boxes(boxes, faces)
+    for split in splits:
+        ax.plot([], [], color=style.split_colour(split), lw=8, label=f"source of {split}")
     ax.set_yscale("log")
     ax.set_xticks(range(len(paths)))
-    ax.set_xticklabels([p.replace("/kernel", "") for p in paths], rotation=45, ha="right",
-                       fontsize=7)
-    ax.set_ylabel("F_j (log scale; box 25-75%, whiskers 5-95%)")
-    ax.set_title("Diagonal Fisher of the source networks per layer (Figure 5 analog)")
-    ax.legend(fontsize=7)
+    ax.set_xticklabels([p.replace("/kernel", "") for p in paths], rotation=30, ha="right",
+                       fontsize=8)
+    ax.set_xlabel("kernel (input side to output side)")
+    ax.set_ylabel("F_j (squared gradient of log-likelihood)")
+    ax.set_title("Diagonal Fisher of the source networks per layer (Figure 5 analog; "
+                 "box 25-75%, whiskers 5-95%, line: median)", fontsize=10)
+    style.legend_below(fig, ax, title="split")
     return fig

@@ -24,8 +24,10 @@ def section(t):
             summary.append(dict(method=base, k=k, acc=st[0], acc_std=st[1]))
         rows.append(row)
     frame = pd.DataFrame(summary)
-    figures = {"freeze.png": line_figure(frame, "k", "acc", "method", "first k units frozen",
-                                         "k", "test accuracy (%)")}
+    figures = {"freeze.png": line_figure(
+        frame, "k", "acc", "method", f"first k units frozen, {s['freeze_split']} split",
+        "k, first units frozen (count: stem, then blocks)", "test accuracy (%)",
+        integer_x=True, dodge=0.06)}
     best = {b: frame[frame["method"] == b].sort_values("acc").iloc[-1] for b in ("l2", "l2_sp")}
     return ["## Freezing the first k units (Figure 3 analog)", "",
             f"{s['freeze_split']} split, test accuracy (%), mean ± std over seeds; units: stem, then one residual block per stage "

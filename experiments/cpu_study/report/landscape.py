@@ -3,6 +3,14 @@ solution and filter-normalised random slices."""
 from experiments.cpu_study.report.common import label
 from experiments.cpu_study.report.figures import lines as line_figure
 
+# The kinds of slice of landscape.csv, their panel titles and what t is on each.
+PANELS = {"interpolation": "straight path w0 to solution",
+          "around_solution": "around the solution",
+          "around_start": "around w0 (shared by all methods)"}
+XLABELS = {PANELS["interpolation"]: "interpolation t (0 = start w0, 1 = fine-tuned)",
+           PANELS["around_solution"]: "t, random filter-normalised direction (0 = solution)",
+           PANELS["around_start"]: "t, random filter-normalised direction (0 = w0)"}
+
 
 def section(t):
     """``(Markdown lines, {file name: Figure})`` of the landscape slices."""
@@ -19,8 +27,9 @@ def section(t):
         frame = sub.assign(panel=sub["kind"])
         name = f"landscape_{split}.png"
         figures[name] = line_figure(
-            frame, "t", "loss", "method", f"{split}", "t", "cross-entropy",
-            panels=["interpolation", "around_solution", "around_start"])
+            frame.replace({"panel": PANELS}), "t", "loss", "method", f"{split} split",
+            XLABELS, "target test cross-entropy (nats)", panels=list(PANELS.values()),
+            layered=True)
         path = sub[sub["kind"] == "interpolation"]
         parts = []
         for m, g in path.groupby("method", sort=False):

@@ -42,7 +42,7 @@ SKIP_KINDS = {
     "outside_class": "not inside a class folder",
 }
 HOW_TO_PASS = ("Then pass that directory as the manual directory: manual_dir= of "
-               "tftransfer.data.pipeline (tools/prepare_dataset.py --manual_dir=...), or "
+               "tftransfer.data.pipeline (tftransfer prepare --manual_dir=...), or "
                "download_config=tfds.download.DownloadConfig(manual_dir=...) of "
                "download_and_prepare.")
 

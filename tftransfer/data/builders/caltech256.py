@@ -36,6 +36,7 @@ INSTRUCTIONS = """
                           (copied from the splits/ folder of a prepared copy).
 """
 CLASSES_FILE = "caltech256_classes.txt"
+MANUAL_PATHS = ("256_ObjectCategories",)  # what the manual directory must hold
 SHARED_SPLIT_DIR = "tftransfer_splits"  # Under manual_dir: lists to reuse (read only).
 SPLIT_DIR = "splits"  # Under the builder's data_dir: the lists used (written).
 
@@ -120,7 +121,7 @@ class Caltech256(ResizedImageBuilder):
             atomic_write_text(path, "\n".join(names) + "\n")
 
     def _split_generators(self, dl_manager):
-        root = manual_dir(dl_manager, "Caltech-256", INSTRUCTIONS, ["256_ObjectCategories"])
+        root = manual_dir(dl_manager, "Caltech-256", INSTRUCTIONS, MANUAL_PATHS)
         images = os.path.join(root, "256_ObjectCategories")
         label = self.info.features["label"].str2int
         train, test = self.split_files(root)

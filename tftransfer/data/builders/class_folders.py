@@ -47,6 +47,7 @@ SPLITS = ("train", "validation", "test")
 # Kinds of files left out by the listing (``unreadable`` is added while decoding).
 LISTING_KINDS = ("not_image", "hidden", "in_subfolder", "outside_class")
 FINGERPRINT_DIGITS = 12
+MANUAL_PATHS = ("train",)  # what the tree (the manual directory) must hold
 INSTRUCTIONS = """
   train/<class>/<image files>        (required)
   validation/<class>/<image files>   (optional)
@@ -238,7 +239,7 @@ class ClassFolders(ResizedImageBuilder):
         return tfds.features.ClassLabel(names=self._tree.classes)
 
     def _split_generators(self, dl_manager):
-        root = manual_dir(dl_manager, "Class-per-folder dataset", INSTRUCTIONS, ["train"])
+        root = manual_dir(dl_manager, "Class-per-folder dataset", INSTRUCTIONS, MANUAL_PATHS)
         tree = scan_tree(root)
         if (tree.images, tree.skipped) != (self._tree.images, self._tree.skipped):
             raise ValueError(

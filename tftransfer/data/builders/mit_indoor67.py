@@ -21,6 +21,7 @@ INSTRUCTIONS = """
 """
 CLASSES_FILE = "mit_indoor67_classes.txt"
 SPLIT_LISTS = (("train", "TrainImages.txt"), ("test", "TestImages.txt"))
+MANUAL_PATHS = ("Images",) + tuple(name for _, name in SPLIT_LISTS)  # the manual files
 
 
 def mit_indoor67_config(resize=256, keep_aspect=False):
@@ -51,8 +52,7 @@ class MitIndoor67(ResizedImageBuilder):
         return tfds.features.ClassLabel(names_file=resource_path(CLASSES_FILE))
 
     def _split_generators(self, dl_manager):
-        root = manual_dir(dl_manager, "MIT Indoors 67", INSTRUCTIONS,
-                          ["Images"] + [name for _, name in SPLIT_LISTS])
+        root = manual_dir(dl_manager, "MIT Indoors 67", INSTRUCTIONS, MANUAL_PATHS)
         images = os.path.join(root, "Images")
         check_class_folders(images, self.info.features["label"].names, "MIT Indoors 67",
                             f"resources/{CLASSES_FILE}")

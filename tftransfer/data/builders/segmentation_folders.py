@@ -52,6 +52,7 @@ SPLITS = ("train", "validation", "test")
 MASK_EXTENSIONS = (".png",)
 CLASSES_FILE = "classes.txt"
 FINGERPRINT_DIGITS = 12
+MANUAL_PATHS = ("train/images", "train/masks")  # what the tree must hold
 INSTRUCTIONS = """
   train/images/<name>.<jpg|png|...>   (required) the images
   train/masks/<name>.png              (required) one single-channel PNG per image, same
@@ -380,8 +381,7 @@ class SegmentationFolders(MaskedImageBuilder):
         return self._tree.classes
 
     def _split_generators(self, dl_manager):
-        root = manual_dir(dl_manager, "Segmentation folders", INSTRUCTIONS,
-                          ["train/images", "train/masks"])
+        root = manual_dir(dl_manager, "Segmentation folders", INSTRUCTIONS, MANUAL_PATHS)
         tree = scan_pairs(root)
         if (tree.files, tree.classes) != (self._tree.files, self._tree.classes):
             raise ValueError(

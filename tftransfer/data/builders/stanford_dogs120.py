@@ -40,6 +40,7 @@ ILSVRC-2012 validation JPEGs (ILSVRC2012_img_val.tar extracted)> or
 imagenet_data_dir=<tfds data_dir holding a prepared imagenet2012>.
 """
 TEST_SETS = ("imagenet_val", "official")
+MANUAL_PATHS = ("Images", "train_list.mat", "test_list.mat")  # the manual files
 SYNSETS_FILE = "stanford_dogs_synsets.tsv"
 VAL_NAME = re.compile(r"ILSVRC2012_val_(\d{8})\.jpe?g", re.IGNORECASE)
 
@@ -149,8 +150,7 @@ class StanfordDogs120(ResizedImageBuilder):
         return _tfds_dog_items(builder, label)
 
     def _split_generators(self, dl_manager):
-        root = manual_dir(dl_manager, "Stanford Dogs", INSTRUCTIONS,
-                          ["Images", "train_list.mat", "test_list.mat"])
+        root = manual_dir(dl_manager, "Stanford Dogs", INSTRUCTIONS, MANUAL_PATHS)
         check_class_folders(os.path.join(root, "Images"), self.info.features["label"].names,
                             "Stanford Dogs", f"resources/{SYNSETS_FILE}")
         train = self._list_items(root, read_mat_list(os.path.join(root, "train_list.mat")))
