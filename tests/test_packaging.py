@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import unittest
 import zipfile
 from unittest import mock
 
@@ -91,10 +90,6 @@ class DispatcherTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertIn("heavy: []", result.stdout)
 
-    # TODO(lead): drop the decorator when the cli branch lands (its driver's --help exits 0
-    # with every flag; absl's own --help exits 1 and lists none). Until then this fails, so an
-    # unexpected success says the decorator must go.
-    @unittest.expectedFailure
     def test_train_help_through_the_dispatcher(self):
         result = _run([sys.executable, "-m", "tftransfer_cli", "train", "--help"])
         self.assertEqual(result.returncode, 0, result.stdout[-1000:] + result.stderr[-2000:])
