@@ -82,7 +82,8 @@ def driver_config(*names, **overrides):
                                 "checkout of tftransfer (they live in its flags/ directory).")
     values(["demo"] + [f"--flagfile={p}" for p in paths])
     config = driver_flags.config_from_flags(values, validate=False)
-    overrides.setdefault("summary_csv", os.path.join(FLAGS.output_dir, "summary.csv"))
+    if "summary_csv" not in overrides:  # every run's row in one table
+        overrides["summary_csv"] = os.path.join(FLAGS.output_dir, "summary.csv")
     return config_lib.replace(config, verbose=0, **overrides)
 
 
