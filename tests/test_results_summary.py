@@ -40,12 +40,12 @@ def fake_record(accuracy, split="test", **extra):
 
 
 def _append_many(where, writer, count, grow_at):
-    """One process of the concurrency test: ``count`` rows; from row ``grow_at`` on, a
-    column the table lacks (so the table is rewritten under the others' appends)."""
+    """One process of the concurrency test: ``count`` rows; from row ``grow_at`` on, each
+    with a column the table lacks (so the table is rewritten under the others' appends)."""
     for i in range(count):
-        columns = ["writer", "i", "payload"] + (["late"] if i >= grow_at else [])
+        columns = ["writer", "i", "payload"] + ([f"late{i}"] if i >= grow_at else [])
         values = {"writer": str(writer), "i": str(i), "payload": f"{writer}-{i}-" + "x" * 300,
-                  "late": f"late{writer}-{i}"}
+                  f"late{i}": f"late{writer}-{i}"}
         summary.append(where, columns, {c: values[c] for c in columns})
 
 
@@ -122,13 +122,15 @@ class SummaryTableTest(tf.test.TestCase):
             p.join(120)
             self.assertEqual(p.exitcode, 0)
         rows = read_table(where)
-        self.assertLen(rows, writers * count)
+        self.assertEqual(len(rows), writers * count)  # none lost
         self.assertEqual(sorted((int(r["writer"]), int(r["i"])) for r in rows),
                          [(w, i) for w in range(writers) for i in range(count)])
+        self.assertLen(rows[0], 3 + count - 30)  # 30 rewrites, each adding a column
         for r in rows:
             self.assertEqual(r["payload"], f"{r['writer']}-{r['i']}-" + "x" * 300)
-            grown = r["writer"] == "0" and int(r["i"]) >= 30
-            self.assertEqual(r["late"], f"late0-{r['i']}" if grown else "")
+            for i in range(30, count):
+                grown = r["writer"] == "0" and int(r["i"]) == i
+                self.assertEqual(r[f"late{i}"], f"late0-{i}" if grown else "")
 
     def test_make_tables_lists_agree_with_the_driver(self):
         self.assertCountEqual(make_tables.OUTPUT_FLAGS, config_lib.names_with(config_lib.OUTPUT))
