@@ -229,5 +229,7 @@ class FinalProgress(_Logging):
                         steps * self.config.optim.batch_size / max(seconds, 1e-9),
                         self._last_rate(step))
         self._write_row(row)
+        if self.writer is not None:
+            self.writer.close()  # nothing follows: release the events file
         if "loss" in logs and not np.isfinite(loss):
             raise Diverged(step, f"the loss is {loss}")
