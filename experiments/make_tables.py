@@ -255,7 +255,7 @@ def _cell_text(value):
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
-        return ",".join(_cell_text(v) for v in value)
+        return ",".join(_cell_text(v) for v in value) if value else "-"
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
     return "-" if value is None else str(value)
