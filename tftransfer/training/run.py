@@ -20,8 +20,9 @@
    accuracy and mean cross-entropy on the evaluated split, and the timings of
    :mod:`tftransfer.training.timing`: the process, setup, data, model, train, eval and
    export), and its row in the runs folder's ``summary.csv``
-   (:mod:`tftransfer.training.summary`). ``--task=segmentation`` goes through the same steps with the model, inputs
-   and loss of the task (:mod:`tftransfer.training.segmentation_model`,
+   (:mod:`tftransfer.training.summary`). ``--task=segmentation`` goes through the same
+   steps with the model, inputs and loss of the task
+   (:mod:`tftransfer.training.segmentation_model`,
    :mod:`~tftransfer.training.segmentation_data`) and its evaluation
    (:mod:`~tftransfer.training.segmentation_eval`: mIoU, per-class IoU and pixel accuracy
    in ``results.json``, ``confusion_matrix.csv``); the exported network maps images to
