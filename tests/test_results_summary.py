@@ -253,6 +253,18 @@ class MakeTablesOnDemoRunsTest(tf.test.TestCase):
         from_records, _, _ = self.tables(self.root)
         self.assertEqual(sorted(runs["mean"]), sorted(from_records["mean"]))
 
+    def test_runs_without_tensorflow(self):
+        from tests.test_layering import import_without
+
+        result = import_without(
+            "import sys; sys.path.insert(0, %r)\n"
+            "from experiments import make_tables\n"
+            "make_tables.main([%r, '--tables=runs', '--format=csv'])\n" % (
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__))), self.root),
+            ("tensorflow", "keras", "tftransfer"))
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        self.assertIn("validation", result.stdout)
+
     def test_records_without_a_split_are_never_pooled(self):
         old = tempfile.mkdtemp(prefix="tftransfer-old-")
         for i, (split, accuracy) in enumerate((("validation", 0.99), ("test", 0.5),
