@@ -166,9 +166,9 @@ def run(config, strategy=None, cache=None, inputs=None):
         config = config_lib.replace(
             config, output_dir=identity_lib.default_output_dir(config, inputs))
     preflight.check(config, inputs)
-    summary_lib.check(config)
     chief = strategy_lib.is_chief()
     with run_directory.claim(config.runtime.output_dir, exclusive=chief):
+        summary_lib.check(config)  # its default lies beside the output directory
         return _run_claimed(config, inputs, strategy, cache, chief, phases)
 
 
