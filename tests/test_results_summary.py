@@ -56,7 +56,7 @@ class SummaryTableTest(tf.test.TestCase):
         self.root = tempfile.mkdtemp(prefix="tftransfer-summary-")
 
     def test_path_auto_explicit_and_none(self):
-        config = tiny_config(os.path.join(self.root, "runs", "a"))
+        config = tiny_config(os.path.join(self.root, "runs", "a"), summary_csv="auto")
         self.assertEqual(summary.path(config), os.path.join(self.root, "runs", "summary.csv"))
         mine = os.path.join(self.root, "t.csv")
         self.assertEqual(summary.path(config_lib.replace(config, summary_csv=mine)), mine)
@@ -309,7 +309,7 @@ class DriverRunWritesItsResultsTest(tf.test.TestCase):
         output = os.path.join(root, "runs", "l2")
         record = run(tiny_config(output, source="none", scheme="l2", beta=1e-3, export=False,
                                  log_every=0, checkpoint_every=0, train_steps=6,
-                                 lr_boundaries=[4]))
+                                 lr_boundaries=[4], summary_csv="auto"))
         rows = read_table(os.path.join(root, "runs", "summary.csv"))
         self.assertLen(rows, 1)
         self.assertEqual((rows[0]["output_dir"], float(rows[0]["accuracy"]),
