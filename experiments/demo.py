@@ -14,7 +14,9 @@ training loop) configured by the flagfiles ``flags/demo_*.cfg``, which also run 
 own with ``python -m tftransfer.train`` (docs/driver.md); this module only sets the
 demo's sizes, picks alpha and prints the table. Each run keeps its directory under
 ``--output_dir``: a finished run is not retrained, so a second demo reuses the source model
-and every finished run.
+and every finished run. Each run also appends its row to ``<output_dir>/summary.csv``
+(:mod:`tftransfer.training.summary`; ``python -m experiments.make_tables <output_dir>``
+tabulates them).
 
 Every run is seeded, so the table is a function of the flags, the TensorFlow build, the
 CPU's vector instructions (oneDNN picks its kernels by them: AVX-512 and AVX2 round
@@ -83,6 +85,8 @@ def driver_config(*names, **overrides):
                                 "checkout of tftransfer (they live in its flags/ directory).")
     values(["demo"] + [f"--flagfile={p}" for p in paths])
     config = driver_flags.config_from_flags(values, validate=False)
+    if "summary_csv" not in overrides:  # every run's row in one table
+        overrides["summary_csv"] = os.path.join(FLAGS.output_dir, "summary.csv")
     return config_lib.replace(config, verbose=0, **overrides)
 
 

@@ -11,11 +11,12 @@ from tftransfer.training import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A few dozen steps of a 2-stage, 4/8-channel small ResNet on 16x16 synthetic images.
+# A few dozen steps of a 2-stage, 4/8-channel small ResNet on 16x16 synthetic images; no
+# summary.csv (many tests' output directories lie directly in the temporary directory).
 TINY = dict(dataset="synthetic", arch="small_resnet", model_widths=[4, 8], resize=20,
             crop_size=16, batch_size=8, train_steps=30, lr_boundaries=[20],
             learning_rate=0.05, checkpoint_every=10, log_every=1, eval_batch_size=32,
-            verbose=0)
+            verbose=0, summary_csv="")
 
 
 def tiny_config(output_dir, **overrides):

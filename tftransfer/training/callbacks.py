@@ -6,7 +6,9 @@ and rows of ``train_log.csv``, with the deviation ``||W - W0||_F / sqrt(n)`` of 
 kernels (:func:`tftransfer.variables.deviation`). ``loss`` (cross-entropy plus
 penalty, as minimised) and ``accuracy`` are means over the steps since the previous line,
 recovered exactly from Keras' running means: ``(k m_k - j m_j) / (k - j)``. The learning
-rate is the optimizer's, read just before the logged update.
+rate is the optimizer's, read just before the logged update. With ``--log_every=0``,
+:class:`FinalProgress` writes one such row (and scalars) when training ends, without any
+per-batch hook: every run has its ``train_log.csv`` and TensorBoard events.
 
 Divergence: a loss that is not finite, or (before a checkpoint is written) a weight that is
 not finite, raises :class:`Diverged` at the next log line or checkpoint, whichever comes
@@ -101,8 +103,10 @@ class PeriodicCheckpoint(FinalCheckpoint):
             self._save(logs)
 
 
-class Progress(keras.callbacks.Callback):
-    """Log lines, TensorBoard scalars and ``train_log.csv`` (module docstring)."""
+class _Logging(keras.callbacks.Callback):
+    """``train_log.csv`` and the TensorBoard scalars of :class:`Progress` and
+    :class:`FinalProgress`: the files, the penalty's value, one row. Defines no per-batch
+    hook."""
 
     def __init__(self, config, start_step, deviation_variables, reference, csv_path,
                  tensorboard_dir, write, verbose=True):
@@ -110,7 +114,7 @@ class Progress(keras.callbacks.Callback):
         self.config, self.start_step = config, start_step
         self.variables, self.reference = deviation_variables, reference
         self.csv_path, self.write, self.verbose = csv_path, write, verbose
-        self.writer = None
+        self.tensorboard_dir, self.writer = tensorboard_dir, None
         if write and _tensorboard_installed():
             self.writer = tf.summary.create_file_writer(tensorboard_dir)
         self.columns = LOG_COLUMNS + [f"deviation:{v.path}" for v in self.variables]
@@ -131,6 +135,36 @@ class Progress(keras.callbacks.Callback):
             out = csv.DictWriter(f, self.columns)
             out.writeheader()
             out.writerows(rows)
+
+    def _penalty(self):
+        penalty = fused_penalty.penalty_value(self.model)
+        if penalty is None:
+            penalty = float(sum(float(l) for l in self.model.losses)) if self.model.losses else 0.0
+        return penalty
+
+    def _row(self, step, loss, accuracy, rate, learning_rate):
+        """The logged values at ``step`` (deviations read now)."""
+        row = {"step": step, "loss": loss, "penalty": self._penalty(), "accuracy": accuracy,
+               "learning_rate": learning_rate, "images_per_s": rate}
+        for path, value in deviation(self.variables, self.reference).items():
+            row[f"deviation:{path}"] = value
+        return row
+
+    def _write_row(self, row):
+        if self.write:
+            with open(self.csv_path, "a", newline="") as f:
+                csv.DictWriter(f, self.columns).writerow(row)
+        if self.writer is not None:
+            with self.writer.as_default(step=row["step"]):
+                for name, value in row.items():
+                    if name != "step":
+                        tf.summary.scalar(name.replace(":", "/"), value)
+            self.writer.flush()
+
+
+class Progress(_Logging):
+    """Log lines, TensorBoard scalars and ``train_log.csv`` every ``--log_every`` steps and
+    at the last one (module docstring)."""
 
     def _is_log_step(self, step):
         return (step % self.config.runtime.log_every == 0
@@ -154,28 +188,49 @@ class Progress(keras.callbacks.Callback):
         loss = (k * loss_k - j * loss_j) / (k - j)
         accuracy = (k * acc_k - j * acc_j) / (k - j)
         self._last = (k, loss_k, acc_k, now)
-        penalty = fused_penalty.penalty_value(self.model)
-        if penalty is None:
-            penalty = float(sum(float(l) for l in self.model.losses)) if self.model.losses else 0.0
         rate = (k - j) * self.config.optim.batch_size / max(now - then, 1e-9)
-        row = {"step": step, "loss": loss, "penalty": penalty, "accuracy": accuracy,
-               "learning_rate": self._rate, "images_per_s": rate}
-        for path, value in deviation(self.variables, self.reference).items():
-            row[f"deviation:{path}"] = value
+        row = self._row(step, loss, accuracy, rate, self._rate)
         if self.verbose:
             steps, batch = self.config.optim.train_steps, self.config.optim.batch_size
             left = (steps - step) * batch / max(rate, 1e-9)
-            logging.info(f"step {step}/{steps}  loss {loss:.4f}  penalty {penalty:.4f}  "
+            logging.info(f"step {step}/{steps}  loss {loss:.4f}  penalty {row['penalty']:.4f}  "
                          f"accuracy {accuracy:.3f}  lr {row['learning_rate']:.3g}  "
                          f"{rate:.0f} images/s  {left / 60:.1f} min left")
-        if self.write:
-            with open(self.csv_path, "a", newline="") as f:
-                csv.DictWriter(f, self.columns).writerow(row)
-        if self.writer is not None:
-            with self.writer.as_default(step=step):
-                for name, value in row.items():
-                    if name != "step":
-                        tf.summary.scalar(name.replace(":", "/"), value)
-            self.writer.flush()
+        self._write_row(row)
         if not np.isfinite(loss_k):
             raise Diverged(step, f"the loss is {loss_k}")
+
+
+class FinalProgress(_Logging):
+    """``--log_every=0``: one ``train_log.csv`` row and one set of TensorBoard scalars when
+    training ends, at step ``--train_steps``: ``loss`` and ``accuracy`` are the means over
+    the steps this process ran (Keras' running means at the end), ``images_per_s`` over
+    them, ``learning_rate`` that of the last update (``schedule(step - 1)``), the penalty
+    and deviations read then. No per-batch hook and no log line: Keras keeps dispatching
+    the steps asynchronously, and nothing of the training changes. ``learning_rate``: the
+    run's schedule (:func:`tftransfer.training.model.learning_rate_schedule`)."""
+
+    def __init__(self, *args, learning_rate=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.learning_rate = learning_rate
+
+    def _last_rate(self, step):
+        rate = self.learning_rate
+        if callable(rate):
+            rate = rate(max(step - 1, 0))
+        return np.nan if rate is None else float(keras.ops.convert_to_numpy(rate))
+
+    def on_train_end(self, logs=None):
+        logs = logs or {}
+        step = self.config.optim.train_steps
+        seconds = time.time() - self._last[3]
+        steps = step - self.start_step
+        loss = float(logs.get("loss", np.nan))  # the multi-worker loop passes no logs
+        row = self._row(step, loss, float(logs.get("accuracy", np.nan)),
+                        steps * self.config.optim.batch_size / max(seconds, 1e-9),
+                        self._last_rate(step))
+        self._write_row(row)
+        if self.writer is not None:
+            self.writer.close()  # nothing follows: release the events file
+        if "loss" in logs and not np.isfinite(loss):
+            raise Diverged(step, f"the loss is {loss}")

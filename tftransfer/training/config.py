@@ -557,8 +557,9 @@ class RuntimeConfig:
     checkpoint_every: int = option(500, "Checkpoint every N steps (0: only at the end).",
                                    OUTPUT, bound=NON_NEGATIVE)
     log_every: int = option(100, "Log line, train_log.csv row and TensorBoard scalars every "
-                            "N steps (0: none, which lets Keras dispatch steps "
-                            "asynchronously).", OUTPUT, bound=NON_NEGATIVE)
+                            "N steps (0: one row at the end only and no log lines, which "
+                            "lets Keras dispatch steps asynchronously).", OUTPUT,
+                            bound=NON_NEGATIVE)
     deviation_layers: List[str] = option([], "Kernels whose deviation ||W - W0||_F/sqrt(n) "
                                          "is logged (variable paths; default: first, middle "
                                          "and last inherited kernel).", RESULT, kind=str)
@@ -569,6 +570,11 @@ class RuntimeConfig:
                                 OUTPUT)
     verbose: int = option(1, "0: quiet; 1: log lines; 2: also the Keras progress bar.",
                           OUTPUT, (0, 1, 2))
+    summary_csv: str = option("auto", "CSV table the finished run appends its row to (flags "
+                              "that change the result, metrics, timings; "
+                              "tftransfer.training.summary): auto = summary.csv in the "
+                              "parent of --output_dir (the runs folder), a path, or empty "
+                              "for none.", OUTPUT)
 
     def problems(self):
         out = []

@@ -19,8 +19,10 @@
    (Table 5), SavedModel export reloaded and compared, ``results.json`` (with the
    accuracy and mean cross-entropy on the evaluated split, and the timings of
    :mod:`tftransfer.training.timing`: the process, setup, data, model, train, eval and
-   export). ``--task=segmentation`` goes through the same steps with the model, inputs
-   and loss of the task (:mod:`tftransfer.training.segmentation_model`,
+   export), and its row in the runs folder's ``summary.csv``
+   (:mod:`tftransfer.training.summary`). ``--task=segmentation`` goes through the same
+   steps with the model, inputs and loss of the task
+   (:mod:`tftransfer.training.segmentation_model`,
    :mod:`~tftransfer.training.segmentation_data`) and its evaluation
    (:mod:`~tftransfer.training.segmentation_eval`: mIoU, per-class IoU and pixel accuracy
    in ``results.json``, ``confusion_matrix.csv``); the exported network maps images to
@@ -57,11 +59,12 @@ from tftransfer.training import results as results_lib
 from tftransfer.training import run_directory
 from tftransfer.training import segmentation_eval
 from tftransfer.training import strategy as strategy_lib
+from tftransfer.training import summary as summary_lib
 from tftransfer.training import timing
 from tftransfer.training.evaluate import accuracy_and_cross_entropy
 from tftransfer.training.checkpoint import Checkpointer, candidates
 from tftransfer.training.loop import fit
-from tftransfer.training.model import build_compiled, seed_states
+from tftransfer.training.model import build_compiled, learning_rate_schedule, seed_states
 from tftransfer.variables import StartingPoint, select_variables
 
 
@@ -166,6 +169,7 @@ def run(config, strategy=None, cache=None, inputs=None):
     preflight.check(config, inputs)
     chief = strategy_lib.is_chief()
     with run_directory.claim(config.runtime.output_dir, exclusive=chief):
+        summary_lib.check(config)  # its default lies beside the output directory
         return _run_claimed(config, inputs, strategy, cache, chief, phases)
 
 
@@ -251,13 +255,13 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
             checkpointer.save()  # step 0 with the probed head: a restart does not probe again
 
     remaining = o.train_steps - start_step
-    hooks = []
+    logs = (config, start_step, watched, reference, os.path.join(output_dir, "train_log.csv"),
+            os.path.join(output_dir, "tensorboard"))
     if r.log_every:
-        hooks.append(callbacks_lib.Progress(
-            config, start_step, watched, reference,
-            os.path.join(output_dir, "train_log.csv"),
-            os.path.join(output_dir, "tensorboard"), write=chief,
-            verbose=r.verbose > 0 and chief))
+        hooks = [callbacks_lib.Progress(*logs, write=chief, verbose=r.verbose > 0 and chief)]
+    else:  # one row at the end, no per-batch hook (the steps stay asynchronous)
+        hooks = [callbacks_lib.FinalProgress(*logs, write=chief, verbose=False,
+                                             learning_rate=learning_rate_schedule(config))]
     if r.checkpoint_every:
         hooks.append(callbacks_lib.PeriodicCheckpoint(checkpointer, r.checkpoint_every,
                                                       start_step, r.verbose > 0))
@@ -335,5 +339,7 @@ def _run_claimed(config, inputs, strategy, cache, chief, phases):
     fields["without_effect"] = sorted(config_lib.without_effect(config))
     record = results_lib.write(output_dir, identity_lib.record_flags(config, inputs), **fields)
     results_lib.clear_failure(output_dir)
-    say(f"results: {results_lib.path(output_dir)} ({record['wall_time_s']:.0f} s)")
+    table = summary_lib.append_run(config, inputs, record)
+    say(f"results: {results_lib.path(output_dir)} ({record['wall_time_s']:.0f} s)"
+        + (f", a row of {table}" if table else ""))
     return record
