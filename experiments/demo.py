@@ -15,7 +15,7 @@ own with ``python -m tftransfer.train`` (docs/driver.md); this module only sets 
 demo's sizes, picks alpha and prints the table. Each run keeps its directory under
 ``--output_dir``: a finished run is not retrained, so a second demo reuses the source model
 and every finished run. Each run also appends its row to ``<output_dir>/summary.csv``
-(:mod:`tftransfer.training.summary`; ``python -m experiments.make_tables <output_dir>``
+(:mod:`tftransfer.training.summary`; ``tftransfer tables <output_dir>``
 tabulates them).
 
 Every run is seeded, so the table is a function of the flags, the TensorFlow build, the

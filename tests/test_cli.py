@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Moved to their own package by another change (issue 21), which converts them itself.
 NOT_HERE = {"tools.select_model", "tools.convert_torch_weights", "tools.compute_fisher",
             "tools.prepare_dataset"}
-EXTRA = ["experiments.sweep", "experiments.make_tables"]
+EXTRA = ["tftransfer_cli.sweep", "tftransfer_cli.tables"]
 # The absl programs beside the driver, and one flag of each.
 STUDIES = {"experiments.demo": "alpha_grid", "experiments.cpu_study": "workers",
            "experiments.scene_study": "source_root"}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from experiments import published
+from tftransfer_cli import published
 from experiments.cpu_study.report import common, source_drop
 
 

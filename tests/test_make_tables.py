@@ -1,4 +1,4 @@
-"""experiments/make_tables.py on hand-written results records: Table 2 and Table 5 layouts,
+"""tftransfer_cli/tables.py on hand-written results records: Table 2 and Table 5 layouts,
 mean+-std over seeds, the paper's numbers and the differences, missing cells."""
 import io
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from experiments import make_tables
+from tftransfer_cli import tables as make_tables
 
 
 def write_record(root, dataset, scheme, seed, accuracy, drop=None, crops=1):

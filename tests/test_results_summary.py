@@ -1,5 +1,5 @@
 """Results of issue 21: the runs folder's summary.csv (one row per run, appended safely by
-concurrent processes, the header grown by a rewrite), experiments/make_tables.py on a
+concurrent processes, the header grown by a rewrite), tftransfer_cli/tables.py on a
 demo-shaped runs folder (one row per configuration, validation and test runs never pooled,
 the demo's own record skipped) and a tiny driver run that writes summary.csv,
 train_log.csv and TensorBoard events with --log_every=0."""
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from experiments import demo, make_tables
+from experiments import demo
+from tftransfer_cli import tables as make_tables
 from tests.train_testutil import tiny_config
 from tftransfer.training import config as config_lib
 from tftransfer.training import data as data_lib
@@ -258,7 +259,7 @@ class MakeTablesOnDemoRunsTest(tf.test.TestCase):
 
         result = import_without(
             "import sys; sys.path.insert(0, %r)\n"
-            "from experiments import make_tables\n"
+            "from tftransfer_cli import tables as make_tables\n"
             "make_tables.main([%r, '--tables=runs', '--format=csv'])\n" % (
                 os.path.dirname(os.path.dirname(os.path.abspath(__file__))), self.root),
             ("tensorflow", "keras", "tftransfer"))

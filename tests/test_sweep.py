@@ -1,4 +1,4 @@
-"""experiments/sweep.py: one command per grid point and seed, finished runs skipped."""
+"""tftransfer sweep: one command per grid point and seed, finished runs skipped."""
 import contextlib
 import io
 import os
@@ -6,7 +6,7 @@ import tempfile
 
 import tensorflow as tf
 
-from experiments import sweep
+from tftransfer_cli import sweep
 from tftransfer.training import results as results_lib
 
 

@@ -1,7 +1,7 @@
 """The driver end to end on synthetic data and the small ResNet: l2 and l2_sp runs from a
 source model the driver itself trained, the results record, the SavedModel reload, the
 learning-rate boundary, the penalty value, Table 5's source evaluation, ten crops, a
-finished run not retrained, and experiments/make_tables.py on the records."""
+finished run not retrained, and tftransfer_cli/tables.py on the records."""
 import csv
 import json
 import os
@@ -139,7 +139,7 @@ class DriverEndToEndTest(tf.test.TestCase):
 
     def test_make_tables_prints_both_tables_from_these_records(self):
         result = subprocess.run(
-            [sys.executable, "-m", "experiments.make_tables",
+            [sys.executable, "-m", "tftransfer_cli.tables",
              os.path.join(self.root, "table2")],
             capture_output=True, text=True, cwd=ROOT, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])

@@ -24,11 +24,9 @@ COMMANDS = {
                "compute the diagonal Fisher of a source model on source inputs (.npz)"),
     "prepare": ("tftransfer_cli.prepare",
                 "prepare a dataset once (uint8 shards) and store its training mean"),
-    # TODO(lead): moved at integration
-    "tables": ("experiments.make_tables",
+    "tables": ("tftransfer_cli.tables",
                "print Tables 2, 4 and 5 from run directories beside the paper's numbers"),
-    # TODO(lead): moved at integration
-    "sweep": ("experiments.sweep", "run a grid of driver runs from one flagfile"),
+    "sweep": ("tftransfer_cli.sweep", "run a grid of driver runs from one flagfile"),
 }
 
 

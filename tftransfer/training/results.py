@@ -19,7 +19,7 @@ A run whose record exists is finished: restarting it does not train again.
 
 A run that stopped on a non-finite loss writes ``failed.json`` instead (flags, step,
 reason): it is not finished, so a restart retries it (from its last good checkpoint) and
-``experiments/sweep.py`` lists it again and reports it. A damaged record is named, never
+``tftransfer sweep`` lists it again and reports it. A damaged record is named, never
 skipped.
 """
 import json

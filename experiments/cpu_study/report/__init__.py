@@ -1,7 +1,7 @@
 """The CPU study's report, ``README.md`` and its figures, generated from the study's CSV
 files and ``study.json`` only (:func:`write_report`): every number and every sentence that
 compares methods is computed from those files, so the report cannot disagree with them.
-The published numbers it quotes come from :mod:`experiments.published`.
+The published numbers it quotes come from :mod:`tftransfer_cli.published`.
 
 One module per section, each with ``section(t) -> (Markdown lines, {file name: Figure})``
 (a Figure of None: the section draws no such figure, and a stale file of that name goes)

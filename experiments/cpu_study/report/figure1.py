@@ -2,7 +2,7 @@
 cells all scored the same is said in a sentence, not drawn: its heatmap would be one colour
 (:func:`experiments.cpu_study.report.figures.heatmap` refuses it)."""
 from tftransfer.analysis import style
-from experiments.published import PAPER_FINDINGS
+from tftransfer_cli.published import PAPER_FINDINGS
 from experiments.cpu_study.report.common import select
 from experiments.cpu_study.report.figures import heatmap
 

@@ -1,5 +1,5 @@
 """Report section stating the study's protocol, from ``study.json`` and ``sources.csv``."""
-from experiments.published import PAPER_FINDINGS
+from tftransfer_cli.published import PAPER_FINDINGS
 from experiments.cpu_study.protocol import SPLITS
 from experiments.cpu_study.report.common import label, table
 

@@ -1,5 +1,5 @@
 """Report section on forgetting the source task (Li et al. 2018, Table 5)."""
-from experiments.published import table5_example
+from tftransfer_cli.published import table5_example
 from experiments.cpu_study.report.common import fmt, label, select, sentence, stats, table
 
 

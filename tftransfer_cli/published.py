@@ -1,6 +1,6 @@
 """The published numbers of Li, Grandvalet & Davoine 2018, "Explicit Inductive Bias for
 Transfer Learning with Convolutional Networks": the one place they are typed in, shared by
-:mod:`experiments.make_tables` and the CPU study's report.
+:mod:`tftransfer_cli.tables` and the CPU study's report.
 
 - :data:`TABLE2`: Table 2, target test accuracy (%), mean and std over 5 runs, per method,
   target and evaluation (``starred``: the paper's starred rows, averaged over 10 test
