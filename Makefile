@@ -7,7 +7,7 @@ DEMO_ARGS ?=
 
 STUDY_ARGS ?=
 
-.PHONY: demo test study venv fashion-mnist clean
+.PHONY: demo test study venv fashion-mnist clean docs
 
 # One install at a time: two `make` runs in a fresh clone share .venv, so each install step
 # holds $(LOCK) (flock) and re-checks its stamp once it has the lock.
@@ -66,6 +66,12 @@ test: $(VENV)/.installed-test
 	    KERAS_BACKEND=$$b $(PY) -m pytest -q $(BACKEND_TESTS) || exit 1; \
 	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install .[$$b])"; fi; \
 	done
+
+# The HTML API reference from the docstrings (pdoc, any warning fails); tests/test_api_docs.py
+# builds it in `make test` too.
+DOCS_DIR ?= build/api
+docs: $(VENV)/.installed-test
+	$(PY) -m tools.api_docs --output_dir $(DOCS_DIR)
 
 clean:
 	rm -rf $(VENV) $(LOCK) *.egg-info .pytest_cache

@@ -24,7 +24,7 @@ EXTRAS = {
     # import-linter checks the layering contracts of pyproject.toml; jax and keras-hub run
     # the penalty tests under KERAS_BACKEND=jax and the KerasHub preset test.
     "test": ALL + ["pytest", "pytest-xdist", "torch==2.13.0", "scikit-image", "import-linter",
-                   "jax==0.10.2", "keras-hub==0.32.0"],
+                   "jax==0.10.2", "keras-hub==0.32.0", "pdoc==16.0.0"],
 }
 
 setup(
@@ -39,7 +39,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tftransfer", "tftransfer.*"]),
     include_package_data=True,
-    package_data={"tftransfer": ["data/resources/*", "models/resources/*", "weights/resources/*"]},
+    package_data={"tftransfer": ["py.typed", "data/resources/*", "models/resources/*", "weights/resources/*"]},
     # The core (regularizers, penalty, fisher, models, weights) needs these alone.
     install_requires=["tensorflow>=2.16", "keras>=3", "numpy"],
     extras_require=EXTRAS,

@@ -84,9 +84,14 @@ def build(output_dir, modules=None):
 def materialise_lazy_names(module):
     """Sets, on ``module``, the names of its ``__all__`` that its PEP 562 ``__getattr__``
     provides on first access: pdoc reads a module's ``__dict__``, where they are not yet."""
+    if "__getattr__" not in vars(module):
+        return
     for name in getattr(module, "__all__", ()):
         if name not in vars(module):
-            setattr(module, name, getattr(module, name))
+            try:
+                setattr(module, name, getattr(module, name))
+            except AttributeError:
+                pass  # pdoc warns that it does not resolve
 
 
 def main(argv=None):
