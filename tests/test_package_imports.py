@@ -1,5 +1,7 @@
 """``import tftransfer``: every advertised name resolves lazily, and the import itself stays
 light (no Keras, TensorFlow or optional extra until a name needs them)."""
+import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -32,7 +34,72 @@ def imported_after(code):
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+# The public API whose functions and methods carry argument and return annotations.
+ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizers",
+                     "tftransfer.fused_penalty", "tftransfer.fisher", "tftransfer.variables",
+                     "tftransfer.batching", "tftransfer.models.build",
+                     "tftransfer.methods.registry", "tftransfer.weights.convert",
+                     "tftransfer.weights.torch_checkpoint")
+# Classes whose public methods are protocol hooks of their base (pickle's unpickler).
+UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
+
+
+def public_callables(module):
+    """``(qualified name, function)`` of the public functions of ``module`` and of the
+    public methods (``__init__`` and ``__call__`` included) of its public classes, those it
+    defines itself."""
+    found = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if inspect.isfunction(obj):
+            found.append((name, obj))
+        elif inspect.isclass(obj) and name not in UNANNOTATED_CLASSES:
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") and attr not in ("__init__", "__call__"):
+                    continue
+                if isinstance(member, (classmethod, staticmethod)):
+                    member = member.__func__
+                if isinstance(member, property):
+                    member = member.fget
+                if inspect.isfunction(member) and member.__module__ == module.__name__:
+                    found.append((f"{name}.{attr}", member))
+    return found
+
+
+def missing_annotations(function):
+    """What of ``function``'s signature is not annotated (its return, its arguments)."""
+    signature = inspect.signature(function)
+    missing = [] if signature.return_annotation is not inspect.Signature.empty else ["return"]
+    return missing + [p.name for p in signature.parameters.values()
+                      if p.annotation is inspect.Parameter.empty
+                      and p.name not in ("self", "cls")]
+
+
 class PackageImportsTest(tf.test.TestCase):
+
+    def test_public_api_is_annotated(self):
+        unannotated = {}
+        for module_name in ANNOTATED_MODULES:
+            module = importlib.import_module(module_name)
+            for name, function in public_callables(module):
+                missing = missing_annotations(function)
+                if missing:
+                    unannotated[f"{module_name}.{name}"] = missing
+        self.assertEqual(unannotated, {})
+
+    def test_the_annotation_check_can_fail(self):
+        def unannotated(x, y: int = 0):
+            return x
+        self.assertEqual(missing_annotations(unannotated), ["return", "x"])
+        checked = dict(public_callables(importlib.import_module("tftransfer.penalty")))
+        self.assertIn("penalize", checked)
+        self.assertIn("PenaltyPlan.__init__", checked)
+
+    def test_py_typed_is_shipped(self):
+        self.assertTrue(os.path.isfile(os.path.join(ROOT, "tftransfer", "py.typed")))
+        with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as f:
+            self.assertIn('"py.typed"', f.read())
 
     def test_every_advertised_name_resolves(self):
         for name in tftransfer.__all__:
