@@ -47,10 +47,10 @@ __all__ = sorted(list(_CORE) + list(SUBMODULES))
 # The extra of setup.py that a subpackage needs beyond the core (TensorFlow, Keras, NumPy).
 _EXTRAS = {"analysis": "analysis", "data": "datasets", "training": "driver"}
 
-if TYPE_CHECKING:  # what static type checkers and IDEs see; nothing is imported at runtime
-    from tftransfer import (analysis, batching, data, fisher, fused_penalty, io_utils,  # noqa
-                            methods, models, optimizer_wrappers, penalty, regularizers,
-                            segmentation, training, variables, weights)
+# What static type checkers see of the core names (nothing is imported at runtime). The
+# subpackages are left to ``__getattr__`` (typed Any): importing them here, even for type
+# checking only, would break the layering contracts of pyproject.toml (lint-imports).
+if TYPE_CHECKING:
     from tftransfer.fused_penalty import fused_optimizer  # noqa: F401
     from tftransfer.penalty import SCHEMES, PenaltyPlan, penalize, starting_point  # noqa
     from tftransfer.variables import StartingPoint  # noqa: F401
