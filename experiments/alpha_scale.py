@@ -12,7 +12,7 @@ records, at each step, the cross-entropy of the batch and the scheme's penalty
 ``alpha * Omega(w)`` on the inherited kernels (the new head's ``beta`` term apart), both at
 the weights before the step, as ``model.fit`` logs them.
 
-Rule: ``ratio = penalty / cross-entropy``, averaged over the last ``--window`` steps. The
+Rule: ``ratio = mean(penalty) / mean(cross-entropy)`` over the last ``--window`` steps. The
 range to search is the grid's alphas with 1% <= ratio <= 100%: below 1% the penalty barely
 acts on the first steps; above 100% it outweighs the data term from the start. Non-finite
 losses count as out of range ("diverged"). The deviation ``w - w0`` keeps growing during a
@@ -173,10 +173,10 @@ def measure_scheme(args, scheme, x, y, fisher):
 
 
 def ratio(data, penalties, window):
-    """Mean of ``penalty / cross-entropy`` over the last ``window`` steps (inf if not
-    finite)."""
-    r = np.array(penalties[-window:]) / np.array(data[-window:])
-    return float(np.mean(r)) if np.all(np.isfinite(r)) else math.inf
+    """``mean(penalty) / mean(cross-entropy)`` over the last ``window`` steps (inf if not
+    finite): a batch of low cross-entropy does not inflate it."""
+    r = np.mean(penalties[-window:]) / np.mean(data[-window:])
+    return float(r) if np.isfinite(r) else math.inf
 
 
 def search_range(ratios):
@@ -220,8 +220,8 @@ def report(args, measurements, seconds):
                f"{args.steps} steps from the pretrained weights per alpha; the Fisher schemes "
                f"use the sampled Fisher of the source model on {args.fisher_examples} target "
                f"images")
-    return (f"Penalty on the inherited kernels as a share of the cross-entropy, mean over the "
-            f"last {args.window} of {args.steps} SGD steps ({setting}). Range to search: the "
+    return (f"Penalty on the inherited kernels as a share of the cross-entropy, both averaged "
+            f"over the last {args.window} of {args.steps} SGD steps ({setting}). Range to search: the "
             f"alphas where that share is between {100 * LOW:g}% and {100 * HIGH:g}%. "
             f"Measured by `{args.command}` (TensorFlow {tf.__version__}, Keras "
             f"{keras.__version__}, {seconds:.0f} s on {args.threads} threads); it is a "

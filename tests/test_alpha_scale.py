@@ -12,9 +12,9 @@ from experiments import alpha_scale
 
 class AlphaScaleTest(tf.test.TestCase):
 
-    def test_ratio_is_the_mean_over_the_window(self):
+    def test_ratio_is_of_the_means_over_the_window(self):
         data, penalties = [2.0, 2.0, 4.0, 1.0], [100.0, 1.0, 2.0, 3.0]
-        self.assertAlmostEqual(alpha_scale.ratio(data, penalties, 2), (0.5 + 3.0) / 2)
+        self.assertAlmostEqual(alpha_scale.ratio(data, penalties, 2), (2.0 + 3.0) / (4.0 + 1.0))
         self.assertEqual(alpha_scale.ratio([1.0, math.nan], [1.0, 1.0], 2), math.inf)
 
     def test_search_range_applies_the_rule(self):
