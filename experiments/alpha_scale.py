@@ -19,7 +19,8 @@ losses count as out of range ("diverged"). The deviation ``w - w0`` keeps growin
 long run, so the "-SP" ratios rise later on: the range is where to centre the validation
 grid, not a choice of alpha.
 
-Every alpha starts from the same weights and optimizer state. One training function per
+Every alpha starts from the same weights, optimizer state and dropout seeds, and each
+scheme from the same global seed, so a scheme's row does not depend on the others run. One training function per
 scheme: the penalty is linear in alpha, so the step minimises ``CE + a * Omega_1 + beta
 term`` with ``Omega_1`` the scheme's regularizers at alpha 1 (checked against
 ``sum(model.losses)``) and ``a`` a variable set per alpha.
@@ -120,6 +121,7 @@ def measure_scheme(args, scheme, x, y, fisher):
 
     import tftransfer
 
+    keras.utils.set_random_seed(0)  # the same dropout masks whichever schemes ran before
     tm = build(args)
     model = tm.model
     plan = tftransfer.penalize(model, scheme, alpha=1.0, beta=args.beta,
@@ -155,12 +157,18 @@ def measure_scheme(args, scheme, x, y, fisher):
 
     weights = model.get_weights()
     state = [v.numpy() for v in optimizer.variables]
+    # Dropout's seed generators, reset with the weights: every alpha sees the same masks.
+    generators = [layer.seed_generator for layer in tftransfer.penalty.all_layers(model)
+                  if getattr(layer, "seed_generator", None) is not None]
+    seeds = [g.state.numpy() for g in generators]
     inputs = tm.preprocess(x)
     results = {}
     for alpha in args.alphas:
         model.set_weights(weights)
         for v, value in zip(optimizer.variables, state):
             v.assign(value)
+        for generator, seed in zip(generators, seeds):
+            generator.state.assign(seed)
         a.assign(alpha)
         data, penalties = [], []
         for i in range(args.steps):
