@@ -12,7 +12,7 @@ STUDY_ARGS ?=
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test study venv wheel fashion-mnist clean
+.PHONY: demo test study venv wheel docs fashion-mnist clean
 
 # One install at a time: two `make` runs in a fresh clone share .venv, so each install step
 # holds $(LOCK) (flock) and re-checks its stamp once it has the lock. $(3): a command run
@@ -84,6 +84,12 @@ test: $(VENV)/.installed-test
 	    KERAS_BACKEND=$$b $(PY) -m pytest -q $(BACKEND_TESTS) || exit 1; \
 	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install -e '.[test]')"; fi; \
 	done
+
+# The HTML API reference from the docstrings (pdoc, any warning fails); tests/test_api_docs.py
+# builds it in `make test` too.
+DOCS_DIR ?= build/api
+docs: $(VENV)/.installed-test
+	$(PY) -m tools.api_docs --output_dir $(DOCS_DIR)
 
 clean:
 	rm -rf $(VENV) $(LOCK) *.egg-info .pytest_cache build dist

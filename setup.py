@@ -29,7 +29,7 @@ setup(
     # files of tftransfer.data (class lists, label tables) as the package of their folder.
     packages=find_packages(include=["tftransfer", "tftransfer.*", "tftransfer_cli"])
     + ["tftransfer.data.resources"],
-    package_data={"tftransfer.data.resources": ["*.txt", "*.tsv"]},
+    package_data={"tftransfer": ["py.typed"], "tftransfer.data.resources": ["*.txt", "*.tsv"]},
     entry_points={"console_scripts": ["tftransfer=tftransfer_cli.main:main"]},
     # The core (regularizers, penalty, fisher, models, weights) needs these alone.
     install_requires=["tensorflow>=2.16", "keras>=3", "numpy"],

@@ -4,6 +4,8 @@
 ``(x, y, w)``; a tuple ``(x, y)`` of arrays; or an array ``x``. Arrays are cut into
 ``batch_size`` rows in order; a dataset is taken batch by batch as it is.
 """
+from typing import Any, Iterator, Optional, Tuple
+
 import numpy as np
 import tensorflow as tf
 
@@ -22,7 +24,7 @@ def _split(data):
     return np.asarray(data), None
 
 
-def batches(data, batch_size=128):
+def batches(data: Any, batch_size: int = 128) -> Iterator[Tuple[tf.Tensor, Optional[tf.Tensor]]]:
     """Yields ``(x, y)`` tensors, ``y`` None when ``data`` carries no labels."""
     if isinstance(data, tf.data.Dataset):
         for element in data:
@@ -38,7 +40,7 @@ def batches(data, batch_size=128):
                None if y is None else tf.convert_to_tensor(y[start:stop]))
 
 
-def labelled_batches(data, batch_size=128):
+def labelled_batches(data: Any, batch_size: int = 128) -> Iterator[Tuple[tf.Tensor, tf.Tensor]]:
     """Like :func:`batches`, failing clearly when the data carries no labels."""
     for x, y in batches(data, batch_size):
         if y is None:
@@ -47,13 +49,13 @@ def labelled_batches(data, batch_size=128):
         yield x, y
 
 
-def input_batches(data, batch_size=128):
+def input_batches(data: Any, batch_size: int = 128) -> Iterator[tf.Tensor]:
     """Yields the input tensors ``x`` only (labels, if any, are dropped)."""
     for x, _ in batches(data, batch_size):
         yield x
 
 
-def num_batches(data, batch_size=128):
+def num_batches(data: Any, batch_size: int = 128) -> Optional[int]:
     """Number of batches :func:`batches` yields, or None when a dataset does not know it."""
     if isinstance(data, tf.data.Dataset):
         cardinality = int(data.cardinality())

@@ -26,7 +26,7 @@ ALL = sorted(set(DRIVER + DATASETS + ANALYSIS + PRETRAINED + SKLEARN))
 # pyproject.toml; jax and keras-hub run the penalty tests under KERAS_BACKEND=jax and the
 # KerasHub preset test.
 TEST = ALL + ["pytest", "pytest-xdist", "torch==2.13.0", "scikit-image", "import-linter",
-              "jax==0.10.2", "keras-hub==0.32.0"]
+              "jax==0.10.2", "keras-hub==0.32.0", "pdoc==16.0.0"]
 
 EXTRAS = {
     "driver": DRIVER,

@@ -25,6 +25,7 @@ or PyTorch, compute the Fisher once with ``KERAS_BACKEND=tensorflow``
 import contextlib
 import json
 import logging
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import keras
 import numpy as np
@@ -38,7 +39,7 @@ MODES = ("exact", "sampled")
 _METADATA_KEY = "__metadata__"
 
 
-def require_tensorflow(what):
+def require_tensorflow(what: str) -> None:
     """Raises RuntimeError unless Keras runs on the TensorFlow backend."""
     backend = keras.backend.backend()
     if backend != "tensorflow":
@@ -49,8 +50,10 @@ def require_tensorflow(what):
             "tftransfer.penalize on any backend.")
 
 
-def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_examples=None,
-             batch_size=32, epsilon=0.0, clip=None, seed=0, progress=False):
+def diagonal(model: keras.Model, dataset: Any, mode: str = "exact", num_samples: int = 1,
+             paths: Optional[Sequence[str]] = None, max_examples: Optional[int] = None,
+             batch_size: int = 32, epsilon: float = 0.0, clip: Optional[float] = None,
+             seed: int = 0, progress: bool = False) -> Dict[str, np.ndarray]:
     """Returns the diagonal Fisher ``{variable.path: np.ndarray}`` of ``model`` on ``dataset``.
 
     Args:
@@ -106,7 +109,8 @@ def diagonal(model, dataset, mode="exact", num_samples=1, paths=None, max_exampl
     return result
 
 
-def squared_gradients(model, variables, x, labels, weights):
+def squared_gradients(model: keras.Model, variables: Sequence[keras.Variable], x: Any,
+                      labels: Any, weights: Any) -> list:
     """``[S(w) for w in variables]``, ``S(w) = sum_n c_n * (d/dw log softmax(f(x_n))[y_n])**2``.
 
     ``x``: a batch of N independent examples, ``labels`` ``y`` and ``weights`` ``c`` of shape
@@ -176,7 +180,7 @@ def _expected_examples(dataset, max_examples):
     return size if max_examples is None else min(size, max_examples)
 
 
-def save(path, fisher, metadata=None):
+def save(path: str, fisher: Dict[str, Any], metadata: Optional[Dict[str, Any]] = None) -> str:
     """Writes ``fisher`` ({path: array}) and optional JSON ``metadata`` to ``path`` (.npz)."""
     arrays = {key: np.asarray(value) for key, value in fisher.items()}
     if _METADATA_KEY in arrays:
@@ -188,7 +192,8 @@ def save(path, fisher, metadata=None):
     return path
 
 
-def load(path, with_metadata=False):
+def load(path: str, with_metadata: bool = False
+         ) -> Union[Dict[str, np.ndarray], Tuple[Dict[str, np.ndarray], Dict[str, Any]]]:
     """Reads a file written by :func:`save`: ``{path: array}`` (and the metadata dict).
     A Fisher diagonal is an expectation of squared gradients: every value must be finite and
     ``>= 0``, else ``ValueError`` naming the file and the first offending variable."""

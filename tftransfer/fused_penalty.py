@@ -27,10 +27,15 @@ MARS-PGM, SPD) must be applied first: this mixin must be the outermost one, so t
 The config holds the penalised paths, never arrays: an optimizer rebuilt from its config needs
 ``optimizer.bind(plan)`` before training (building it unbound raises).
 """
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Union
+
 import keras
 from keras import ops
 
 from tftransfer.optimizer_wrappers import PerVariableUpdate, wrapped_class
+
+if TYPE_CHECKING:  # annotations only (penalty does not import this module at runtime)
+    from tftransfer.penalty import PenaltyPlan
 
 PREFIX = "FusedPenalty"
 
@@ -68,7 +73,7 @@ class _FusedPenaltyMixin(PerVariableUpdate):
         self._variable_penalties = []
         self._penalty_values = []
 
-    def bind(self, plan):
+    def bind(self, plan: Union["PenaltyPlan", Mapping[str, Any]]) -> keras.optimizers.Optimizer:
         """Sets the regularizers: a fused :class:`tftransfer.penalty.PenaltyPlan` or
         ``{path: regularizer}``; returns the optimizer."""
         by_path = dict(getattr(plan, "regularizers", plan))
@@ -109,7 +114,7 @@ class _FusedPenaltyMixin(PerVariableUpdate):
                         ops.cast(value, "float32"))
         return super().update_step(gradient, variable, learning_rate)
 
-    def penalty_value(self):
+    def penalty_value(self) -> Any:
         """The penalty at the weights before the last update (0 before the first)."""
         if not self._penalty_values:
             return ops.zeros((), "float32")
@@ -121,13 +126,14 @@ class _FusedPenaltyMixin(PerVariableUpdate):
         return config
 
 
-def fused_class(base):
+def fused_class(base: type) -> type:
     """The optimizer class ``FusedPenalty<Base>``: ``base`` plus the fused penalty.
     Registered as serialisable (package ``tftransfer``)."""
     return wrapped_class(_FusedPenaltyMixin, base, PREFIX, "a fused penalty")
 
 
-def fused_optimizer(optimizer, plan):
+def fused_optimizer(optimizer: keras.optimizers.Optimizer,
+                    plan: "PenaltyPlan") -> keras.optimizers.Optimizer:
     """A fresh optimizer with ``optimizer``'s class (wrappers included) and config that adds
     the penalty of ``plan`` (from ``penalize(..., path="fused")``) inside its step.
 
@@ -157,7 +163,7 @@ def fused_optimizer(optimizer, plan):
     return fused.bind(plan)
 
 
-def penalty_value(model_or_optimizer):
+def penalty_value(model_or_optimizer: Any) -> Optional[float]:
     """The fused penalty of the last step of ``model_or_optimizer`` (a model compiled with a
     fused optimizer, or the optimizer, loss-scaled or not) as a float, or None when its
     optimizer is not fused."""
@@ -178,10 +184,10 @@ class PenaltyLog(keras.callbacks.Callback):
         if value is not None and logs is not None:
             logs["penalty"] = value
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._log(logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
         self._log(logs)
 
 

@@ -31,7 +31,8 @@ import contextlib
 import dataclasses
 import json
 import warnings
-from typing import Dict, List, Optional
+from typing import (Any, ContextManager, Dict, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import keras
 import numpy as np
@@ -68,12 +69,12 @@ class PenaltyPlan:
     """``{variable.path: regularizer}``, the penalty of each variable (both paths)."""
 
 
-def all_layers(model):
+def all_layers(model: keras.Layer) -> List[keras.Layer]:
     """Every layer nested in ``model`` (depth first), the model itself excluded."""
     return list(model._flatten_layers(include_self=False, recursive=True))
 
 
-def kernel_variables(layer):
+def kernel_variables(layer: keras.Layer) -> List[Tuple[keras.Variable, Tuple[int, ...]]]:
     """``[(variable, group_axes)]`` for the kernels of ``layer`` (conv, depthwise, dense).
 
     ``group_axes`` are the axes summed inside one group of Group-Lasso-SP, so that a group is
@@ -107,7 +108,9 @@ def _penalised_variables(layer, all_trainable):
     return [(v, axes.get(id(v), regularizers.default_group_axes(len(v.shape)))) for v in own]
 
 
-def resolve_new_layers(model, new_layers, layers):
+def resolve_new_layers(model: keras.Model,
+                       new_layers: Sequence[Union[str, keras.Layer]],
+                       layers: Sequence[keras.Layer]) -> List[keras.Layer]:
     """The layers of ``new_layers`` (layer names or layers of ``model``) with all their
     sublayers, looked up among ``layers`` (``all_layers(model)``).
 
@@ -148,7 +151,8 @@ def _config_slot(layer, variable):
     return None
 
 
-def attach(layer, variable, regularizer):
+def attach(layer: keras.Layer, variable: keras.Variable,
+           regularizer: keras.regularizers.Regularizer) -> bool:
     """Sets ``regularizer`` on ``variable`` (so that it enters ``model.losses``) and in the
     attribute of ``layer``'s config that saves it (``kernel_regularizer`` ...), so that a
     saved model rebuilds it; returns True if the config holds it."""
@@ -213,8 +217,11 @@ def _check_fisher(scheme, fisher, variables):
     return {v.path: fisher[v.path] for v in variables}
 
 
-def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] = None,
-             epsilon=regularizers.DEFAULT_EPSILON, penalize_all_trainable=False, path="loss"):
+def penalize(model: keras.Model, scheme: str, alpha: float, beta: float,
+             new_layers: Union[str, keras.Layer, Sequence[Union[str, keras.Layer]]] = (),
+             fisher: Optional[Mapping[str, Any]] = None,
+             epsilon: float = regularizers.DEFAULT_EPSILON,
+             penalize_all_trainable: bool = False, path: str = "loss") -> PenaltyPlan:
     """Attaches ``scheme`` (strength ``alpha``) to the inherited weights of ``model`` and
     L2(``beta``) to ``new_layers``; returns a :class:`PenaltyPlan`.
 
@@ -303,7 +310,7 @@ def penalize(model, scheme, alpha, beta, new_layers=(), fisher: Optional[Dict] =
                        {p: r for p, (_, _, r) in by_path.items()})
 
 
-def scope(model):
+def scope(model: keras.Model) -> ContextManager:
     """A context manager: the scope of ``model``'s ``tf.distribute`` strategy on TensorFlow
     (the driver's strategies), so that variables made in it (copies of ``W0``, frozen
     networks) are mirrored like the model's; a no-op context elsewhere."""
@@ -311,7 +318,7 @@ def scope(model):
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
-def starting_point(model):
+def starting_point(model: keras.Model) -> Optional[StartingPoint]:
     """The :class:`StartingPoint` of ``model``'s penalty: the one :func:`penalize` attached,
     else (a model reloaded from a ``.keras`` file) one around the ``w0`` of its bound "-SP"
     regularizers, kept on the model; None when the model has no penalty."""

@@ -52,6 +52,7 @@ so the reloaded model has the same ``sum(model.losses)``.
 """
 import math
 import warnings
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -75,7 +76,7 @@ LOST_ON_LOAD = (
     "(the file holds the fine-tuned weights and the starting point).")
 
 
-def check_strength(value, name="alpha"):
+def check_strength(value: Any, name: str = "alpha") -> float:
     """Returns ``value`` as a float; raises ValueError unless it is finite and >= 0."""
     try:
         value = float(value)
@@ -110,22 +111,22 @@ class L2(keras.regularizers.Regularizer):
     equals Keras' ``L2(alpha / 2)``.
     """
 
-    def __init__(self, alpha=0.01):
+    def __init__(self, alpha: float = 0.01) -> None:
         self.alpha = check_strength(alpha)
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         return self.alpha * _half_sum_of_squares(x)
 
-    def gradient(self, x):
+    def gradient(self, x: Any) -> Any:
         """``alpha * w``."""
         return self.alpha * ops.convert_to_tensor(x)
 
-    def value_and_gradient(self, x):
+    def value_and_gradient(self, x: Any) -> Tuple[Any, Any]:
         """``(alpha/2 * sum(w**2), alpha * w)``."""
         x = ops.convert_to_tensor(x)
         return self.alpha * _half_sum_of_squares(x), self.alpha * x
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         return {"alpha": self.alpha}
 
 
@@ -141,14 +142,14 @@ class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
 
     uses_fisher = False
 
-    def __init__(self, alpha, reference=None, fisher=None):
+    def __init__(self, alpha: float, reference: Any = None, fisher: Any = None) -> None:
         self.alpha = check_strength(alpha)
         self.reference = None
         self.fisher = None
         if reference is not None or fisher is not None:
             self.bind(reference, fisher)
 
-    def bind(self, reference, fisher=None):
+    def bind(self, reference: Any, fisher: Any = None) -> "AnchoredRegularizer":
         """Sets the starting point ``reference`` (and ``fisher`` for the Fisher variants)."""
         if reference is None:
             raise ValueError(f"{type(self).__name__} needs a reference (the starting-point "
@@ -166,7 +167,7 @@ class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
         return self
 
     @property
-    def bound(self):
+    def bound(self) -> bool:
         """Whether the starting point (and ``fisher``) are set."""
         return self.reference is not None
 
@@ -196,16 +197,16 @@ class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
             return deviation
         return ops.cast(self.fisher, deviation.dtype) * deviation
 
-    def value_and_gradient(self, x):
+    def value_and_gradient(self, x: Any) -> Tuple[Any, Any]:
         """``(value, gradient)`` of the penalty at ``x`` (module docstring), from one
         ``w - w0``."""
         raise NotImplementedError
 
-    def gradient(self, x):
+    def gradient(self, x: Any) -> Any:
         """The closed-form gradient of the penalty at ``x`` (module docstring)."""
         return self.value_and_gradient(x)[1]
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         return {"alpha": self.alpha}
 
     # State in .keras files (keras.saving walks these objects from a layer's attributes).
@@ -215,7 +216,7 @@ class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
         # a regularizer has no saveable children, and a Loss is the nearest plain kind.
         return "Loss"
 
-    def save_own_variables(self, store):
+    def save_own_variables(self, store: Any) -> None:
         """Writes ``w0`` as ``store["0"]`` and ``F`` as ``store["1"]`` (when bound). Warns
         when the model's config does not carry this regularizer (``lost_on_load``, set by
         ``tftransfer.penalize``: models rebuilt from constructor arguments, e.g. KerasHub)."""
@@ -227,7 +228,7 @@ class AnchoredRegularizer(keras.regularizers.Regularizer, _Saveable):
         if self.fisher is not None:
             store["1"] = np.asarray(ops.convert_to_numpy(self.fisher))
 
-    def load_own_variables(self, store):
+    def load_own_variables(self, store: Any) -> None:
         """Binds to the stored ``w0`` (and ``F``): assigned into the bound variables if any,
         else into new non-trainable ``keras.Variable`` s. Warns when there is nothing to
         load and the regularizer stays unbound."""
@@ -264,17 +265,17 @@ class _SmoothedRegularizer(AnchoredRegularizer):
 class L2SP(AnchoredRegularizer):
     """L2-SP: ``alpha/2 * sum((w - w0)**2)``."""
 
-    def __init__(self, alpha=0.1, reference=None):
+    def __init__(self, alpha: float = 0.1, reference: Any = None) -> None:
         super().__init__(alpha, reference)
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         return self.alpha * _half_sum_of_squares(self._deviation(x))
 
-    def gradient(self, x):
+    def gradient(self, x: Any) -> Any:
         """``alpha * (w - w0)``."""
         return self.alpha * self._deviation(x)
 
-    def value_and_gradient(self, x):
+    def value_and_gradient(self, x: Any) -> Tuple[Any, Any]:
         """``(alpha/2 * sum(d**2), alpha * d)``, ``d = w - w0``."""
         deviation = self._deviation(x)
         return self.alpha * _half_sum_of_squares(deviation), self.alpha * deviation
@@ -286,13 +287,13 @@ class L2SPFisher(AnchoredRegularizer):
 
     uses_fisher = True
 
-    def __init__(self, alpha=0.1, reference=None, fisher=None):
+    def __init__(self, alpha: float = 0.1, reference: Any = None, fisher: Any = None) -> None:
         super().__init__(alpha, reference, fisher)
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         return self.alpha * 0.5 * ops.sum(self._squared_deviation(x))
 
-    def value_and_gradient(self, x):
+    def value_and_gradient(self, x: Any) -> Tuple[Any, Any]:
         """``(alpha/2 * sum(F * d**2), alpha * F * d)``, ``d = w - w0``."""
         deviation = self._deviation(x)
         weighted = self._weighted(deviation)
@@ -303,20 +304,21 @@ class L2SPFisher(AnchoredRegularizer):
 class L1SP(_SmoothedRegularizer):
     """L1-SP, smoothed: ``alpha * sum(sqrt((w - w0)**2 + epsilon))``."""
 
-    def __init__(self, alpha=0.1, reference=None, epsilon=DEFAULT_EPSILON):
+    def __init__(self, alpha: float = 0.1, reference: Any = None,
+                 epsilon: float = DEFAULT_EPSILON) -> None:
         super().__init__(alpha, reference, None, epsilon)
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         return self.alpha * ops.sum(ops.sqrt(self._squared_deviation(x) + self.epsilon))
 
-    def value_and_gradient(self, x):
+    def value_and_gradient(self, x: Any) -> Tuple[Any, Any]:
         """``(alpha * sum(r), alpha * d / r)``, ``d = w - w0``, ``r = sqrt(d**2 + epsilon)``."""
         deviation = self._deviation(x)
         root = ops.sqrt(ops.square(deviation) + self.epsilon)
         return self.alpha * ops.sum(root), self.alpha * deviation / root
 
 
-def default_group_axes(rank):
+def default_group_axes(rank: int) -> Tuple[int, ...]:
     """Axes summed within a group: all but the last (output) axis of a kernel."""
     return tuple(range(rank - 1))
 
@@ -363,7 +365,9 @@ class GroupLassoSP(_GroupNorm):
     depthwise kernel (kh, kw, c_in, multiplier) pass ``(0, 1)``.
     """
 
-    def __init__(self, alpha=0.1, reference=None, epsilon=DEFAULT_EPSILON, group_axes=None):
+    def __init__(self, alpha: float = 0.1, reference: Any = None,
+                 epsilon: float = DEFAULT_EPSILON,
+                 group_axes: Optional[Sequence[int]] = None) -> None:
         super().__init__(alpha, reference, None, epsilon, group_axes)
 
 
@@ -373,6 +377,7 @@ class GroupLassoSPFisher(_GroupNorm):
 
     uses_fisher = True
 
-    def __init__(self, alpha=0.1, reference=None, fisher=None, epsilon=DEFAULT_EPSILON,
-                 group_axes=None):
+    def __init__(self, alpha: float = 0.1, reference: Any = None, fisher: Any = None,
+                 epsilon: float = DEFAULT_EPSILON,
+                 group_axes: Optional[Sequence[int]] = None) -> None:
         super().__init__(alpha, reference, fisher, epsilon, group_axes)

@@ -11,12 +11,15 @@ variables.
 
     d(W) = ||W - W0||_F / sqrt(n)      (n: number of entries of W)
 """
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
 import keras
 import numpy as np
 from keras import ops
 
 
-def select_variables(model, paths=None, kernels_only=False):
+def select_variables(model: keras.Model, paths: Optional[Sequence[str]] = None,
+                     kernels_only: bool = False) -> List[keras.Variable]:
     """``model``'s trainable variables named in ``paths`` (default: all of them, or every
     ``.../kernel`` with ``kernels_only``), in the model's order of ``paths``.
 
@@ -57,7 +60,8 @@ class StartingPoint(_checkpointable_base()):
     regularizers (:mod:`tftransfer.regularizers`), not with this object.
     """
 
-    def __init__(self, variables, fisher=None, name="starting_point"):
+    def __init__(self, variables: Sequence[keras.Variable],
+                 fisher: Optional[Mapping[str, Any]] = None, name: str = "starting_point") -> None:
         if _checkpointable_base() is object:
             self._name = name
         else:
@@ -75,7 +79,9 @@ class StartingPoint(_checkpointable_base()):
                        for path, value in (fisher or {}).items()}
 
     @classmethod
-    def of(cls, references, fisher=None, name="starting_point"):
+    def of(cls, references: Mapping[str, keras.Variable],
+           fisher: Optional[Mapping[str, keras.Variable]] = None,
+           name: str = "starting_point") -> "StartingPoint":
         """A starting point around existing variables ``{path: keras.Variable}`` (shared,
         not copied): how a model reloaded from a ``.keras`` file gets its own back."""
         start = cls([], name=name)
@@ -84,15 +90,16 @@ class StartingPoint(_checkpointable_base()):
         return start
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._name
 
-    def covers(self, variables):
+    def covers(self, variables: Sequence[keras.Variable]) -> bool:
         """Whether every variable of ``variables`` has its ``W0`` here."""
         return all(v.path in self.references for v in variables)
 
 
-def deviation(variables, reference):
+def deviation(variables: Sequence[keras.Variable],
+              reference: Union["StartingPoint", Mapping[str, Any]]) -> Dict[str, float]:
     """``{path: ||W - W0||_F / sqrt(n)}``; ``reference`` maps each path to ``W0`` (an array,
     a variable, or a :class:`StartingPoint`). Computed in float64."""
     if isinstance(reference, StartingPoint):

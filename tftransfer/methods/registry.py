@@ -12,7 +12,7 @@ imported (``tftransfer.methods`` imports them all), so adding a method is one mo
 - ``procedure``: phases around training (LP-FT, WiSE-FT).
 """
 import dataclasses
-from typing import Dict
+from typing import Dict, List
 
 KINDS = ("weight_penalty", "loss", "optimizer", "layer", "procedure")
 
@@ -36,7 +36,7 @@ class MethodSpec:
 _REGISTRY = {}
 
 
-def register(spec):
+def register(spec: MethodSpec) -> MethodSpec:
     """Adds ``spec`` (a :class:`MethodSpec`) under its name; returns it."""
     if spec.name in _REGISTRY and _REGISTRY[spec.name] != spec:
         raise ValueError(f"a method named {spec.name!r} is already registered.")
@@ -44,13 +44,13 @@ def register(spec):
     return spec
 
 
-def get(name):
+def get(name: str) -> MethodSpec:
     """The :class:`MethodSpec` called ``name``; ValueError listing the known names."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; the methods are {names()}.")
     return _REGISTRY[name]
 
 
-def names():
+def names() -> List[str]:
     """The registered method names, sorted."""
     return sorted(_REGISTRY)

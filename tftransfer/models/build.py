@@ -33,7 +33,7 @@ import numbers
 import os
 import shutil
 import tempfile
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
 
@@ -78,23 +78,23 @@ class TransferModel:
     weights: Optional[str]
 
     @property
-    def inherited_layers(self):
+    def inherited_layers(self) -> List[str]:
         """Names of the layers with weights taken from the source network."""
         new = set(self.new_layers)
         return [layer.name for layer in self.model.layers if layer.weights and
                 layer.name not in new]
 
-    def features(self):
+    def features(self) -> Any:
         """The tensor fed to the classifier (penultimate features, after any dropout)."""
         return self.model.get_layer(HEAD).input
 
-    def feature_model(self):
+    def feature_model(self) -> keras.Model:
         """``keras.Model``: images -> globally pooled features (``avg_pool``), sharing the
         target model's layers."""
         return keras.Model(self.model.input, self.model.get_layer(FEATURES).output,
                            name=self.model.name + "_features")
 
-    def source_model(self):
+    def source_model(self) -> keras.Model:
         """``keras.Model``: images -> source-task logits, the target model's (possibly
         fine-tuned) backbone followed by the kept source classifier."""
         if self.source_head is None:
@@ -103,21 +103,24 @@ class TransferModel:
         return keras.Model(self.model.input, self.source_head(self.features()),
                            name=self.model.name + "_source")
 
-    def preprocess(self, images, mean=None):
+    def preprocess(self, images: Any, mean: Optional[Sequence[float]] = None) -> Any:
         """``preprocessing.preprocess(images, self.preprocessing, mean)``: RGB in [0, 255]
         -> network input; ``mean`` is the target-training-set RGB mean, if used."""
         return preprocessing_lib.preprocess(images, self.preprocessing, mean)
 
-    def penalize(self, scheme, alpha, beta, **kwargs):
+    def penalize(self, scheme: str, alpha: float, beta: float, **kwargs: Any) -> Any:
         """``tftransfer.penalize(self.model, scheme, alpha, beta, new_layers=self.new_layers,
         **kwargs)``."""
         from tftransfer.penalty import penalize
         return penalize(self.model, scheme, alpha, beta, new_layers=self.new_layers, **kwargs)
 
 
-def build(arch, num_classes, source, weights=None, input_shape=(224, 224, 3), head_init="he",
-          layout=None, source_classes=None, preprocessing=None, seed=None, cache_dir=None,
-          arch_kwargs=None, name=None):
+def build(arch: str, num_classes: int, source: str, weights: Optional[str] = None,
+          input_shape: Sequence[int] = (224, 224, 3), head_init: str = "he",
+          layout: Optional[str] = None, source_classes: Optional[int] = None,
+          preprocessing: Optional[str] = None, seed: Optional[int] = None,
+          cache_dir: Optional[str] = None, arch_kwargs: Optional[Dict[str, Any]] = None,
+          name: Optional[str] = None) -> TransferModel:
     """Builds the target model of ``arch`` for ``num_classes`` classes from ``source``.
 
     Args:
@@ -197,7 +200,7 @@ def _check_args(arch, num_classes, source, weights, head_init, source_classes):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
 
 
-def resolve_layout(arch, layout):
+def resolve_layout(arch: str, layout: Optional[str]) -> str:
     """The layout of ``arch`` that ``layout`` (None: the default) designates; ValueError
     for a layout ``arch`` does not have."""
     if arch in _RESNET_DEPTH:
@@ -211,7 +214,8 @@ def resolve_layout(arch, layout):
     return "native"
 
 
-def source_network(arch, layout, input_shape, classes, arch_kwargs=None):
+def source_network(arch: str, layout: str, input_shape: Tuple[int, ...], classes: int,
+                   arch_kwargs: Optional[Dict[str, Any]] = None) -> Tuple[keras.Model, str]:
     """The source architecture with its classifier ``predictions`` (random weights, nothing
     loaded) and the preprocessing mode of its pretrained weights. ``layout``: as
     :func:`resolve_layout` returns it. Built inside ``keras.StatelessScope``, its variables
@@ -257,7 +261,7 @@ def _md5(path):
     return digest.hexdigest()
 
 
-def keras_resnet_imagenet_weights(arch, cache_dir=None):
+def keras_resnet_imagenet_weights(arch: str, cache_dir: Optional[str] = None) -> str:
     """Path of the keras.applications ImageNet weights of ``arch`` (with the classifier),
     downloaded on first use to ``<cache_dir>/models``. The download goes to a temporary
     directory and is moved into the cache only once its MD5 sum checks out."""
@@ -302,7 +306,7 @@ def _load(model, path, arch, layout, source_classes):
         "to the width of that classifier.")
 
 
-def copy_head(layer, features_dim):
+def copy_head(layer: keras.layers.Dense, features_dim: int) -> keras.layers.Dense:
     """A logits ``Dense`` named ``source_predictions`` with the weights of ``layer``."""
     head = keras.layers.Dense(layer.units, name=SOURCE_HEAD)
     head.build((None, features_dim))

@@ -16,9 +16,14 @@ The source classifier (``predictions``) is converted too, sized from the checkpo
 networks themselves and the file-level conversion of a named architecture are in
 :mod:`tftransfer.models.pretrained` (models build on weights, never the reverse).
 """
+from typing import TYPE_CHECKING, Dict, Mapping
+
 import numpy as np
 
 from tftransfer.weights import layouts
+
+if TYPE_CHECKING:  # annotations only: the weights package does not need Keras to import
+    import keras
 
 
 def _conv_kernel(w, shape):
@@ -57,7 +62,8 @@ WEIGHTS = {
 }
 IGNORED_SUFFIXES = (".num_batches_tracked",)
 
-def torch_weights_for(model, state_dict, layout):
+def torch_weights_for(model: "keras.Model", state_dict: Mapping[str, np.ndarray],
+                      layout: Mapping) -> Dict[str, np.ndarray]:
     """Returns ``{variable.path: array}`` for every variable of ``model`` from ``state_dict``.
 
     Raises:
@@ -94,7 +100,8 @@ def torch_weights_for(model, state_dict, layout):
     return values
 
 
-def load_torch_weights(model, state_dict, layout):
+def load_torch_weights(model: "keras.Model", state_dict: Mapping[str, np.ndarray],
+                       layout: Mapping) -> None:
     """Assigns ``state_dict`` (PyTorch names -> arrays) to ``model``; all or nothing."""
     values = torch_weights_for(model, state_dict, layout)
     for variable in model.weights:

@@ -43,6 +43,7 @@ import reprlib
 import struct
 import zipfile
 import zlib
+from typing import Any, Dict, Optional
 
 import ml_dtypes
 import numpy as np
@@ -509,7 +510,7 @@ def _description(error):
     return f"{type(error).__name__}: {_short_repr.repr(message)[1:-1]}"
 
 
-def read_checkpoint(path, *, max_bytes=None):
+def read_checkpoint(path: "os.PathLike | str", *, max_bytes: Optional[int] = None) -> Any:
     """Returns the object ``torch.save`` wrote to ``path``, with tensors as NumPy arrays.
 
     Args:
@@ -547,7 +548,8 @@ def read_checkpoint(path, *, max_bytes=None):
             "was not written by torch.save.") from error
 
 
-def read_state_dict(path, *, max_bytes=None):
+def read_state_dict(path: "os.PathLike | str", *,
+                    max_bytes: Optional[int] = None) -> Dict[str, np.ndarray]:
     """Reads a state dict: ``OrderedDict`` of parameter name -> ``np.ndarray``.
 
     Unwraps a ``{"state_dict": ...}`` training checkpoint and strips the ``module.`` prefix

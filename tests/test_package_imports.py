@@ -1,0 +1,157 @@
+"""``import tftransfer``: every advertised name resolves lazily, and the import itself stays
+light (no Keras, TensorFlow or optional extra until a name needs them)."""
+import importlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import types
+
+import tensorflow as tf
+
+import tftransfer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Imported by `import tftransfer` alone: none of these (the extras, and the core's own
+# Keras / TensorFlow, which load with the first core name).
+HEAVY = ("keras", "tensorflow", "jax", "torch", "numpy", "pandas", "matplotlib", "scipy",
+         "tensorflow_datasets", "absl", "sklearn", "PIL", "tensorboard")
+
+
+def imported_after(code):
+    """The modules of :data:`HEAVY` and ``tftransfer.*`` loaded by running ``code`` in a
+    fresh interpreter (this checkout first on the path)."""
+    probe = (f"{code}\nimport sys, json\n"
+             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+             f"{HEAVY!r} and '.' not in m or m.startswith('tftransfer'))))")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=300)
+    if result.returncode != 0:
+        raise AssertionError(f"{code!r} failed:\n{result.stderr[-3000:]}")
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+# The public API whose functions and methods carry argument and return annotations.
+ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizers",
+                     "tftransfer.fused_penalty", "tftransfer.fisher", "tftransfer.variables",
+                     "tftransfer.batching", "tftransfer.models.build",
+                     "tftransfer.methods.registry", "tftransfer.weights.convert",
+                     "tftransfer.weights.torch_checkpoint")
+# Classes whose public methods are protocol hooks of their base (pickle's unpickler).
+UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
+
+
+def public_callables(module):
+    """``(qualified name, function)`` of the public functions of ``module`` and of the
+    public methods (``__init__`` and ``__call__`` included) of its public classes, those it
+    defines itself."""
+    found = []
+    for name, obj in vars(module).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        if inspect.isfunction(obj):
+            found.append((name, obj))
+        elif inspect.isclass(obj) and name not in UNANNOTATED_CLASSES:
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") and attr not in ("__init__", "__call__"):
+                    continue
+                if isinstance(member, (classmethod, staticmethod)):
+                    member = member.__func__
+                if isinstance(member, property):
+                    member = member.fget
+                if inspect.isfunction(member) and member.__module__ == module.__name__:
+                    found.append((f"{name}.{attr}", member))
+    return found
+
+
+def missing_annotations(function):
+    """What of ``function``'s signature is not annotated (its return, its arguments)."""
+    signature = inspect.signature(function)
+    missing = [] if signature.return_annotation is not inspect.Signature.empty else ["return"]
+    return missing + [p.name for p in signature.parameters.values()
+                      if p.annotation is inspect.Parameter.empty
+                      and p.name not in ("self", "cls")]
+
+
+class PackageImportsTest(tf.test.TestCase):
+
+    def test_public_api_is_annotated(self):
+        unannotated = {}
+        for module_name in ANNOTATED_MODULES:
+            module = importlib.import_module(module_name)
+            for name, function in public_callables(module):
+                missing = missing_annotations(function)
+                if missing:
+                    unannotated[f"{module_name}.{name}"] = missing
+        self.assertEqual(unannotated, {})
+
+    def test_the_annotation_check_can_fail(self):
+        def unannotated(x, y: int = 0):
+            return x
+        self.assertEqual(missing_annotations(unannotated), ["return", "x"])
+        checked = dict(public_callables(importlib.import_module("tftransfer.penalty")))
+        self.assertIn("penalize", checked)
+        self.assertIn("PenaltyPlan.__init__", checked)
+
+    def test_py_typed_is_shipped(self):
+        self.assertTrue(os.path.isfile(os.path.join(ROOT, "tftransfer", "py.typed")))
+        with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as f:
+            self.assertIn('"py.typed"', f.read())
+
+    def test_every_advertised_name_resolves(self):
+        for name in tftransfer.__all__:
+            with self.subTest(name=name):
+                value = getattr(tftransfer, name)
+                if name in tftransfer.SUBMODULES:
+                    self.assertIsInstance(value, types.ModuleType)
+                    self.assertEqual(value.__name__, f"tftransfer.{name}")
+                else:
+                    self.assertEqual(value, getattr(sys.modules[tftransfer._CORE[name]], name))
+
+    def test_core_names_are_the_defining_modules_objects(self):
+        from tftransfer import fused_penalty, penalty, variables
+        self.assertIs(tftransfer.penalize, penalty.penalize)
+        self.assertIs(tftransfer.SCHEMES, penalty.SCHEMES)
+        self.assertIs(tftransfer.StartingPoint, variables.StartingPoint)
+        self.assertIs(tftransfer.fused_optimizer, fused_penalty.fused_optimizer)
+
+    def test_dir_lists_the_subpackages(self):
+        listed = dir(tftransfer)
+        for name in ("models", "weights", "data", "training", "analysis", "methods",
+                     "segmentation", "fisher", "regularizers", "penalize", "__version__"):
+            self.assertIn(name, listed)
+
+    def test_unknown_attribute_raises_attribute_error(self):
+        with self.assertRaisesRegex(AttributeError, "no attribute 'modles'.*models"):
+            tftransfer.modles  # noqa: B018
+
+    def test_models_build_after_plain_import(self):
+        """The issue's failure: ``tftransfer.models.build`` right after ``import tftransfer``."""
+        loaded = imported_after(
+            "import tftransfer\n"
+            "tm = tftransfer.models.build('small_resnet', 3, 'none', input_shape=(16, 16, 1),\n"
+            "                             arch_kwargs={'widths': (4,), 'blocks_per_stage': 1})\n"
+            "assert tm.model.output.shape[-1] == 3")
+        self.assertIn("tftransfer.models.build", loaded)
+
+    def test_import_tftransfer_is_light(self):
+        loaded = imported_after("import tftransfer")
+        self.assertEqual(loaded & set(HEAVY), set())
+        self.assertEqual(loaded, {"tftransfer"})
+
+    def test_core_name_loads_no_extra(self):
+        """The first core name loads Keras, but none of tftransfer's optional subpackages
+        (tftransfer.data, .analysis, .training: the extras)."""
+        loaded = imported_after("import tftransfer\ntftransfer.penalize")
+        self.assertIn("keras", loaded)
+        self.assertIn("tftransfer.penalty", loaded)
+        for extra in ("tftransfer.data", "tftransfer.analysis", "tftransfer.training",
+                      "tensorflow_datasets"):
+            self.assertNotIn(extra, loaded)
+
+
+if __name__ == "__main__":
+    tf.test.main()
