@@ -23,10 +23,10 @@ SETUP := setup.py tftransfer/extras.py
 INSTALL = flock $(LOCK) sh -c '[ "$@" -nt setup.py ] && [ "$@" -nt tftransfer/extras.py ] || { \
 	  [ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
 	  [ -f $(VENV)/.pip-upgraded ] || { $(PY) -m pip install --quiet --upgrade pip && touch $(VENV)/.pip-upgraded; }; \
-	  $(3) $(PY) -m pip install --quiet -e "$(1)" && touch $@ $(2); }'
+	  $(3) $(PY) -m pip install --quiet --no-compile -e "$(1)" && touch $@ $(2); }'
 # torch alone (--no-deps; the test extra's install then keeps it and adds its dependencies):
 # a wheel pip finds offline (its find-links) first, else the CPU index.
-TORCH_FIRST = $(if $(TORCH_INDEX),{ $(PY) -m pip install --quiet --no-deps --no-index "$(TORCH_PIN)" 2>/dev/null || $(PY) -m pip install --quiet --no-deps --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)"; } &&)
+TORCH_FIRST = $(if $(TORCH_INDEX),{ $(PY) -m pip install --quiet --no-compile --no-deps --no-index "$(TORCH_PIN)" 2>/dev/null || $(PY) -m pip install --quiet --no-compile --no-deps --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)"; } &&)
 
 # Stamps re-run the install only when setup.py or the extras change. The demo needs the
 # driver and the datasets extras, the study every extra, the tests every extra and the test
@@ -77,7 +77,7 @@ BACKEND_TESTS := tests/test_regularizers.py tests/test_penalize.py tests/test_ke
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests  # two workers, a test file each (pytest-xdist)
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25 tests  # two workers, a test class each (pytest-xdist)
 	@for b in jax torch; do \
 	  if $(PY) -c "import $$b" 2>/dev/null; then \
 	    echo "KERAS_BACKEND=$$b: $(BACKEND_TESTS)"; \
