@@ -83,7 +83,10 @@ def parse_args(argv=None):
     parser.add_argument("directories", nargs="+",
                         help="runs folders searched for results.json (or summary.csv), or "
                         "summary.csv files")
-    parser.add_argument("--format", choices=("markdown", "csv", "both"), default="both")
+    parser.add_argument("--format", choices=("markdown", "csv", "both"), default="markdown",
+                        help="what is printed: Markdown tables (default), their CSV form "
+                        "(every number and the whole configuration), or both; --out_dir "
+                        "writes both forms")
     parser.add_argument("--out_dir", help="also write every table as .md and .csv here")
     parser.add_argument("--tables", default=",".join(TABLES),
                         help=f"comma-separated tables to print, of {','.join(TABLES)}")
