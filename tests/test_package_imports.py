@@ -39,7 +39,12 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.fused_penalty", "tftransfer.fisher", "tftransfer.variables",
                      "tftransfer.batching", "tftransfer.models.build",
                      "tftransfer.methods.registry", "tftransfer.weights.convert",
-                     "tftransfer.weights.torch_checkpoint")
+                     "tftransfer.weights.torch_checkpoint", "tftransfer.analysis.cli",
+                     "tftransfer.analysis.deviation", "tftransfer.analysis.fisher_stats",
+                     "tftransfer.analysis.gradients", "tftransfer.analysis.landscape",
+                     "tftransfer.analysis.plots", "tftransfer.analysis.r2",
+                     "tftransfer.analysis.source_task", "tftransfer.analysis.spectrum",
+                     "tftransfer.analysis.style", "tftransfer.analysis.weight_map")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 
