@@ -44,7 +44,14 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.analysis.gradients", "tftransfer.analysis.landscape",
                      "tftransfer.analysis.plots", "tftransfer.analysis.r2",
                      "tftransfer.analysis.source_task", "tftransfer.analysis.spectrum",
-                     "tftransfer.analysis.style", "tftransfer.analysis.weight_map")
+                     "tftransfer.analysis.style", "tftransfer.analysis.weight_map",
+                     "tftransfer.methods.bss", "tftransfer.methods.co_tuning",
+                     "tftransfer.methods.delta",
+                     "tftransfer.methods.group_lasso_sp_layer",
+                     "tftransfer.methods.l2_sp_k", "tftransfer.methods.loss_terms",
+                     "tftransfer.methods.lp_ft", "tftransfer.methods.lwf",
+                     "tftransfer.methods.mars_pgm", "tftransfer.methods.spd",
+                     "tftransfer.methods.stochnorm", "tftransfer.methods.wise_ft")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 
