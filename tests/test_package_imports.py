@@ -51,7 +51,15 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.methods.l2_sp_k", "tftransfer.methods.loss_terms",
                      "tftransfer.methods.lp_ft", "tftransfer.methods.lwf",
                      "tftransfer.methods.mars_pgm", "tftransfer.methods.spd",
-                     "tftransfer.methods.stochnorm", "tftransfer.methods.wise_ft")
+                     "tftransfer.methods.stochnorm", "tftransfer.methods.wise_ft",
+                     "tftransfer.models.batch_norm", "tftransfer.models.dilated_resnet",
+                     "tftransfer.models.efficientnet_lite",
+                     "tftransfer.models.feature_extraction", "tftransfer.models.freezing",
+                     "tftransfer.models.kerashub", "tftransfer.models.layers",
+                     "tftransfer.models.lr_multipliers", "tftransfer.models.preprocessing",
+                     "tftransfer.models.pretrained", "tftransfer.models.resnet_torch",
+                     "tftransfer.models.small_resnet", "tftransfer.models.units",
+                     "tftransfer.models.weights_file")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 
