@@ -59,7 +59,8 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.models.lr_multipliers", "tftransfer.models.preprocessing",
                      "tftransfer.models.pretrained", "tftransfer.models.resnet_torch",
                      "tftransfer.models.small_resnet", "tftransfer.models.units",
-                     "tftransfer.models.weights_file")
+                     "tftransfer.models.weights_file",
+                     "tftransfer.models.segmentation", "tftransfer.models.segmentation_heads")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 
