@@ -60,7 +60,10 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.models.pretrained", "tftransfer.models.resnet_torch",
                      "tftransfer.models.small_resnet", "tftransfer.models.units",
                      "tftransfer.models.weights_file",
-                     "tftransfer.models.segmentation", "tftransfer.models.segmentation_heads")
+                     "tftransfer.models.segmentation", "tftransfer.models.segmentation_heads",
+                     "tftransfer.segmentation.inference", "tftransfer.segmentation.metrics",
+                     "tftransfer.segmentation.schedules", "tftransfer.weights.layouts",
+                     "tftransfer.io_utils", "tftransfer.optimizer_wrappers")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 

@@ -10,6 +10,8 @@ class :func:`wrapped_class` makes (``<Prefix><Base>``, registered as serialisabl
 backend updates all variables of SGD, Adam, ... at once (``_parallel_update_step``) and
 never calls ``update_step``, so there the mixin runs the per-variable path itself.
 """
+from typing import Any
+
 import keras
 
 
@@ -30,7 +32,8 @@ class PerVariableUpdate:
 _CLASSES = {}
 
 
-def wrapped_class(mixin, base, prefix, what):
+def wrapped_class(mixin: type, base: type[keras.optimizers.Optimizer], prefix: str,
+                  what: str) -> type[keras.optimizers.Optimizer]:
     """The optimizer class ``<prefix><Base>`` = ``mixin`` (a :class:`PerVariableUpdate`)
     over ``base`` (a ``keras.optimizers.Optimizer`` subclass), made once and registered as
     serialisable (package ``tftransfer``). ``what`` says what the mixin adds, for the error
