@@ -63,7 +63,8 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.models.segmentation", "tftransfer.models.segmentation_heads",
                      "tftransfer.segmentation.inference", "tftransfer.segmentation.metrics",
                      "tftransfer.segmentation.schedules", "tftransfer.weights.layouts",
-                     "tftransfer.io_utils", "tftransfer.optimizer_wrappers")
+                     "tftransfer.io_utils", "tftransfer.optimizer_wrappers",
+                     "tftransfer.extras", "tftransfer.train")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 
