@@ -10,8 +10,6 @@ class :func:`wrapped_class` makes (``<Prefix><Base>``, registered as serialisabl
 backend updates all variables of SGD, Adam, ... at once (``_parallel_update_step``) and
 never calls ``update_step``, so there the mixin runs the per-variable path itself.
 """
-from typing import Any
-
 import keras
 
 
