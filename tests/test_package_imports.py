@@ -39,7 +39,32 @@ ANNOTATED_MODULES = ("tftransfer", "tftransfer.penalty", "tftransfer.regularizer
                      "tftransfer.fused_penalty", "tftransfer.fisher", "tftransfer.variables",
                      "tftransfer.batching", "tftransfer.models.build",
                      "tftransfer.methods.registry", "tftransfer.weights.convert",
-                     "tftransfer.weights.torch_checkpoint")
+                     "tftransfer.weights.torch_checkpoint", "tftransfer.analysis.cli",
+                     "tftransfer.analysis.deviation", "tftransfer.analysis.fisher_stats",
+                     "tftransfer.analysis.gradients", "tftransfer.analysis.landscape",
+                     "tftransfer.analysis.plots", "tftransfer.analysis.r2",
+                     "tftransfer.analysis.source_task", "tftransfer.analysis.spectrum",
+                     "tftransfer.analysis.style", "tftransfer.analysis.weight_map",
+                     "tftransfer.methods.bss", "tftransfer.methods.co_tuning",
+                     "tftransfer.methods.delta",
+                     "tftransfer.methods.group_lasso_sp_layer",
+                     "tftransfer.methods.l2_sp_k", "tftransfer.methods.loss_terms",
+                     "tftransfer.methods.lp_ft", "tftransfer.methods.lwf",
+                     "tftransfer.methods.mars_pgm", "tftransfer.methods.spd",
+                     "tftransfer.methods.stochnorm", "tftransfer.methods.wise_ft",
+                     "tftransfer.models.batch_norm", "tftransfer.models.dilated_resnet",
+                     "tftransfer.models.efficientnet_lite",
+                     "tftransfer.models.feature_extraction", "tftransfer.models.freezing",
+                     "tftransfer.models.kerashub", "tftransfer.models.layers",
+                     "tftransfer.models.lr_multipliers", "tftransfer.models.preprocessing",
+                     "tftransfer.models.pretrained", "tftransfer.models.resnet_torch",
+                     "tftransfer.models.small_resnet", "tftransfer.models.units",
+                     "tftransfer.models.weights_file",
+                     "tftransfer.models.segmentation", "tftransfer.models.segmentation_heads",
+                     "tftransfer.segmentation.inference", "tftransfer.segmentation.metrics",
+                     "tftransfer.segmentation.schedules", "tftransfer.weights.layouts",
+                     "tftransfer.io_utils", "tftransfer.optimizer_wrappers",
+                     "tftransfer.extras", "tftransfer.train")
 # Classes whose public methods are protocol hooks of their base (pickle's unpickler).
 UNANNOTATED_CLASSES = ("RestrictedUnpickler",)
 

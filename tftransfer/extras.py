@@ -42,7 +42,7 @@ EXTRAS = {
 AGGREGATES = ("all", "test")  # extras made of the others: their hint names no package list
 
 
-def install_hint(extra):
+def install_hint(extra: str) -> str:
     """How to install the extra ``extra``: from an index, from a checkout of the repository,
     and (but for :data:`AGGREGATES`) its packages alone, which works in either.
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import tempfile
+from typing import Any, Iterator
 
 
 def _umask():
@@ -18,7 +19,7 @@ def _umask():
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: str) -> Iterator[str]:
     """Yields a temporary path next to ``path``; renames it to ``path`` on success."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -34,13 +35,13 @@ def atomic_path(path):
             os.remove(tmp)
 
 
-def atomic_write_text(path, text):
+def atomic_write_text(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
 
 
-def atomic_write_json(path, obj):
+def atomic_write_json(path: str, obj: Any) -> None:
     """Writes ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

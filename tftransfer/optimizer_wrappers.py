@@ -30,7 +30,8 @@ class PerVariableUpdate:
 _CLASSES = {}
 
 
-def wrapped_class(mixin, base, prefix, what):
+def wrapped_class(mixin: type, base: type[keras.optimizers.Optimizer], prefix: str,
+                  what: str) -> type[keras.optimizers.Optimizer]:
     """The optimizer class ``<prefix><Base>`` = ``mixin`` (a :class:`PerVariableUpdate`)
     over ``base`` (a ``keras.optimizers.Optimizer`` subclass), made once and registered as
     serialisable (package ``tftransfer``). ``what`` says what the mixin adds, for the error

@@ -28,7 +28,7 @@ Example:
   python -m tftransfer.train --flagfile=flags/table2_stanford_dogs120_l2_sp.cfg --seed=1"""
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments {argv[1:]}; every option is a --flag.")
     from tftransfer.training import progress
@@ -47,7 +47,7 @@ def main(argv):
         sys.exit(3)
 
 
-def cli():
+def cli() -> None:
     """The command line of the driver (``python -m tftransfer.train``, or a console entry
     point): ``--help`` lists the driver's flags by section (:mod:`tftransfer.training.help`)."""
     help_lib.run(main, USAGE, key_flags=config_lib.LEAVES)

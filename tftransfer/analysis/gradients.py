@@ -13,6 +13,8 @@ cross-entropy, at the current weights w:
 step sizes taken as multiples of the optimizer's current learning rate; the tables are drawn
 by :func:`tftransfer.analysis.plots.plot_gradient_norms` and ``plot_loss_variation``.
 """
+from typing import Any, Sequence
+
 import keras
 import numpy as np
 import pandas as pd
@@ -28,21 +30,24 @@ def _loss(model, x, y):
                                                                        from_logits=True))
 
 
-def gradients(model, x, y, variables):
+def gradients(model: keras.Model, x: Any, y: Any,
+              variables: Sequence[keras.Variable]) -> list[tf.Tensor]:
     """``dL/dW`` for ``variables`` on the probe batch."""
     with tf.GradientTape() as tape:
         loss = _loss(model, x, y)
     return tape.gradient(loss, variables)
 
 
-def gradient_norms(model, x, y, paths=None):
+def gradient_norms(model: keras.Model, x: Any, y: Any,
+                   paths: Sequence[str] | None = None) -> dict[str, float]:
     """``{path: ||dL/dW||_2}`` for the selected variables (default every kernel)."""
     variables = select_variables(model, paths)
     grads = gradients(model, x, y, variables)
     return {v.path: float(tf.norm(g)) for v, g in zip(variables, grads)}
 
 
-def loss_along_gradient(model, x, y, step_sizes):
+def loss_along_gradient(model: keras.Model, x: Any, y: Any,
+                        step_sizes: Sequence[float]) -> np.ndarray:
     """``[L(w - eta g) for eta in step_sizes]`` over all trainable variables; w restored."""
     variables = list(model.trainable_variables)
     grads = gradients(model, x, y, variables)
@@ -69,8 +74,9 @@ class GradientStatistics(keras.callbacks.Callback):
       paths: variables whose gradient norms are recorded; default every kernel.
     """
 
-    def __init__(self, probe, every_n_batches=10,
-                 step_scales=(0.25, 0.5, 1.0, 2.0, 4.0), paths=None):
+    def __init__(self, probe: tuple[Any, Any], every_n_batches: int = 10,
+                 step_scales: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
+                 paths: Sequence[str] | None = None) -> None:
         super().__init__()
         if every_n_batches < 1:
             raise ValueError(f"every_n_batches must be >= 1, got {every_n_batches}.")
@@ -79,16 +85,16 @@ class GradientStatistics(keras.callbacks.Callback):
         self.step_scales, self.paths = tuple(step_scales), paths
         self.norm_rows, self.loss_rows = [], []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._step, self.norm_rows, self.loss_rows = 0, [], []
         self._record()
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._step += 1
         if self._step % self.every_n_batches == 0:
             self._record()
 
-    def frames(self):
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``(gradient-norm table, loss-along-gradient table)``."""
         return (pd.DataFrame(self.norm_rows, columns=["step", "path", "grad_norm"]),
                 pd.DataFrame(self.loss_rows, columns=["step", "eta", "loss"]))

@@ -20,6 +20,7 @@ as in Li et al. L is the mean cross-entropy (the models output logits) in infere
 accuracy is reported too. The weights are restored afterwards, even on error.
 """
 import itertools
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -30,7 +31,8 @@ from tftransfer.batching import labelled_batches
 from tftransfer.variables import select_variables
 
 
-def filter_normalized_direction(variables, seed=0, ignore_1d=True):
+def filter_normalized_direction(variables: Sequence[keras.Variable], seed: int = 0,
+                                ignore_1d: bool = True) -> list[np.ndarray]:
     """A random direction (list of arrays) filter-normalised to ``variables``."""
     rng = np.random.default_rng(seed)
     direction = []
@@ -94,8 +96,9 @@ def _scan(model, data, points, directions, paths, batch_size, progress):
     return rows
 
 
-def slice_1d(model, data, alphas=np.linspace(-1, 1, 21), paths=None, seed=0,
-             batch_size=256, progress=False):
+def slice_1d(model: keras.Model, data: Any, alphas: Sequence[float] = np.linspace(-1, 1, 21),
+             paths: Sequence[str] | None = None, seed: int = 0, batch_size: int = 256,
+             progress: bool = False) -> pd.DataFrame:
     """Table (alpha, loss, accuracy) of ``L(w + alpha d)``; ``paths`` restricts the
     perturbed variables (e.g. one layer, Liu et al. 2019, Figures 12-13)."""
     rows = _scan(model, data, [(float(a),) for a in alphas], [seed], paths, batch_size,
@@ -103,15 +106,19 @@ def slice_1d(model, data, alphas=np.linspace(-1, 1, 21), paths=None, seed=0,
     return pd.DataFrame(rows, columns=["alpha", "loss", "accuracy"])
 
 
-def slice_2d(model, data, alphas=np.linspace(-1, 1, 11), betas=np.linspace(-1, 1, 11),
-             paths=None, seed=0, batch_size=256, progress=False):
+def slice_2d(model: keras.Model, data: Any, alphas: Sequence[float] = np.linspace(-1, 1, 11),
+             betas: Sequence[float] = np.linspace(-1, 1, 11),
+             paths: Sequence[str] | None = None, seed: int = 0, batch_size: int = 256,
+             progress: bool = False) -> pd.DataFrame:
     """Table (alpha, beta, loss, accuracy) of ``L(w + alpha d1 + beta d2)``."""
     points = [(float(a), float(b)) for a, b in itertools.product(alphas, betas)]
     rows = _scan(model, data, points, [seed, seed + 1], paths, batch_size, progress)
     return pd.DataFrame(rows, columns=["alpha", "beta", "loss", "accuracy"])
 
 
-def interpolation(model, start, end, data, ts=np.linspace(0, 1, 11), batch_size=256):
+def interpolation(model: keras.Model, start: Sequence[np.ndarray], end: Sequence[np.ndarray],
+                  data: Any, ts: Sequence[float] = np.linspace(0, 1, 11),
+                  batch_size: int = 256) -> pd.DataFrame:
     """Table (t, loss, accuracy) of ``L((1 - t) start + t end)``; ``start`` and ``end`` are
     lists of arrays in the order of ``model.get_weights()``. The weights are restored
     afterwards, even on error."""

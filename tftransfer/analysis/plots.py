@@ -5,13 +5,20 @@ here (save with :func:`tftransfer.analysis.cli.write_png`).
 Figures are built on their own Agg canvas (``matplotlib.figure.Figure``), never through
 pyplot, so they are safe in worker processes and leave no global state.
 """
+from typing import TYPE_CHECKING, Mapping, Sequence
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from tftransfer.analysis import style
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
 
-def new_figure(width=7.0, height=4.5, panels=None, sharey=False):
+
+def new_figure(width: float = 7.0, height: float = 4.5, panels: int | None = None,
+               sharey: bool = False) -> "tuple[Figure, Axes | list[Axes]]":
     """A pyplot-free Figure (constrained layout, so that :func:`style.legend_below` and
     long tick labels get their room) and its Axes: one Axes, or a list of ``panels`` side by
     side (sharing the y axis when ``sharey``)."""
@@ -25,7 +32,8 @@ def new_figure(width=7.0, height=4.5, panels=None, sharey=False):
     return fig, axes
 
 
-def plot_r2(frame, title="R^2 of fine-tuned vs pretrained activations"):
+def plot_r2(frame: "pd.DataFrame",
+            title: str = "R^2 of fine-tuned vs pretrained activations") -> Figure:
     """Boxplots of R^2 per layer, one colour per model (Li et al. 2018, Figure 4); ``frame``
     is :func:`tftransfer.analysis.r2.r2_frame`'s table (model, layer, unit, r2). A model
     named after a method (``l2_sp``) takes that method's colour and label
@@ -52,7 +60,8 @@ def plot_r2(frame, title="R^2 of fine-tuned vs pretrained activations"):
     return fig
 
 
-def plot_fisher(values, paths, title="Diagonal Fisher information per layer"):
+def plot_fisher(values: Mapping[str, np.ndarray], paths: Sequence[str],
+                title: str = "Diagonal Fisher information per layer") -> Figure:
     """Log-scale boxplots of the positive Fisher entries of each of ``paths`` (Li et al.
     2018, Figure 5); ``values`` maps a path to its Fisher array."""
     data = []
@@ -71,7 +80,7 @@ def plot_fisher(values, paths, title="Diagonal Fisher information per layer"):
     return fig
 
 
-def plot_deviation(frame):
+def plot_deviation(frame: "pd.DataFrame") -> Figure:
     """One line per variable: ``||W - W0||_F / sqrt(n)`` against training step (Li et al.
     2018, Figure 2); ``frame`` has columns step, path, deviation."""
     fig, ax = new_figure(7.5, 5.0)
@@ -85,7 +94,7 @@ def plot_deviation(frame):
     return fig
 
 
-def plot_drops(frame):
+def plot_drops(frame: "pd.DataFrame") -> Figure:
     """Bar chart of the ``drop`` column per ``method`` row (Li et al. 2018, Table 5), each bar
     in its method's colour (:mod:`.style`)."""
     fig, ax = new_figure(max(4.0, 1.2 * len(frame)), 4.0)
@@ -100,7 +109,7 @@ def plot_drops(frame):
     return fig
 
 
-def plot_spectrum(frame, top=None):
+def plot_spectrum(frame: "pd.DataFrame", top: int | None = None) -> Figure:
     """Normalised singular values (log scale) against index, one line per checkpoint;
     ``frame`` is :func:`tftransfer.analysis.spectrum.spectrum_frame`'s table."""
     fig, ax = new_figure(6.0, 4.5)
@@ -117,7 +126,7 @@ def plot_spectrum(frame, top=None):
     return fig
 
 
-def plot_transfer(frame):
+def plot_transfer(frame: "pd.DataFrame") -> Figure:
     """Probe and fine-tune accuracy against checkpoint (rows of ``frame``: checkpoint,
     probe_accuracy, finetune_accuracy), in the colours of ``linear_probe`` and ``none``."""
     fig, ax = new_figure(6.0, 4.5)
@@ -135,7 +144,7 @@ def plot_transfer(frame):
     return fig
 
 
-def plot_weight_map(frame, title="t-SNE of layer weights"):
+def plot_weight_map(frame: "pd.DataFrame", title: str = "t-SNE of layer weights") -> Figure:
     """Scatter plot of :func:`tftransfer.analysis.weight_map.weight_map`, coloured by label."""
     fig, ax = new_figure(5.5, 5.5)
     for i, (label, sub) in enumerate(frame.groupby("label", sort=False)):
@@ -149,7 +158,7 @@ def plot_weight_map(frame, title="t-SNE of layer weights"):
     return fig
 
 
-def plot_slice_1d(frames):
+def plot_slice_1d(frames: "pd.DataFrame | Mapping[str, pd.DataFrame]") -> Figure:
     """Loss against alpha; ``frames`` is one :func:`~tftransfer.analysis.landscape.slice_1d`
     table or ``{label: table}`` (a method name as label takes its colour)."""
     frames = frames if isinstance(frames, dict) else {"model": frames}
@@ -164,7 +173,7 @@ def plot_slice_1d(frames):
     return fig
 
 
-def plot_slice_2d(frame, levels=20):
+def plot_slice_2d(frame: "pd.DataFrame", levels: int = 20) -> Figure:
     """Contour plot of a :func:`~tftransfer.analysis.landscape.slice_2d` table."""
     alphas, betas = np.unique(frame["alpha"]), np.unique(frame["beta"])
     grid = frame.pivot(index="beta", columns="alpha", values="loss").loc[betas, alphas]
@@ -178,7 +187,7 @@ def plot_slice_2d(frame, levels=20):
     return fig
 
 
-def plot_gradient_norms(frame):
+def plot_gradient_norms(frame: "pd.DataFrame") -> Figure:
     """Boxplots, per variable, of the gradient norms recorded over training (step, path,
     grad_norm)."""
     paths = list(dict.fromkeys(frame["path"]))
@@ -195,7 +204,7 @@ def plot_gradient_norms(frame):
     return fig
 
 
-def plot_loss_variation(frame):
+def plot_loss_variation(frame: "pd.DataFrame") -> Figure:
     """Band between min and max of ``L(w - eta g)`` over eta, against step (step, eta,
     loss)."""
     spread = frame.groupby("step")["loss"].agg(["min", "max"]).reset_index()

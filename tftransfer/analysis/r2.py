@@ -11,6 +11,8 @@ Conventions for degenerate units: y constant -> R^2 = 1 (perfectly predicted); x
 and y not -> R^2 = 0. Moments are accumulated in float64 over batches (Chan et al.'s merge),
 so the dataset never has to fit in memory.
 """
+from typing import Any, Mapping, Sequence
+
 import keras
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ import pandas as pd
 from tftransfer.batching import batches
 
 
-def default_layers(model):
+def default_layers(model: keras.Model) -> list[str]:
     """The first ``*_relu`` layer (the stem) and every ``*_out`` layer (block outputs).
 
     This matches the package's small ResNet and keras.applications ResNets; pass explicit
@@ -32,7 +34,7 @@ def default_layers(model):
     return chosen
 
 
-def activation_model(model, layers):
+def activation_model(model: keras.Model, layers: Sequence[str]) -> keras.Model:
     """A model mapping ``model``'s inputs to the outputs of ``layers`` (names)."""
     names = {layer.name for layer in model.layers}
     unknown = [n for n in layers if n not in names]
@@ -74,7 +76,9 @@ class _Moments:
         return np.clip(np.where(self.cyy == 0, 1.0, r2), 0.0, 1.0)
 
 
-def layer_r2(pretrained, finetuned, data, layers=None, batch_size=128):
+def layer_r2(pretrained: keras.Model, finetuned: keras.Model, data: Any,
+             layers: Sequence[str] | None = None,
+             batch_size: int = 128) -> dict[str, np.ndarray]:
     """Returns ``{layer: R^2 per unit}`` of ``finetuned`` on ``pretrained`` activations.
 
     Args:
@@ -98,7 +102,7 @@ def layer_r2(pretrained, finetuned, data, layers=None, batch_size=128):
     return {name: m.r2() for name, m in zip(layers, moments)}
 
 
-def r2_frame(results):
+def r2_frame(results: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
     """Long table (model, layer, unit, r2) from ``{model_name: layer_r2(...)}``."""
     rows = [(name, layer, unit, float(v)) for name, per_layer in results.items()
             for layer, values in per_layer.items() for unit, v in enumerate(values)]

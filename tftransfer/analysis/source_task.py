@@ -6,6 +6,8 @@ The fine-tuned backbone's features ``h(x)`` are scored by the *original* source 
 training driver takes with ``TransferModel.source_model()`` (1 or 10 crops). The drop is
 ``100 * (acc(pretrained) - acc(finetuned))`` percentage points on the same source data.
 """
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -14,7 +16,7 @@ from tftransfer.batching import labelled_batches
 from tftransfer.data.evaluation import crop_accuracy
 
 
-def feature_model(model, layer_name="avg_pool"):
+def feature_model(model: keras.Model, layer_name: str = "avg_pool") -> keras.Model:
     """The sub-network of ``model`` from its inputs to the output of ``layer_name``."""
     try:
         layer = model.get_layer(layer_name)
@@ -25,7 +27,7 @@ def feature_model(model, layer_name="avg_pool"):
     return keras.Model(inputs, layer.output)
 
 
-def source_head(model, layer_name="predictions"):
+def source_head(model: keras.Model, layer_name: str = "predictions") -> keras.layers.Dense:
     """The Dense source classifier ``model.get_layer(layer_name)``."""
     layer = model.get_layer(layer_name)
     if not isinstance(layer, keras.layers.Dense):
@@ -33,7 +35,7 @@ def source_head(model, layer_name="predictions"):
     return layer
 
 
-def dense_head(kernel, bias):
+def dense_head(kernel: np.ndarray, bias: np.ndarray) -> keras.layers.Dense:
     """A Dense layer holding given ``kernel [features, classes]`` and ``bias [classes]``."""
     kernel, bias = np.asarray(kernel), np.asarray(bias, np.asarray(kernel).dtype)
     if kernel.ndim != 2 or bias.shape != (kernel.shape[1],):
@@ -45,7 +47,7 @@ def dense_head(kernel, bias):
     return head
 
 
-def with_head(features, head):
+def with_head(features: keras.Model, head: keras.layers.Dense) -> keras.Model:
     """``keras.Model``: ``features``' inputs -> ``head(features(x))`` (source logits)."""
     width = features.output.shape[-1]
     if head.built and head.kernel.shape[0] != width:
@@ -54,7 +56,8 @@ def with_head(features, head):
     return keras.Model(features.inputs, head(features.output))
 
 
-def source_accuracy(features, head, data, batch_size=128):
+def source_accuracy(features: keras.Model, head: keras.layers.Dense, data: Any,
+                    batch_size: int = 128) -> float:
     """Top-1 accuracy of ``head(features(x))`` on labelled ``data`` (see
     :func:`tftransfer.batching.batches`), computed by ``crop_accuracy``."""
     model = with_head(features, head)
@@ -71,7 +74,9 @@ def source_accuracy(features, head, data, batch_size=128):
     return accuracy
 
 
-def source_accuracy_drop(pretrained_features, finetuned_features, head, data, batch_size=128):
+def source_accuracy_drop(pretrained_features: keras.Model, finetuned_features: keras.Model,
+                         head: keras.layers.Dense, data: Any,
+                         batch_size: int = 128) -> dict[str, float]:
     """``{"pretrained", "finetuned", "drop"}`` source accuracies (%) and their difference."""
     before = 100.0 * source_accuracy(pretrained_features, head, data, batch_size)
     after = 100.0 * source_accuracy(finetuned_features, head, data, batch_size)

@@ -15,6 +15,8 @@ penultimate features).
   ``keras.callbacks.ModelCheckpoint("ckpt_{epoch:02d}.keras")``) to see how feature
   extraction and fine-tuning evolve with pretraining.
 """
+from typing import Any, Mapping
+
 import keras
 import numpy as np
 import pandas as pd
@@ -24,7 +26,7 @@ from tftransfer.batching import batches
 from tftransfer.models.feature_extraction import feature_baseline
 
 
-def feature_matrix(features, data, batch_size=128):
+def feature_matrix(features: keras.Model, data: Any, batch_size: int = 128) -> np.ndarray:
     """Stacks ``features(x)`` over ``data`` into an [N, D] float64 array."""
     rows = [np.asarray(features(x, training=False), np.float64).reshape(x.shape[0], -1)
             for x, _ in batches(data, batch_size)]
@@ -33,7 +35,7 @@ def feature_matrix(features, data, batch_size=128):
     return np.concatenate(rows)
 
 
-def singular_values(features, center=True):
+def singular_values(features: np.ndarray, center: bool = True) -> np.ndarray:
     """Singular values (descending) of the feature matrix, optionally column-centred."""
     features = np.asarray(features, np.float64)
     if center:
@@ -41,7 +43,7 @@ def singular_values(features, center=True):
     return np.linalg.svd(features, compute_uv=False)
 
 
-def spectrum_frame(spectra):
+def spectrum_frame(spectra: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Long table (checkpoint, index, singular_value, normalized) from ``{name: values}``."""
     rows = [(name, i, float(s), float(s / values[0]) if values[0] > 0 else 0.0)
             for name, values in spectra.items() for i, s in enumerate(values)]
@@ -56,8 +58,11 @@ def _fit_and_score(model, train, test, optimizer, epochs, batch_size):
     return float(model.evaluate(test[0], test[1], batch_size=batch_size, verbose=0)[1])
 
 
-def probe_and_finetune(source_model, train, test, num_classes, feature_layer="avg_pool",
-                       epochs=5, finetune_lr=0.01, probe_lr=0.01, batch_size=64, seed=0):
+def probe_and_finetune(source_model: keras.Model, train: tuple[np.ndarray, np.ndarray],
+                       test: tuple[np.ndarray, np.ndarray], num_classes: int,
+                       feature_layer: str = "avg_pool", epochs: int = 5,
+                       finetune_lr: float = 0.01, probe_lr: float = 0.01,
+                       batch_size: int = 64, seed: int = 0) -> dict[str, float]:
     """``{"probe_accuracy", "finetune_accuracy"}`` on ``test`` for one source checkpoint.
 
     ``train``/``test`` are ``(x, y)`` arrays. The probe is ``feature_baseline``'s logistic

@@ -15,6 +15,7 @@ dotted line and an ``x`` marker. ``freeze{k}_{base}`` (the CPU study's freezing 
 the look of ``base``.
 """
 import zlib
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import matplotlib.colors as mcolors
 import numpy as np
@@ -22,6 +23,13 @@ from matplotlib import patheffects, ticker
 
 from tftransfer import methods as methods_lib
 from tftransfer.penalty import SCHEMES
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 BASELINES = ("scratch", "linear_probe", "lr_mult")
 
@@ -58,14 +66,14 @@ SPLIT_COLOURS = {"far": "#0077BB", "near": "#EE7733", "contained": "#009988",
                  "imagenet": "#CC3311"}
 
 
-def methods():
+def methods() -> tuple[str, ...]:
     """Every method name the project knows: the baselines, :data:`SCHEMES` and the
     registry's names (:func:`tftransfer.methods.names`), in that order, without repeats."""
     return tuple(dict.fromkeys(BASELINES[:1] + tuple(SCHEMES) + BASELINES[1:]
                                + tuple(methods_lib.names())))
 
 
-def order(name):
+def order(name: str) -> int:
     """Sort key putting known methods in :func:`methods` order, then unknown names (stable
     for a stable sort)."""
     known = methods()
@@ -73,7 +81,7 @@ def order(name):
     return known.index(b) if b in known else len(known)
 
 
-def base(name):
+def base(name: str) -> str:
     """The method behind ``name``: ``base`` of ``freeze{k}_{base}``, else ``name``."""
     name = str(name)
     if name.startswith("freeze") and "_" in name:
@@ -81,7 +89,7 @@ def base(name):
     return name
 
 
-def label(name):
+def label(name: str) -> str:
     """The human label of method ``name`` (``name`` itself when unknown)."""
     name = str(name)
     b = base(name)
@@ -95,25 +103,25 @@ def _spare(name):
     return SPARE[zlib.crc32(name.encode("utf-8")) % len(SPARE)]
 
 
-def colour(name):
+def colour(name: str) -> str:
     """The colour (hex) of method ``name``; a spare colour chosen by a hash when unknown."""
     b = base(name)
     return COLOURS.get(b) or _spare(b)
 
 
-def split_colour(split):
+def split_colour(split: str) -> str:
     """The colour of a CPU-study split (a spare colour by hash for another name)."""
     return SPLIT_COLOURS.get(str(split)) or _spare(str(split))
 
 
-def marker(name):
+def marker(name: str) -> str:
     """The marker of method ``name`` (``x`` when unknown)."""
     known = methods()
     b = base(name)
     return MARKERS[known.index(b) % len(MARKERS)] if b in known else "x"
 
 
-def linestyle(name):
+def linestyle(name: str) -> str:
     """Solid for the baselines and schemes, dashed for the registry methods, dotted when
     unknown."""
     b = base(name)
@@ -122,14 +130,14 @@ def linestyle(name):
     return "--" if b in methods() else ":"
 
 
-def line_style(name):
+def line_style(name: str) -> dict[str, str]:
     """``{color, marker, linestyle, label}`` keyword arguments for ``Axes.plot`` /
     ``Axes.errorbar`` of method ``name``."""
     return dict(color=colour(name), marker=marker(name), linestyle=linestyle(name),
                 label=label(name))
 
 
-def categorical(i):
+def categorical(i: int) -> str:
     """The i-th colour of a colour-blind-safe cycle, for things that are not methods
     (classes, checkpoints, layers)."""
     cycle = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#F0E442", "#56B4E9",
@@ -137,7 +145,7 @@ def categorical(i):
     return cycle[i % len(cycle)]
 
 
-def contrast(face):
+def contrast(face: Any) -> str:
     """Black or white, whichever reads better on ``face`` (relative luminance > 0.4:
     black): median lines of boxes, text in heatmap cells, error bars on bars."""
     r, g, b = mcolors.to_rgb(face)
@@ -145,7 +153,7 @@ def contrast(face):
     return "#000000" if lum > 0.4 else "#FFFFFF"
 
 
-def halo(container):
+def halo(container: "ErrorbarContainer") -> "ErrorbarContainer":
     """A white outline around the lines of an ``Axes.errorbar`` result, so that an error bar
     reads on a dark bar and on the white background alike; returns ``container``."""
     _, caps, bars = container.lines
@@ -154,7 +162,7 @@ def halo(container):
     return container
 
 
-def is_constant(values):
+def is_constant(values: Any) -> bool:
     """True when the finite entries of ``values`` are all equal (or there are none): such a
     grid or panel carries no information and is not drawn."""
     v = np.asarray(values, np.float64).ravel()
@@ -162,12 +170,12 @@ def is_constant(values):
     return v.size == 0 or bool(np.all(v == v[0]))
 
 
-def title(*parts):
+def title(*parts: Any) -> str:
     """Panel title from its non-empty parts joined by ': ' (never a leading ': ')."""
     return ": ".join(str(p) for p in parts if p not in (None, ""))
 
 
-def integer_ticks(axis, values=None):
+def integer_ticks(axis: "Axis", values: Iterable[float] | None = None) -> None:
     """Integer-only major ticks on ``axis`` (``ax.xaxis``): at ``values`` when given (a
     count such as k with few values), else MaxNLocator(integer=True)."""
     if values is not None:
@@ -178,7 +186,7 @@ def integer_ticks(axis, values=None):
     axis.set_minor_locator(ticker.NullLocator())
 
 
-def log_ticks(axis, values):
+def log_ticks(axis: "Axis", values: Iterable[float]) -> None:
     """A log-scale ``axis`` labelled at the data's own ``values`` in plain numbers (300,
     1000, 2000), no minor labels: the default 3x10^2 / 4x10^2 minor labels collide."""
     values = sorted({float(v) for v in values if np.isfinite(v) and v > 0})
@@ -188,7 +196,7 @@ def log_ticks(axis, values):
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def log_axis(axis, values):
+def log_axis(axis: "Axis", values: Any) -> None:
     """Plain-number labels (0.002, 0.005, 0.01) on a log-scale ``axis`` whose data are
     ``values``: at 1, 2 and 5 per decade over one to three decades, every digit within one
     decade, decades only beyond; minor ticks unlabelled (matplotlib's default labels
@@ -204,7 +212,8 @@ def log_axis(axis, values):
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def legend_below(fig, axes, ncol=None, title=None, fontsize=8):
+def legend_below(fig: "Figure", axes: "Axes | Sequence[Axes]", ncol: int | None = None,
+                 title: str | None = None, fontsize: float = 8) -> "Legend | None":
     """One legend for all ``axes`` (labels deduplicated, in order of appearance), outside
     and below them (the figure must use the constrained layout of
     :func:`tftransfer.analysis.plots.new_figure`), so it never covers data; returns it or
@@ -222,7 +231,7 @@ def legend_below(fig, axes, ncol=None, title=None, fontsize=8):
                       fontsize=fontsize, frameon=False)
 
 
-def style_boxes(boxes, faces):
+def style_boxes(boxes: dict[str, list[Any]], faces: Sequence[str]) -> None:
     """Fills the boxes of an ``Axes.boxplot`` / ``Axes.bxp`` result with ``faces`` (one
     colour per box, opaque) and draws each median in the contrasting colour, 2 px wide."""
     for patch, median, face in zip(boxes["boxes"], boxes["medians"], faces):

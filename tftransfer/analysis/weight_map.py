@@ -5,13 +5,15 @@ Each point is one weight tensor (e.g. the same layer of several runs and/or seve
 snapshots of a run), flattened. scikit-learn is an optional extra, imported when used
 (the ``sklearn`` extra). Drawn by :func:`tftransfer.analysis.plots.plot_weight_map`.
 """
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
 from tftransfer.extras import install_hint
 
 
-def embed(weights, perplexity=5.0, seed=0):
+def embed(weights: Sequence[np.ndarray], perplexity: float = 5.0, seed: int = 0) -> np.ndarray:
     """t-SNE embedding [n, 2] of ``weights`` (a list of equally shaped arrays)."""
     try:
         from sklearn.manifold import TSNE
@@ -29,7 +31,8 @@ def embed(weights, perplexity=5.0, seed=0):
     return tsne.fit_transform(matrix)
 
 
-def weight_map(labels, weights, perplexity=5.0, seed=0):
+def weight_map(labels: Sequence[str], weights: Sequence[np.ndarray], perplexity: float = 5.0,
+               seed: int = 0) -> pd.DataFrame:
     """Table (label, point, x, y): ``labels[i]`` names the run/group of ``weights[i]``."""
     if len(labels) != len(weights):
         raise ValueError(f"{len(labels)} labels for {len(weights)} weight tensors.")

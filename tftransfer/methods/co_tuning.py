@@ -27,12 +27,16 @@ learn it) returns the :class:`tftransfer.methods.loss_terms.LossTermModel` to co
 fit; the targets ``y`` are the sparse target labels (or one-hot rows). Backend-neutral
 (``keras.ops``); the relationship is computed in NumPy.
 """
+from typing import Any, Mapping
+
+import keras
 import numpy as np
 from absl import logging
 from keras import ops
 
 from tftransfer import regularizers
 from tftransfer.methods import loss_terms
+from tftransfer.models.build import TransferModel
 from tftransfer.methods.registry import MethodSpec, register
 
 SPEC = register(MethodSpec(
@@ -49,7 +53,8 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def fit_calibration_scale(logits, labels, low=1e-3, high=1e3, iterations=100):
+def fit_calibration_scale(logits: np.ndarray, labels: np.ndarray, low: float = 1e-3,
+                          high: float = 1e3, iterations: int = 100) -> float:
     """The temperature-scaling factor ``c`` that minimises the mean negative log-likelihood
     of ``softmax(c * logits)`` at ``labels`` (float64; the NLL is convex in ``c``, so its
     derivative ``mean(E_p[z] - z_y)`` is found by bisection on ``log c`` in [low, high])."""
@@ -77,7 +82,8 @@ def fit_calibration_scale(logits, labels, low=1e-3, high=1e3, iterations=100):
     return float(np.exp(0.5 * (lo + hi)))
 
 
-def relationship(source_logits, target_labels, num_target_classes, calibration_scale=1.0):
+def relationship(source_logits: np.ndarray, target_labels: np.ndarray, num_target_classes: int,
+                 calibration_scale: float = 1.0) -> np.ndarray:
     """``R`` (num_target_classes x source classes, float32): row ``t`` is the mean of
     ``softmax(calibration_scale * source_logits)`` over the examples labelled ``t``. A
     class without examples gets the mean over all examples (logged)."""
@@ -102,7 +108,8 @@ def relationship(source_logits, target_labels, num_target_classes, calibration_s
     return np.stack(rows).astype(np.float32)
 
 
-def source_logits(source_model, data, max_batches=None):
+def source_logits(source_model: keras.Model, data: Any,
+                  max_batches: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, labels)`` as NumPy arrays: ``source_model`` (images -> source logits) in
     inference mode over ``data``, ``(images, labels)`` arrays or an iterable of batches."""
     if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], tuple):
@@ -118,8 +125,10 @@ def source_logits(source_model, data, max_batches=None):
     return np.concatenate(logits), np.concatenate(labels)
 
 
-def relationship_from_model(transfer_model, data, num_target_classes=None,
-                            calibration_scale=1.0, max_batches=None):
+def relationship_from_model(transfer_model: TransferModel, data: Any,
+                            num_target_classes: int | None = None,
+                            calibration_scale: float = 1.0,
+                            max_batches: int | None = None) -> np.ndarray:
     """:func:`relationship` from the source-head predictions of ``transfer_model`` (a
     ``TransferModel``, at its starting point) on the target training ``data``."""
     num = num_target_classes or transfer_model.model.output.shape[-1]
@@ -132,7 +141,8 @@ class CoTuningLoss(loss_terms.LossTerm):
 
     current_keys = (loss_terms.SOURCE_LOGITS,)
 
-    def __init__(self, relationship_matrix, lam=2.3, name="co_tuning"):
+    def __init__(self, relationship_matrix: np.ndarray, lam: float = 2.3,
+                 name: str = "co_tuning") -> None:
         matrix = np.asarray(relationship_matrix, np.float32)
         if matrix.ndim != 2 or np.any(matrix < 0) or not np.allclose(matrix.sum(1), 1,
                                                                      atol=1e-4):
@@ -142,7 +152,7 @@ class CoTuningLoss(loss_terms.LossTerm):
         self.lam = regularizers.check_strength(lam, "lambda")
         self.name = name
 
-    def __call__(self, current, start, y):
+    def __call__(self, current: Mapping[str, Any], start: Mapping[str, Any], y: Any) -> Any:
         if y is None:
             raise ValueError("Co-Tuning needs the target labels y.")
         matrix = ops.convert_to_tensor(self.relationship)
@@ -154,12 +164,14 @@ class CoTuningLoss(loss_terms.LossTerm):
         log_q = ops.log_softmax(ops.cast(current[loss_terms.SOURCE_LOGITS], "float32"))
         return self.lam * ops.mean(-ops.sum(soft * log_q, axis=-1))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "lam": self.lam}
 
 
-def wrap(transfer_model, lam=2.3, relationship_matrix=None, relationship_data=None,
-         calibration_scale=1.0, max_batches=None):
+def wrap(transfer_model: TransferModel, lam: float = 2.3,
+         relationship_matrix: np.ndarray | None = None, relationship_data: Any = None,
+         calibration_scale: float = 1.0,
+         max_batches: int | None = None) -> loss_terms.LossTermModel:
     """The :class:`~tftransfer.methods.loss_terms.LossTermModel` of Co-Tuning around
     ``transfer_model`` (a ``TransferModel`` with its source head): with
     ``relationship_matrix``, or one learned now from ``relationship_data`` (target training

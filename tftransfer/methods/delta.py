@@ -37,6 +37,7 @@ measures means something; the registry's default, 3 epochs, is this library's ch
 ``keras.ops`` (backend-neutral); :func:`channel_attention` runs eagerly.
 """
 import re
+from typing import Any, Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -47,6 +48,7 @@ from tftransfer import regularizers
 from tftransfer.methods import loss_terms
 from tftransfer.methods.registry import MethodSpec, register
 from tftransfer.models import units as units_lib
+from tftransfer.models.build import TransferModel
 
 DEFAULT_TEMPERATURE = 5.0
 
@@ -67,7 +69,7 @@ DELTA = register(MethodSpec(
 _STAGE_UNIT = re.compile(r"^(?:stage|conv)(\d+)_block(\d+)$")
 
 
-def default_feature_layers(model):
+def default_feature_layers(model: keras.Model) -> list[str]:
     """Names of the output layers of the last unit of each stage of ``model`` (units as
     :mod:`tftransfer.models.units` reads them: ``stage{s}_block{b}`` or
     ``conv{s}_block{b}``): the layer ``<unit>_out`` if there is one, else the unit's last
@@ -102,7 +104,9 @@ class FeatureMapDistance(loss_terms.LossTerm):
       name: the metric name.
     """
 
-    def __init__(self, layers, alpha=0.01, attention=None, name=None):
+    def __init__(self, layers: Sequence[str], alpha: float = 0.01,
+                 attention: Mapping[str, np.ndarray] | None = None,
+                 name: str | None = None) -> None:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("FeatureMapDistance needs at least one layer.")
@@ -121,7 +125,7 @@ class FeatureMapDistance(loss_terms.LossTerm):
         self.current_keys = self.start_keys = tuple(
             loss_terms.feature_map_key(l) for l in self.layers)
 
-    def __call__(self, current, start, y):
+    def __call__(self, current: Mapping[str, Any], start: Mapping[str, Any], y: Any) -> Any:
         total = 0.0
         for layer, key in zip(self.layers, self.current_keys):
             diff = ops.cast(current[key], "float32") - ops.cast(start[key], "float32")
@@ -135,7 +139,7 @@ class FeatureMapDistance(loss_terms.LossTerm):
             total = total + ops.mean(ops.sum(per_channel, axis=-1))
         return self.alpha * total
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "layers": self.layers, "alpha": self.alpha}
 
 
@@ -149,8 +153,10 @@ def _batches(data):
                np.asarray(ops.convert_to_numpy(batch[1])))
 
 
-def channel_importance(model, layers, data, loss_fn=None, max_batches=None,
-                       max_rows=512):
+def channel_importance(model: keras.Model, layers: Sequence[str], data: Any,
+                       loss_fn: Callable[[Any, Any], Any] | None = None,
+                       max_batches: int | None = None,
+                       max_rows: int = 512) -> dict[str, np.ndarray]:
     """``{layer: d}``, ``d[c]`` the mean over the examples of ``data`` of the increase of
     the per-example loss of ``model`` when channel ``c`` of the output of ``layer`` is set
     to zero (every position), the rest unchanged; ``model`` runs in inference mode.
@@ -209,7 +215,8 @@ def channel_importance(model, layers, data, loss_fn=None, max_batches=None,
     return {l: s / count for l, s in zip(layers, sums)}
 
 
-def attention_from_importance(importance, temperature=DEFAULT_TEMPERATURE, standardize=True):
+def attention_from_importance(importance: np.ndarray, temperature: float = DEFAULT_TEMPERATURE,
+                              standardize: bool = True) -> np.ndarray:
     """``softmax(z / temperature)`` over channels, ``z`` the importance standardised to zero
     mean and unit deviation over the layer's channels (``standardize``), else the
     importance itself. A layer whose channels are all equally important gets ``1 / C``."""
@@ -242,8 +249,10 @@ def _with_trained_head(model, data, epochs, head_layers, batch_size=32):
     return copy
 
 
-def channel_attention(model, layers, data, temperature=DEFAULT_TEMPERATURE,
-                      standardize=True, head_epochs=0, head_layers=None, **kwargs):
+def channel_attention(model: keras.Model, layers: Sequence[str], data: Any,
+                      temperature: float = DEFAULT_TEMPERATURE, standardize: bool = True,
+                      head_epochs: int = 0, head_layers: Sequence[str] | None = None,
+                      **kwargs: Any) -> dict[str, np.ndarray]:
     """DELTA's attention ``{layer: a}`` (``a`` sums to 1 over the channels): the
     :func:`channel_importance` of each channel through :func:`attention_from_importance`.
 
@@ -264,9 +273,11 @@ def channel_attention(model, layers, data, temperature=DEFAULT_TEMPERATURE,
     return attention
 
 
-def wrap(transfer_model, alpha=0.01, beta=0.01, layers=None, attention=None,
-         attention_data=None, temperature=DEFAULT_TEMPERATURE, head_epochs=0,
-         **attention_kwargs):
+def wrap(transfer_model: TransferModel | keras.Model, alpha: float = 0.01, beta: float = 0.01,
+         layers: Sequence[str] | None = None,
+         attention: Mapping[str, np.ndarray] | None = None, attention_data: Any = None,
+         temperature: float = DEFAULT_TEMPERATURE, head_epochs: int = 0,
+         **attention_kwargs: Any) -> loss_terms.LossTermModel:
     """The :class:`~tftransfer.methods.loss_terms.LossTermModel` of ``delta_fm`` (no
     attention) or ``delta`` (``attention`` given, or computed from ``attention_data`` with
     :func:`channel_attention`, its head first trained ``head_epochs`` on a copy) around

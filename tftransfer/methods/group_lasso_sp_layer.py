@@ -23,6 +23,10 @@ regularizers (``tftransfer.regularizers.GroupLassoSP``) sum every axis within th
 (``group_axes`` = all axes), so the starting point, ``.keras`` round trip and backends are
 Group-Lasso-SP's.
 """
+from typing import Sequence
+
+import keras
+
 from tftransfer import penalty, regularizers
 from tftransfer.methods.registry import MethodSpec, register
 
@@ -34,8 +38,10 @@ SPEC = register(MethodSpec(
     formula="alpha * sum_l sqrt(p_l) * sqrt(||W_l - W0_l||_F^2 + epsilon) + beta/2 ||w_new||^2"))
 
 
-def penalize_group_lasso_sp_layer(model, alpha, beta, new_layers=(),
-                                  epsilon=regularizers.DEFAULT_EPSILON):
+def penalize_group_lasso_sp_layer(
+        model: keras.Model, alpha: float, beta: float,
+        new_layers: str | keras.Layer | Sequence[str | keras.Layer] = (),
+        epsilon: float = regularizers.DEFAULT_EPSILON) -> penalty.PenaltyPlan:
     """Attaches Group-Lasso-SP with one group per inherited kernel (strength ``alpha``) and
     L2(``beta``) on ``new_layers``; returns the :class:`~tftransfer.penalty.PenaltyPlan`
     (``scheme="group_lasso_sp_layer"``)."""

@@ -35,6 +35,9 @@ kernel ``i`` has strength ``alpha * k_i`` (``tftransfer.regularizers.L2SP``): th
 starting point, ``.keras`` round trip and backends as L2-SP.
 """
 import re
+from typing import Callable, Mapping, Sequence
+
+import keras
 
 from tftransfer import penalty, regularizers
 from tftransfer.methods.registry import MethodSpec, register
@@ -55,7 +58,10 @@ def _default_is_shortcut(layer):
     return bool(SHORTCUT.search(layer.name))
 
 
-def depth_multipliers(model, new_layers=(), is_shortcut=None):
+def depth_multipliers(model: keras.Model,
+                      new_layers: str | keras.Layer | Sequence[str | keras.Layer] = (),
+                      is_shortcut: Callable[[keras.Layer], bool] | None = None
+                      ) -> dict[str, int]:
     """``{kernel path: k}`` of the trainable inherited kernels of ``model`` (see the module
     docstring): ``N`` for the first, 1 for the last, a shortcut as its block's first."""
     is_shortcut = is_shortcut or _default_is_shortcut
@@ -90,7 +96,11 @@ def depth_multipliers(model, new_layers=(), is_shortcut=None):
     return table
 
 
-def penalize_l2_sp_k(model, alpha, beta, new_layers=(), multipliers=None, is_shortcut=None):
+def penalize_l2_sp_k(model: keras.Model, alpha: float, beta: float,
+                     new_layers: str | keras.Layer | Sequence[str | keras.Layer] = (),
+                     multipliers: Mapping[str, float] | None = None,
+                     is_shortcut: Callable[[keras.Layer], bool] | None = None
+                     ) -> penalty.PenaltyPlan:
     """Attaches L2-SP-k to ``model``: L2-SP with strength ``alpha * k`` on each inherited
     kernel (``k`` from :func:`depth_multipliers`, or the ``multipliers`` table given: paths
     missing from it get 0) and L2(``beta``) on ``new_layers``. Returns the

@@ -46,6 +46,7 @@ device whose frozen copy and term arrays (attention, relationship) are rebuilt f
 pretrained model; :meth:`LossTermModel.get_config` raises to say so.
 """
 import threading
+from typing import Any, Iterable, Mapping
 
 import keras
 from absl import logging
@@ -53,14 +54,14 @@ from keras import ops
 
 from tftransfer import penalty as penalty_lib
 from tftransfer import regularizers
-from tftransfer.models.build import HEAD
+from tftransfer.models.build import HEAD, TransferModel
 
 FEATURES = "features"
 SOURCE_LOGITS = "source_logits"
 FEATURE_MAP_PREFIX = "fm/"
 
 
-def feature_map_key(layer_name):
+def feature_map_key(layer_name: str) -> str:
     """The key of the output of layer ``layer_name`` in the outputs a term receives."""
     return FEATURE_MAP_PREFIX + layer_name
 
@@ -78,16 +79,16 @@ class LossTerm:
     current_keys = ()
     start_keys = ()
 
-    def __call__(self, current, start, y):
+    def __call__(self, current: Mapping[str, Any], start: Mapping[str, Any], y: Any) -> Any:
         """The term's value (a float32 scalar): ``current`` and ``start`` map keys to
         tensors, ``y`` is the batch's targets as given to ``fit``."""
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
 
 
-def scale_for_distribution(value):
+def scale_for_distribution(value: Any) -> Any:
     """``value`` scaled as Keras scales its compiled loss under a distribution strategy
     (1/replicas on TensorFlow), so that the summed replica gradients are the batch's."""
     try:
@@ -97,7 +98,7 @@ def scale_for_distribution(value):
     return scale_loss_for_distribution(value)
 
 
-def without_regularizers(layer):
+def without_regularizers(layer: keras.layers.Layer) -> keras.layers.Layer:
     """A fresh copy of ``layer`` from its config without its regularizers (the frozen copy
     adds no penalty, and a tftransfer "-SP" regularizer in a config is unbound)."""
     config = layer.get_config()
@@ -123,7 +124,9 @@ class LossTermModel(keras.Model):
         last layer.
     """
 
-    def __init__(self, model, terms, source_head=None, features=None, name=None, **kwargs):
+    def __init__(self, model: keras.Model, terms: Iterable[LossTerm],
+                 source_head: keras.layers.Layer | None = None, features: Any = None,
+                 name: str | None = None, **kwargs: Any) -> None:
         super().__init__(name=name or model.name + "_with_terms", **kwargs)
         terms = list(terms)
         if not terms:
@@ -160,7 +163,8 @@ class LossTermModel(keras.Model):
                      if start_keys else " (no starting-point forward pass)")
 
     @classmethod
-    def from_transfer_model(cls, transfer_model, terms, **kwargs):
+    def from_transfer_model(cls, transfer_model: TransferModel, terms: Iterable[LossTerm],
+                            **kwargs: Any) -> "LossTermModel":
         """A :class:`LossTermModel` around ``transfer_model.model`` (a
         :class:`tftransfer.models.build.TransferModel`) with its kept source head."""
         return cls(transfer_model.model, terms, source_head=transfer_model.source_head,
@@ -210,7 +214,7 @@ class LossTermModel(keras.Model):
         copy.trainable = False
         return copy
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         outputs = self.network(inputs, training=training)
         self._local.outputs = outputs
         return outputs["logits"]
@@ -226,14 +230,15 @@ class LossTermModel(keras.Model):
             start = {k: ops.stop_gradient(v) for k, v in start.items()}
         return [ops.cast(term(current, start, y), "float32") for term in self.terms]
 
-    def term_values(self, x, y=None, training=True):
+    def term_values(self, x: Any, y: Any = None, training: bool = True) -> dict[str, Any]:
         """``{term name: value}`` on the batch ``x`` (``y`` for the terms that read the
         labels), the network run with ``training``: what ``fit`` adds for that batch
         (with ``training=True`` batch norm updates its moving statistics, as in a step)."""
         self(x, training=training)
         return {t.name: v for t, v in zip(self.terms, self._term_values(x, y))}
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
+                     sample_weight: Any = None, training: bool = True) -> Any:
         """Keras' loss (compiled loss + ``self.losses``) plus, when ``training``, every
         term on the outputs of this step's ``call``."""
         loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
@@ -244,7 +249,7 @@ class LossTermModel(keras.Model):
             loss = loss + ops.cast(scale_for_distribution(value), loss.dtype)
         return loss
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         raise NotImplementedError(
             "A LossTermModel is a training-time wrapper and is not saved: save its target "
             "model (`.model`, which shares its layers), and wrap the pretrained model again "
@@ -259,7 +264,9 @@ def _ordered(keys):
     return seen
 
 
-def decay_new_layers(model, beta, new_layers):
+def decay_new_layers(model: keras.Model, beta: float,
+                     new_layers: str | keras.layers.Layer | Iterable[str | keras.layers.Layer]
+                     ) -> list[str]:
     """Attaches ``beta/2 * ||w||^2`` (:class:`tftransfer.regularizers.L2`) to the kernels of
     ``new_layers`` (layers or names) only: the ``beta/2 ||w_new||^2`` of DELTA and of the
     L2-SP paper, for a method whose regularisation of the inherited layers is a loss term.
@@ -284,7 +291,8 @@ def decay_new_layers(model, beta, new_layers):
 _PARAMETER_NAMES = {"lambda": "lam"}
 
 
-def wrap_method(name, transfer_model, data=None, **hyper_parameters):
+def wrap_method(name: str, transfer_model: TransferModel, data: Any = None,
+                **hyper_parameters: Any) -> "LossTermModel":
     """The :class:`LossTermModel` of the loss method ``name`` (``delta_fm``, ``delta``,
     ``bss``, ``lwf``, ``co_tuning``) around ``transfer_model`` (a
     :class:`tftransfer.models.build.TransferModel`), with the registry's hyper-parameter

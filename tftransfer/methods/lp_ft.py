@@ -26,7 +26,7 @@ Keras-only for arrays; a ``tf.data.Dataset`` (any iterable of ``(x, y)`` batches
 by iterating it.
 """
 import dataclasses
-from typing import List
+from typing import Any, List
 
 import keras
 import numpy as np
@@ -54,13 +54,14 @@ class ProbeResult:
     feature_dim: int
 
 
-def feature_model(model, head=HEAD):
+def feature_model(model: keras.Model, head: str = HEAD) -> keras.Model:
     """``keras.Model``: inputs -> the input of layer ``head`` (the penultimate features)."""
     layer = model.get_layer(head)
     return keras.Model(model.inputs, layer.input, name=model.name + "_probe_features")
 
 
-def features_and_labels(extractor, data, batch_size=256):
+def features_and_labels(extractor: keras.Model, data: Any,
+                        batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """``(features, labels)`` as NumPy arrays: ``extractor`` in inference mode over
     ``data``, a tuple ``(x, y)`` of arrays or an iterable of ``(x, y[, weights])`` batches."""
     if isinstance(data, tuple) and len(data) == 2:
@@ -90,9 +91,11 @@ class _L2(keras.layers.Layer):
         return logits
 
 
-def linear_probe(model, data, head=HEAD, epochs=500, learning_rate=0.01, l2=0.0,
-                 batch_size=256, optimizer=None, tolerance=1e-6, patience=10,
-                 from_logits=True, seed=0):
+def linear_probe(model: keras.Model, data: Any, head: str = HEAD, epochs: int = 500,
+                 learning_rate: float = 0.01, l2: float = 0.0, batch_size: int = 256,
+                 optimizer: keras.optimizers.Optimizer | None = None,
+                 tolerance: float = 1e-6, patience: int = 10, from_logits: bool = True,
+                 seed: int = 0) -> ProbeResult:
     """Phase 1 of LP-FT: fits layer ``head`` (a ``Dense`` on the penultimate features) of
     ``model`` on the frozen features of ``data``; every other weight is left as it is.
 

@@ -21,10 +21,14 @@ extra forward pass (no backward) per step, plus the source head on the current f
 Use with ``model.fit``: :func:`wrap` returns the
 :class:`tftransfer.methods.loss_terms.LossTermModel` to compile and fit. Backend-neutral.
 """
+from typing import Any, Mapping
+
+import keras
 from keras import ops
 
 from tftransfer import regularizers
 from tftransfer.methods import loss_terms
+from tftransfer.models.build import TransferModel
 from tftransfer.methods.registry import MethodSpec, register
 
 SPEC = register(MethodSpec(
@@ -40,25 +44,26 @@ class LearningWithoutForgetting(loss_terms.LossTerm):
     current_keys = (loss_terms.SOURCE_LOGITS,)
     start_keys = (loss_terms.SOURCE_LOGITS,)
 
-    def __init__(self, lam=1.0, temperature=2.0, name="lwf"):
+    def __init__(self, lam: float = 1.0, temperature: float = 2.0, name: str = "lwf") -> None:
         self.lam = regularizers.check_strength(lam, "lambda")
         self.temperature = float(temperature)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}.")
         self.name = name
 
-    def __call__(self, current, start, y):
+    def __call__(self, current: Mapping[str, Any], start: Mapping[str, Any], y: Any) -> Any:
         t = self.temperature
         log_p = ops.log_softmax(ops.cast(current[loss_terms.SOURCE_LOGITS], "float32") / t)
         log_p0 = ops.log_softmax(ops.cast(start[loss_terms.SOURCE_LOGITS], "float32") / t)
         kl = ops.sum(ops.exp(log_p0) * (log_p0 - log_p), axis=-1)
         return self.lam * t * t * ops.mean(kl)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "lam": self.lam, "temperature": self.temperature}
 
 
-def wrap(transfer_model, lam=1.0, temperature=2.0):
+def wrap(transfer_model: TransferModel | keras.Model, lam: float = 1.0,
+         temperature: float = 2.0) -> loss_terms.LossTermModel:
     """The :class:`~tftransfer.methods.loss_terms.LossTermModel` of LwF around
     ``transfer_model`` (a ``TransferModel`` built from a pretrained source: it needs its
     ``source_head``)."""

@@ -40,6 +40,7 @@ bound again with ``optimizer.bind(starting_point)`` before its first step (``bui
 otherwise).
 """
 import math
+from typing import Any, Mapping, Sequence
 
 import keras
 from absl import logging
@@ -68,7 +69,8 @@ SPECS = {
 }
 
 
-def project(weights, center, radius, norm, axes=None):
+def project(weights: Any, center: Any, radius: float, norm: str,
+            axes: Sequence[int] | None = None) -> Any:
     """``weights`` brought into the ball of ``norm`` (:data:`NORMS`), radius ``radius``
     (> 0, ``inf``: unchanged) around ``center`` (an array or 0); ``axes``: the axes of one
     row for ``"mars"`` (default: all but the last)."""
@@ -87,7 +89,7 @@ def project(weights, center, radius, norm, axes=None):
     return center + deviation / ops.maximum(1.0, size / radius)
 
 
-def distance(weights, center, norm, axes=None):
+def distance(weights: Any, center: Any, norm: str, axes: Sequence[int] | None = None) -> float:
     """The distance ``||weights - center||`` in ``norm`` (float)."""
     deviation = ops.convert_to_tensor(weights) - (0.0 if center is None else ops.cast(
         center, ops.convert_to_tensor(weights).dtype))
@@ -190,7 +192,7 @@ class _ProjectionMixin(PerVariableUpdate):
         return config
 
 
-def projected_class(base):
+def projected_class(base: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
     """The optimizer class ``MARSPGM<Base>``: ``base`` plus the ``projection`` argument
     (``{"norm": ..., "balls": {path: {"radius", "axes", "center"}}}``). Registered as
     serialisable (package ``tftransfer``)."""
@@ -202,7 +204,9 @@ for _base in (keras.optimizers.SGD, keras.optimizers.Adam, keras.optimizers.Adam
     projected_class(_base)  # registered up front so saved optimizers deserialise
 
 
-def balls(model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_new=math.inf):
+def balls(model: keras.Model, gamma: float = DEFAULT_GAMMA,
+          new_layers: str | keras.Layer | Sequence[str | keras.Layer] = (),
+          gamma_new: float = math.inf) -> dict[str, dict[str, Any]]:
     """``{path: ball}`` for ``model``'s kernels: radius ``gamma`` around the starting point
     for the inherited layers, ``gamma_new`` around zero for ``new_layers`` (none when inf)."""
     gamma = _check_radius("inherited layers", gamma)
@@ -221,8 +225,12 @@ def balls(model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_new=math.inf):
     return table
 
 
-def with_mars_pgm(optimizer, model, gamma=DEFAULT_GAMMA, new_layers=(), gamma_new=math.inf,
-                  norm="mars", starting_point=None):
+def with_mars_pgm(optimizer: keras.optimizers.Optimizer, model: keras.Model,
+                  gamma: float = DEFAULT_GAMMA,
+                  new_layers: str | keras.Layer | Sequence[str | keras.Layer] = (),
+                  gamma_new: float = math.inf, norm: str = "mars",
+                  starting_point: StartingPoint | Mapping[str, Any] | None = None
+                  ) -> keras.optimizers.Optimizer:
     """A fresh optimizer of ``optimizer``'s class and config that projects ``model``'s
     kernels after every update (see the module docstring), bound to ``starting_point``
     (default: the model's penalty starting point when it covers the kernels, else a new

@@ -32,6 +32,8 @@ Written with ``keras.ops``: backend-neutral. The config holds ``strength`` and t
 never arrays: an optimizer rebuilt from its config needs ``optimizer.bind(starting_point)``.
 """
 
+from typing import Any, Mapping, Sequence
+
 import keras
 from absl import logging
 from keras import ops
@@ -51,7 +53,8 @@ SPEC = register(MethodSpec(
             "r_t = clip((||W~_t-W0|| - ||W_{t-1}-W0||)/||W~_t-W0||, 0, 1)"))
 
 
-def spd_update(before, stepped, gradient, reference, strength):
+def spd_update(before: Any, stepped: Any, gradient: Any, reference: Any,
+               strength: float) -> tuple[Any, Any]:
     """``(W_t, decayed)``: the SPD rule applied to one variable (module docstring);
     ``decayed`` is 1.0 where the condition selected the decay, else 0.0."""
     before = ops.convert_to_tensor(before)
@@ -133,7 +136,7 @@ class _SPDMixin(PerVariableUpdate):
         return config
 
 
-def spd_class(base):
+def spd_class(base: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
     """The optimizer class ``SPD<Base>``: ``base`` plus ``spd_strength`` and ``spd_paths``
     (default: every trainable variable). Registered as serialisable (package
     ``tftransfer``)."""
@@ -144,7 +147,10 @@ for _base in (keras.optimizers.SGD, keras.optimizers.Adam, keras.optimizers.RMSp
     spd_class(_base)  # registered up front so saved optimizers deserialise
 
 
-def with_spd(optimizer, model, strength=DEFAULT_STRENGTH, paths=None, starting_point=None):
+def with_spd(optimizer: keras.optimizers.Optimizer, model: keras.Model,
+             strength: float = DEFAULT_STRENGTH, paths: Sequence[str] | None = None,
+             starting_point: StartingPoint | Mapping[str, Any] | None = None
+             ) -> keras.optimizers.Optimizer:
     """A fresh optimizer of ``optimizer``'s class and config with SPD of strength
     ``strength`` (``lambda``) on ``paths`` (default: every trainable variable of ``model``,
     the authors' use), toward ``starting_point`` (default: the model's penalty starting

@@ -35,12 +35,16 @@ mode in Keras 3) stays in inference mode. Written with ``keras.ops`` and ``keras
 backend-neutral.
 """
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import keras
 from absl import logging
 from keras import ops
 
 from tftransfer.methods.registry import MethodSpec, register
+
+if TYPE_CHECKING:
+    from tftransfer.models.build import TransferModel
 
 try:  # the class of functional models (keras.Model(inputs, outputs))
     from keras.src.models.functional import Functional as _Functional
@@ -62,7 +66,7 @@ class StochNorm(keras.layers.BatchNormalization):
     ``seed``: seed of the Bernoulli draws. Every other argument is ``BatchNormalization``'s
     (``renorm`` is not supported)."""
 
-    def __init__(self, p=DEFAULT_P, seed=None, **kwargs):
+    def __init__(self, p: float = DEFAULT_P, seed: int | None = None, **kwargs: Any) -> None:
         if kwargs.get("renorm"):
             raise ValueError("StochNorm does not support batch renormalization (renorm=True).")
         super().__init__(**kwargs)
@@ -73,13 +77,13 @@ class StochNorm(keras.layers.BatchNormalization):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def channel_selection(self):
+    def channel_selection(self) -> Any:
         """A fresh draw of ``s`` (1.0: batch statistics, 0.0: moving), one per channel."""
         channels = self.moving_mean.shape[0]
         draw = keras.random.uniform((channels,), seed=self.seed_generator)
         return ops.cast(ops.less(draw, self.p), "float32")
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         if not (training and self.trainable):
             return super().call(inputs, training=False, mask=mask)
         compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
@@ -103,7 +107,7 @@ class StochNorm(keras.layers.BatchNormalization):
             moving_variance * self.momentum + variance * (1.0 - self.momentum))
         return ops.cast(outputs, self.compute_dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "p": self.p, "seed": self.seed}
 
 
@@ -114,7 +118,8 @@ def _check_p(p):
     return p
 
 
-def swap_batch_norm(model, p=DEFAULT_P, seed=None):
+def swap_batch_norm(model: "keras.Model | TransferModel", p: float = DEFAULT_P,
+                    seed: int | None = None) -> "keras.Model | TransferModel":
     """A copy of ``model`` (a functional or Sequential ``keras.Model``, or a
     ``TransferModel``) with every top-level ``BatchNormalization`` replaced by
     :class:`StochNorm` with probability ``p`` (layer ``i`` seeded ``seed + i`` when ``seed``
@@ -156,6 +161,6 @@ def swap_batch_norm(model, p=DEFAULT_P, seed=None):
     return new
 
 
-def stochnorm_layers(model):
+def stochnorm_layers(model: keras.Model) -> list[str]:
     """Names of the :class:`StochNorm` layers of ``model``."""
     return [layer.name for layer in model.layers if isinstance(layer, StochNorm)]

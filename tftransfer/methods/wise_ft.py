@@ -27,6 +27,8 @@ How a driver uses it (a procedure: phase functions around ``fit``)::
 ``evaluate_grid`` leaves the model at ``theta_1``. Keras-only (``get_weights`` /
 ``set_weights`` by variable path): backend-neutral.
 """
+from typing import Any, Callable, Mapping, Sequence
+
 import keras
 import numpy as np
 
@@ -43,7 +45,7 @@ SPEC = register(MethodSpec(
             "head, evaluated over a grid of a"))
 
 
-def snapshot(model):
+def snapshot(model: keras.Model) -> dict[str, np.ndarray]:
     """``{variable path: NumPy copy}`` of every weight of ``model`` (trainable or not)."""
     return {v.path: np.array(keras.ops.convert_to_numpy(v), copy=True) for v in model.weights}
 
@@ -55,7 +57,8 @@ def _check_alpha(alpha):
     return alpha
 
 
-def interpolate(theta_0, theta_1, alpha):
+def interpolate(theta_0: Mapping[str, np.ndarray], theta_1: Mapping[str, np.ndarray],
+                alpha: float) -> dict[str, np.ndarray]:
     """``{path: (1 - alpha) * theta_0 + alpha * theta_1}`` (exact copies at 0 and 1)."""
     alpha = _check_alpha(alpha)
     if set(theta_0) != set(theta_1):
@@ -77,7 +80,7 @@ def interpolate(theta_0, theta_1, alpha):
     return mixed
 
 
-def assign(model, weights):
+def assign(model: keras.Model, weights: Mapping[str, np.ndarray]) -> None:
     """Sets every weight of ``model`` from ``weights`` (``{path: array}``, all paths)."""
     missing = [v.path for v in model.weights if v.path not in weights]
     if missing:
@@ -87,7 +90,10 @@ def assign(model, weights):
         v.assign(weights[v.path])
 
 
-def evaluate_grid(model, theta_0, theta_1, alphas=DEFAULT_GRID, evaluate=None):
+def evaluate_grid(model: keras.Model, theta_0: Mapping[str, np.ndarray],
+                  theta_1: Mapping[str, np.ndarray], alphas: Sequence[float] = DEFAULT_GRID,
+                  evaluate: Callable[[keras.Model], Any] | None = None
+                  ) -> list[tuple[float, Any]]:
     """``[(a, evaluate(model at theta(a)))]`` for each ``a`` of ``alphas``; the model is
     left at ``theta_1``. ``evaluate``: a function of the model (e.g. its ``evaluate`` on
     the test set); ``None`` returns the weights themselves."""

@@ -11,6 +11,8 @@
   ``keras.layers.BatchNormalization(synchronized=True)`` when asked (the statistics of the
   whole global batch under ``tf.distribute``; TensorFlow backend only).
 """
+from typing import Any
+
 import keras
 
 BATCH_NORM_MODES = ("frozen", "frozen_stats", "train")
@@ -22,11 +24,11 @@ class FrozenStatsBatchNormalization(keras.layers.BatchNormalization):
     training too, normalises with ``moving_mean`` / ``moving_variance`` and leaves them
     unchanged; ``gamma`` and ``beta`` receive gradients."""
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         return super().call(inputs, training=False, mask=mask)
 
 
-def check_mode(mode, synchronized=False):
+def check_mode(mode: str, synchronized: bool = False) -> str:
     """``mode`` if it is one of :data:`BATCH_NORM_MODES` (ValueError otherwise)."""
     if mode not in BATCH_NORM_MODES:
         raise ValueError(f"Unknown batch_norm mode {mode!r}; expected one of "
@@ -40,7 +42,8 @@ def check_mode(mode, synchronized=False):
     return mode
 
 
-def batch_norm(name, mode="train", synchronized=False, momentum=0.99, epsilon=1e-3):
+def batch_norm(name: str, mode: str = "train", synchronized: bool = False,
+               momentum: float = 0.99, epsilon: float = 1e-3) -> keras.layers.Layer:
     """A batch-norm layer named ``name`` in ``mode`` (see the module docstring)."""
     check_mode(mode, synchronized)
     if mode == "frozen_stats":

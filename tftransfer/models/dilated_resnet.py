@@ -22,6 +22,8 @@ network's pre-pooling features. Each builder returns a ``keras.Model`` from imag
 head). ``bn(name, momentum, epsilon)`` makes every batch-norm layer
 (:func:`tftransfer.models.batch_norm.batch_norm` with a mode).
 """
+from typing import Callable, Sequence
+
 import keras
 
 from tftransfer.models.resnet_torch import DEPTHS, STAGE_FILTERS
@@ -31,7 +33,8 @@ KERAS_BN = {"momentum": 0.99, "epsilon": 1.001e-5}  # keras.applications' batch 
 NATIVE_BN = {"momentum": BN_MOMENTUM, "epsilon": BN_EPSILON}  # the package's ResNets
 
 
-def stage_plan(strides, output_stride, stem_stride):
+def stage_plan(strides: Sequence[int], output_stride: int,
+               stem_stride: int) -> list[tuple[int, int, int]]:
     """``[(stride, first_rate, rate)]`` per stage: the stride of its first block, the
     dilation rate of that block's 3x3 convolutions and of the later blocks'. ``strides``:
     the stages' strides in the classification network; ``stem_stride``: the stride before
@@ -81,7 +84,9 @@ def _keras_block(x, filters, stride, rate, name, bn):
     return relu("relu", name=name + "_out")(x)
 
 
-def dilated_resnet_keras(depth, input_shape, output_stride, bn, name=None):
+def dilated_resnet_keras(depth: int, input_shape: Sequence[int], output_stride: int,
+                         bn: Callable[..., keras.layers.Layer],
+                         name: str | None = None) -> keras.Model:
     """The keras.applications ResNet-``depth`` up to ``conv5``, at ``output_stride``."""
     blocks = _blocks(depth)
     inputs = keras.Input(input_shape, name="images")
@@ -127,7 +132,9 @@ def _torch_block(x, filters, stride, rate, project, name, bn):
     return keras.layers.ReLU(name=name + "_out")(y)
 
 
-def dilated_resnet_torch(depth, input_shape, output_stride, bn, name=None):
+def dilated_resnet_torch(depth: int, input_shape: Sequence[int], output_stride: int,
+                         bn: Callable[..., keras.layers.Layer],
+                         name: str | None = None) -> keras.Model:
     """The torchvision-layout ResNet-``depth`` up to ``stage4``, at ``output_stride``."""
     blocks = _blocks(depth)
     inputs = keras.Input(input_shape, name="images")
@@ -157,8 +164,10 @@ def _native_conv_bn(x, filters, stride, rate, kernel, name, relu, bn):
     return keras.layers.ReLU(name=name + "_relu")(x) if relu else x
 
 
-def dilated_small_resnet(input_shape, output_stride, bn, widths=(16, 32, 64),
-                         blocks_per_stage=1, name=None):
+def dilated_small_resnet(input_shape: Sequence[int], output_stride: int,
+                         bn: Callable[..., keras.layers.Layer],
+                         widths: Sequence[int] = (16, 32, 64), blocks_per_stage: int = 1,
+                         name: str | None = None) -> keras.Model:
     """:func:`tftransfer.models.small_resnet.small_resnet` without pooling and classifier,
     at ``output_stride`` (``2 ** (len(widths) - 1)`` without dilation)."""
     if len(widths) < 2:

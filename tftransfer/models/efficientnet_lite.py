@@ -16,6 +16,8 @@ reference TensorFlow implementation and the PyTorch port whose ImageNet weights
 :mod:`tftransfer.models.pretrained` converts. Every layer name starts with its unit name
 (``stem``, ``block1`` ... ``block16``, ``top``) followed by ``_``.
 """
+from typing import Sequence
+
 import keras
 
 BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (docs/recipe.md)
@@ -41,7 +43,7 @@ BLOCKS = (
 NUM_BLOCKS = sum(stage[0] for stage in BLOCKS)
 
 
-def unit_names():
+def unit_names() -> list[str]:
     """Names of the freezable units, input to output: ``["stem", "block1", ..., "top"]``."""
     return ["stem"] + [f"block{i}" for i in range(1, NUM_BLOCKS + 1)] + ["top"]
 
@@ -80,8 +82,9 @@ def _mbconv(x, kernel, stride, expand, filters, name):
     return x
 
 
-def efficientnet_lite0(input_shape=(224, 224, 3), include_top=True, classes=1000,
-                       dropout_rate=0.2, name="efficientnet_lite0"):
+def efficientnet_lite0(input_shape: Sequence[int] = (224, 224, 3), include_top: bool = True,
+                       classes: int = 1000, dropout_rate: float = 0.2,
+                       name: str = "efficientnet_lite0") -> keras.Model:
     """Builds EfficientNet-Lite0; returns a ``keras.Model`` from images to logits.
 
     Args:

@@ -13,6 +13,8 @@ Inputs are already preprocessed images (see :mod:`tftransfer.models.preprocessin
 as ``(images, labels)`` NumPy arrays or a ``tf.data.Dataset`` of ``(images, labels)``
 batches.
 """
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -25,7 +27,7 @@ from tftransfer.regularizers import L2
 CLASSIFIERS = ("logistic", "svm")
 
 
-def l2_normalize(features, epsilon=1e-12):
+def l2_normalize(features: np.ndarray, epsilon: float = 1e-12) -> np.ndarray:
     """Rows of ``features`` divided by their Euclidean norm (at least ``epsilon``)."""
     features = np.asarray(features, np.float32)
     norms = np.linalg.norm(features, axis=-1, keepdims=True)
@@ -41,7 +43,8 @@ def _batches(data, batch_size):
         (np.asarray(x), np.asarray(y)) for x, y in labelled_batches(data, batch_size))
 
 
-def extract_features(feature_model, data, batch_size=64, verbose=True):
+def extract_features(feature_model: keras.Model, data: Any, batch_size: int = 64,
+                     verbose: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``(phi, labels)``: L2-normalised features ``[N, D]`` of ``data`` and its labels."""
     total, batches = _batches(data, batch_size)
     progbar = keras.utils.Progbar(total, unit_name="batch") if verbose else None
@@ -57,8 +60,10 @@ def extract_features(feature_model, data, batch_size=64, verbose=True):
     return l2_normalize(features), np.concatenate(labels).astype(np.int64)
 
 
-def fit_logistic_regression(features, labels, num_classes, l2=1e-4, epochs=100,
-                            learning_rate=0.01, batch_size=256, seed=None, verbose=0):
+def fit_logistic_regression(features: np.ndarray, labels: np.ndarray, num_classes: int,
+                            l2: float = 1e-4, epochs: int = 100, learning_rate: float = 0.01,
+                            batch_size: int = 256, seed: int | None = None,
+                            verbose: int = 0) -> keras.Model:
     """Keras multinomial logistic regression (Adam, ``epochs`` passes over shuffled
     mini-batches, run as one compiled loop); returns the ``Dense`` logits model.
     ``seed`` (optional) seeds Python, NumPy and Keras (``keras.utils.set_random_seed``)."""
@@ -82,7 +87,8 @@ def fit_logistic_regression(features, labels, num_classes, l2=1e-4, epochs=100,
     return model
 
 
-def fit_linear_svm(features, labels, C=1.0, seed=0):
+def fit_linear_svm(features: np.ndarray, labels: np.ndarray, C: float = 1.0,
+                   seed: int = 0) -> Any:
     """scikit-learn ``LinearSVC(C)`` (one-vs-rest, squared hinge) fitted on the features."""
     try:
         from sklearn.svm import LinearSVC
@@ -92,8 +98,9 @@ def fit_linear_svm(features, labels, C=1.0, seed=0):
     return LinearSVC(C=C, random_state=seed).fit(features, labels)
 
 
-def feature_baseline(feature_model, train, test, num_classes, classifier="logistic",
-                     batch_size=64, verbose=True, **classifier_kwargs):
+def feature_baseline(feature_model: keras.Model, train: Any, test: Any, num_classes: int,
+                     classifier: str = "logistic", batch_size: int = 64, verbose: bool = True,
+                     **classifier_kwargs: Any) -> dict[str, Any]:
     """Extracts features of ``train`` and ``test``, fits ``classifier`` on train, and returns
     ``{"classifier", "train_accuracy", "test_accuracy", "num_train", "num_test",
     "feature_dim"}``. ``classifier_kwargs`` go to :func:`fit_logistic_regression` or

@@ -10,6 +10,8 @@ With ``freeze_bn_stats=True`` the layer is set non-trainable, which in Keras 3 a
 it run in inference mode: it normalises with the frozen moving statistics and never
 updates them.
 """
+from typing import Sequence
+
 import keras
 
 from tftransfer.models.units import units
@@ -23,7 +25,7 @@ def _freeze_layer(layer, freeze_bn_stats):
         layer.trainable = False
 
 
-def freeze_units(model, k, freeze_bn_stats=False):
+def freeze_units(model: keras.Model, k: int, freeze_bn_stats: bool = False) -> list[str]:
     """Freezes the layers of the first ``k`` units of ``model`` (0 <= k <= number of units).
 
     Returns the names of the frozen units. Layers outside every unit (the head) and later
@@ -40,7 +42,7 @@ def freeze_units(model, k, freeze_bn_stats=False):
     return frozen
 
 
-def freeze_batch_norm(model):
+def freeze_batch_norm(model: keras.Model) -> list[str]:
     """Puts every batch-norm layer of ``model`` in inference mode (statistics and affine
     parameters frozen); returns their names. Useful with small batches."""
     names = []
@@ -51,7 +53,8 @@ def freeze_batch_norm(model):
     return names
 
 
-def linear_probe(model, head_layers):
+def linear_probe(model: keras.Model,
+                 head_layers: Sequence[str | keras.layers.Layer]) -> list[str]:
     """Freezes everything except ``head_layers`` (layers or names): a linear classifier on
     frozen features. Every frozen batch-norm layer runs in inference mode. Returns the
     names of the layers left trainable."""

@@ -19,6 +19,7 @@ e.g. one written by ``backbone.save_to_preset(dir)``), and returns a
 A preset without an image converter gets scale 1/255 and offset 0.
 """
 import os
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -45,7 +46,7 @@ def _is_task_preset(preset):
     return os.path.isfile(os.path.join(preset, "task.json")) if os.path.isdir(preset) else None
 
 
-def load_preset(preset):
+def load_preset(preset: str) -> tuple[keras.Model, keras.layers.Dense | None, Any]:
     """``(backbone, classifier Dense or None, image converter or None)`` of ``preset``."""
     hub = _keras_hub()
     if os.path.exists(preset) and not os.path.isdir(preset):
@@ -79,8 +80,9 @@ def _scale_offset(converter, channels):
     return scale, offset
 
 
-def build_from_preset(preset, num_classes, input_shape=(224, 224, 3), head_init="he",
-                      seed=None, name=None):
+def build_from_preset(preset: str, num_classes: int, input_shape: Sequence[int] = (224, 224, 3),
+                      head_init: str = "he", seed: int | None = None,
+                      name: str | None = None) -> TransferModel:
     """The :class:`TransferModel` of a KerasHub ``preset`` for ``num_classes`` (module
     docstring). ``input_shape``: (height, width, channels) of the images."""
     if head_init not in HEAD_INITS:

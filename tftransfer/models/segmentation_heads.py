@@ -19,6 +19,8 @@ Every layer a head makes is new: its name starts with the head's prefix (``seg_`
 ``aspp_``, ``psp_``, ``aux_``), never with a backbone unit's. Its batch norm is
 ``bn(name)``; its convolution kernels are initialised by ``init(i)`` (the i-th new kernel).
 """
+from typing import Any, Callable, Sequence
+
 import keras
 from keras import ops
 
@@ -28,7 +30,7 @@ ASPP_CHANNELS = 256
 PSP_BINS = (1, 2, 3, 6)
 
 
-def bilinear_resize(x, height, width):
+def bilinear_resize(x: Any, height: int, width: int) -> Any:
     """Bilinear resize of ``[B, h, w, C]`` to ``[B, height, width, C]`` with half-pixel
     centres (``tf.image.resize``'s rule, no antialiasing): output pixel ``i`` samples the
     input at ``(i + 0.5) * h / height - 0.5``, clamped to ``[0, h - 1]``, interpolating its
@@ -63,7 +65,7 @@ class ResizeLike(keras.layers.Layer):
     of ``reference`` (``keras.ops.image.resize`` when both sizes are known when the graph
     is built, else :func:`bilinear_resize`, the same half-pixel rule)."""
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         x, reference = inputs
         height, width = reference.shape[1], reference.shape[2]
         if isinstance(height, int) and isinstance(width, int) and all(
@@ -74,7 +76,8 @@ class ResizeLike(keras.layers.Layer):
         size = ops.shape(reference)
         return bilinear_resize(x, size[1], size[2])
 
-    def compute_output_shape(self, input_shapes):
+    def compute_output_shape(self, input_shapes: Sequence[Sequence[int | None]]
+                             ) -> tuple[int | None, ...]:
         x, reference = input_shapes
         return (x[0], reference[1], reference[2], x[3])
 
@@ -86,7 +89,7 @@ class AdaptiveAveragePooling(keras.layers.Layer):
     ``floor(i * n / bins)`` to ``ceil((i + 1) * n / bins) - 1``. Computed from cumulative
     sums, so ``H`` and ``W`` may be unknown when the model is built."""
 
-    def __init__(self, bins, **kwargs):
+    def __init__(self, bins: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bins = int(bins)
 
@@ -104,15 +107,15 @@ class AdaptiveAveragePooling(keras.layers.Layer):
         shape[axis] = self.bins
         return total / ops.reshape(count, shape)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         dtype = inputs.dtype
         x = ops.cast(inputs, "float32")
         return ops.cast(self._pool_axis(self._pool_axis(x, 1), 2), dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return (input_shape[0], self.bins, self.bins, input_shape[3])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "bins": self.bins}
 
 
@@ -121,12 +124,13 @@ class BroadcastLike(keras.layers.Layer):
     """``BroadcastLike()([pooled, reference])``: ``[B, 1, 1, C]`` repeated over the height
     and width of ``reference`` (bilinear upsampling of a single pixel)."""
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         pooled, reference = inputs
         shape = ops.shape(reference)
         return ops.broadcast_to(pooled, (shape[0], shape[1], shape[2], pooled.shape[-1]))
 
-    def compute_output_shape(self, input_shapes):
+    def compute_output_shape(self, input_shapes: Sequence[Sequence[int | None]]
+                             ) -> tuple[int | None, ...]:
         pooled, reference = input_shapes
         return (reference[0], reference[1], reference[2], pooled[3])
 
@@ -134,37 +138,41 @@ class BroadcastLike(keras.layers.Layer):
 class LayerMaker:
     """Names, batch norm and kernel initialisers of one head's new layers."""
 
-    def __init__(self, bn, init):
+    def __init__(self, bn: Callable[[str], keras.layers.Layer],
+                 init: Callable[[int], keras.initializers.Initializer]) -> None:
         self.bn, self.init, self.count = bn, init, 0
 
-    def conv(self, filters, kernel, name, rate=1, bias=False):
+    def conv(self, filters: int, kernel: int, name: str, rate: int = 1,
+             bias: bool = False) -> keras.layers.Conv2D:
         self.count += 1
         return keras.layers.Conv2D(filters, kernel, padding="same", dilation_rate=rate,
                                    use_bias=bias, kernel_initializer=self.init(self.count),
                                    name=name)
 
-    def conv_bn_relu(self, x, filters, kernel, name, rate=1):
+    def conv_bn_relu(self, x: Any, filters: int, kernel: int, name: str, rate: int = 1) -> Any:
         x = self.conv(filters, kernel, name + "_conv", rate)(x)
         x = self.bn(name + "_bn")(x)
         return keras.layers.ReLU(name=name + "_relu")(x)
 
-    def classifier(self, x, num_classes, name, seed):
+    def classifier(self, x: Any, num_classes: int, name: str, seed: int | None) -> Any:
         x = keras.layers.Dropout(DROPOUT, seed=seed, name=name + "_dropout")(x)
         return self.conv(num_classes, 1, name + "_classifier", bias=True)(x)
 
 
-def resnet_head(features, num_classes, make, seed=None):
+def resnet_head(features: Any, num_classes: int, make: LayerMaker,
+                seed: int | None = None) -> Any:
     """1x1 classifier ``seg_classifier`` on the features (no dropout)."""
     return make.conv(num_classes, 1, "seg_classifier", bias=True)(features)
 
 
-def fcn_head(features, num_classes, make, seed=None, prefix="seg"):
+def fcn_head(features: Any, num_classes: int, make: LayerMaker, seed: int | None = None,
+             prefix: str = "seg") -> Any:
     """3x3 conv + BN + ReLU (``C/4`` channels), dropout 0.1, 1x1 classifier."""
     x = make.conv_bn_relu(features, max(features.shape[-1] // 4, 1), 3, prefix + "_fcn")
     return make.classifier(x, num_classes, prefix, seed)
 
 
-def aspp_rates(output_stride, reference_stride):
+def aspp_rates(output_stride: int, reference_stride: int) -> tuple[int, ...]:
     """ASPP rates ``(6, 12, 18) * (reference_stride / 2) / output_stride``: DeepLabv3's
     rates at output stride 16 of a network whose largest stride is 32 (``reference_stride``),
     doubled at 8; the small ResNet (largest stride 4) gets ``(3, 6, 9)`` at 4."""
@@ -172,7 +180,8 @@ def aspp_rates(output_stride, reference_stride):
     return tuple(max(1, int(round(r * scale))) for r in ASPP_RATES)
 
 
-def deeplab_head(features, num_classes, make, rates, seed=None):
+def deeplab_head(features: Any, num_classes: int, make: LayerMaker, rates: Sequence[int],
+                 seed: int | None = None) -> Any:
     """ASPP (see the module docstring), projection, dropout, 1x1 classifier."""
     channels = min(ASPP_CHANNELS, features.shape[-1])
     branches = [make.conv_bn_relu(features, channels, 1, "aspp_1x1")]
@@ -186,7 +195,8 @@ def deeplab_head(features, num_classes, make, rates, seed=None):
     return make.classifier(x, num_classes, "seg", seed)
 
 
-def pspnet_head(features, num_classes, make, seed=None):
+def pspnet_head(features: Any, num_classes: int, make: LayerMaker,
+                seed: int | None = None) -> Any:
     """Pyramid pooling with bins 1, 2, 3, 6, concatenation, 3x3 conv, dropout, classifier."""
     channels = max(features.shape[-1] // 4, 1)
     levels = [features]
@@ -199,6 +209,7 @@ def pspnet_head(features, num_classes, make, seed=None):
     return make.classifier(x, num_classes, "seg", seed)
 
 
-def aux_head(features, num_classes, make, seed=None):
+def aux_head(features: Any, num_classes: int, make: LayerMaker,
+             seed: int | None = None) -> Any:
     """PSPNet's auxiliary head: :func:`fcn_head` on the penultimate stage, prefix ``aux``."""
     return fcn_head(features, num_classes, make, seed, prefix="aux")

@@ -9,13 +9,15 @@ Every layer name starts with the name of its *unit*: ``stem``, then ``stage{s}_b
 (1-based), so a unit, the granularity at which the paper freezes layers (Figure 3), is the
 set of layers whose name starts with ``unit + "_"``. :func:`unit_names` lists them in order.
 """
+from typing import Sequence
+
 import keras
 
 from tftransfer.models.layers import conv_bn
 
 
 
-def unit_names(widths=(16, 32, 64), blocks_per_stage=1):
+def unit_names(widths: Sequence[int] = (16, 32, 64), blocks_per_stage: int = 1) -> list[str]:
     """Names of the freezable units, input to output: ``["stem", "stage1_block1", ...]``."""
     return ["stem"] + [f"stage{s}_block{b}" for s in range(1, len(widths) + 1)
                        for b in range(1, blocks_per_stage + 1)]
@@ -31,8 +33,9 @@ def _basic_block(x, filters, strides, name):
     return keras.layers.ReLU(name=name + "_out")(y)
 
 
-def small_resnet(input_shape=(28, 28, 1), num_classes=10, widths=(16, 32, 64),
-                 blocks_per_stage=1, head_name="predictions", name="small_resnet"):
+def small_resnet(input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10,
+                 widths: Sequence[int] = (16, 32, 64), blocks_per_stage: int = 1,
+                 head_name: str = "predictions", name: str = "small_resnet") -> keras.Model:
     """Builds the small ResNet; returns a ``keras.Model`` mapping images to logits.
 
     Args:

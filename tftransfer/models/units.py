@@ -14,12 +14,16 @@ Layers outside any unit (input, pooling, dropout, classifier) belong to the head
 """
 import collections
 import re
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import keras
 
 _UNIT = re.compile(r"^(conv1|pool1|conv\d+_block\d+|stem|stage\d+_block\d+|block\d+|top)_")
 _ALIASES = {"pool1": "conv1"}  # keras.applications' stem max-pool belongs to the stem
 
 
-def unit_of(layer_name):
+def unit_of(layer_name: str) -> str | None:
     """The unit a layer name belongs to, or None for layers outside every unit."""
     match = _UNIT.match(layer_name)
     if match is None:
@@ -27,7 +31,7 @@ def unit_of(layer_name):
     return _ALIASES.get(match.group(1), match.group(1))
 
 
-def units(model):
+def units(model: "keras.Model") -> "collections.OrderedDict[str, list[keras.layers.Layer]]":
     """``OrderedDict`` unit name -> list of layers, in the model's (topological) order."""
     found = collections.OrderedDict()
     for layer in model.layers:
@@ -42,12 +46,12 @@ def units(model):
     return found
 
 
-def unit_names(model):
+def unit_names(model: "keras.Model") -> list[str]:
     """Names of the units of ``model``, input to output."""
     return list(units(model))
 
 
-def unit_layers(model, names):
+def unit_layers(model: "keras.Model", names: str | Sequence[str]) -> "list[keras.layers.Layer]":
     """The layers of the units ``names`` (a name or a list of names) of ``model``."""
     if isinstance(names, str):
         names = [names]

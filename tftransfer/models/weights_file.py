@@ -13,8 +13,12 @@ nothing and the load itself decides.
 import contextlib
 import re
 import zipfile
+from typing import TYPE_CHECKING
 
 import h5py
+
+if TYPE_CHECKING:
+    import keras
 
 _KERAS_ARCHIVE_WEIGHTS = "model.weights.h5"
 _VARIABLE_REPR = re.compile(r"<Variable path=([^,>]+)[^>]*>")
@@ -65,7 +69,7 @@ def _legacy_layers(f):
     return out
 
 
-def saved_layers(path):
+def saved_layers(path: str) -> tuple[bool, list[tuple[str, list[tuple[int, ...]]]]] | None:
     """``(in_order, [(layer name, [variable shape, ...])])`` for the weights file at
     ``path``: ``in_order`` when its layers are matched to a model's by position (legacy
     .h5), else by name. None when the file is in none of the formats of the module
@@ -96,7 +100,7 @@ def _differences(pairs):
     return out
 
 
-def mismatch(model, path):
+def mismatch(model: "keras.Model", path: str) -> str | None:
     """One line saying why the weights file at ``path`` cannot fill ``model``'s layers
     (the first differing layer with both shapes, and how many differ), or None when it fits
     or its format is not read here. Reads shapes only; works on a model whose variables
@@ -130,7 +134,7 @@ def mismatch(model, path):
             f"{tuple(variable.shape)} in the model{more}")
 
 
-def one_line(error, limit=400):
+def one_line(error: BaseException, limit: int = 400) -> str:
     """The message of a failed ``load_weights`` on one line of at most ``limit`` characters:
     each quoted variable (whose repr holds all its values) replaced by its path, Keras'
     list of every failed object dropped."""

@@ -15,10 +15,15 @@ All functions return class probabilities ``[B, H, W, K]`` (softmax), averaged as
   to ``H x W`` (bilinear); with ``flip``, the mirrored image too, mirrored back; the mean over
   all of them.
 """
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
 import tensorflow as tf
 
+if TYPE_CHECKING:
+    import keras
 
-def whole_image(model, images):
+
+def whole_image(model: "keras.Model", images: Any) -> tf.Tensor:
     """Softmax of ``model(images)``."""
     return tf.nn.softmax(tf.convert_to_tensor(model(images, training=False)), axis=-1)
 
@@ -30,7 +35,8 @@ def _offsets(length, crop, stride):
     return offsets + [length - crop]
 
 
-def sliding_window(model, images, crop, stride):
+def sliding_window(model: "keras.Model", images: Any, crop: int,
+                   stride: int) -> tf.Tensor:
     """Probabilities of ``images [B, H, W, C]`` from ``crop``-sized windows (module
     docstring)."""
     if not 0 < stride <= crop:
@@ -53,7 +59,8 @@ def sliding_window(model, images, crop, stride):
     return (total / count)[:, :height, :width]
 
 
-def multi_scale(predict, images, scales=(1.0,), flip=False):
+def multi_scale(predict: Callable[[tf.Tensor], Any], images: Any,
+                scales: Sequence[float] = (1.0,), flip: bool = False) -> tf.Tensor:
     """Mean probabilities over ``scales`` (and mirrors), ``predict(images) -> [B, h, w, K]``
     probabilities, e.g. ``lambda x: sliding_window(model, x, 836, 557)``."""
     images = tf.convert_to_tensor(images, tf.float32)

@@ -9,13 +9,16 @@ confusion matrix ``C[i, j]`` counts pixels of true class ``i`` predicted as ``j`
 Predictions equal to ``ignore_label`` never occur (a network predicts a class), and true
 labels outside ``[0, num_classes)`` other than ``ignore_label`` are an error.
 """
+from typing import Any
+
 import keras
 import numpy as np
 
 IGNORE_LABEL = 255
 
 
-def confusion_matrix(labels, predictions, num_classes, ignore_label=IGNORE_LABEL):
+def confusion_matrix(labels: Any, predictions: Any, num_classes: int,
+                     ignore_label: int = IGNORE_LABEL) -> np.ndarray:
     """``int64 [num_classes, num_classes]``: rows true class, columns predicted class."""
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     predictions = np.asarray(predictions).reshape(-1).astype(np.int64)
@@ -33,7 +36,7 @@ def confusion_matrix(labels, predictions, num_classes, ignore_label=IGNORE_LABEL
                        minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def iou_per_class(confusion):
+def iou_per_class(confusion: np.ndarray) -> np.ndarray:
     """``float64 [num_classes]``: IoU of each class, NaN where the class never occurs
     (neither true nor predicted)."""
     confusion = np.asarray(confusion, np.float64)
@@ -43,7 +46,7 @@ def iou_per_class(confusion):
         return np.where(union > 0, hits / union, np.nan)
 
 
-def mean_iou(confusion):
+def mean_iou(confusion: np.ndarray) -> float:
     """The mean of :func:`iou_per_class` over the classes that occur."""
     iou = iou_per_class(confusion)
     if np.all(np.isnan(iou)):
@@ -51,7 +54,8 @@ def mean_iou(confusion):
     return float(np.nanmean(iou))
 
 
-def keras_mean_iou(num_classes, ignore_label=IGNORE_LABEL, name="mean_iou"):
+def keras_mean_iou(num_classes: int, ignore_label: int = IGNORE_LABEL,
+                   name: str = "mean_iou") -> keras.metrics.MeanIoU:
     """Keras' streaming metric with the same definition, for ``model.compile(metrics=...)``:
     it takes integer label maps and logits (``sparse_y_pred=False``: argmax over the last
     axis)."""

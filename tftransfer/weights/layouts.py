@@ -48,7 +48,7 @@ def _pattern_regex(pattern):
     return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>\\d+)", re.escape(pattern)) + r"\Z")
 
 
-def torch_prefix(layout, keras_name):
+def torch_prefix(layout: str, keras_name: str) -> str | None:
     """PyTorch module name for the Keras layer ``keras_name`` in ``layout``; None if unmapped.
 
     Raises:
