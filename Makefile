@@ -77,11 +77,11 @@ BACKEND_TESTS := tests/test_regularizers.py tests/test_penalize.py tests/test_ke
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -n 3 --dist loadscope --durations=25 tests  # three workers on two cores (much of a test is single-threaded tracing), a test class each (pytest-xdist)
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25 tests  # two workers, a test class each (pytest-xdist)
 	@for b in jax torch; do \
 	  if $(PY) -c "import $$b" 2>/dev/null; then \
 	    echo "KERAS_BACKEND=$$b: $(BACKEND_TESTS)"; \
-	    KERAS_BACKEND=$$b $(PY) -m pytest -q $(BACKEND_TESTS) || exit 1; \
+	    KERAS_BACKEND=$$b $(PY) -m pytest -q -n 2 --dist loadfile $(BACKEND_TESTS) || exit 1; \
 	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install -e '.[test]')"; fi; \
 	done
 
