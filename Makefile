@@ -69,7 +69,8 @@ demo: $(VENV)/.installed fashion-mnist
 study: $(VENV)/.installed-all fashion-mnist
 	$(PY) -m experiments.cpu_study $(STUDY_ARGS)
 
-# The backend-neutral core again under JAX and PyTorch (docs/backends.md), about 30 s each;
+# The backend-neutral core again under JAX (two workers: its compiles are single-threaded)
+# and PyTorch (one: two were slower) (docs/backends.md), about 70 s and 20 s;
 # a backend whose package is missing is skipped with a line saying so.
 BACKEND_TESTS := tests/test_regularizers.py tests/test_penalize.py tests/test_kerashub.py \
 	tests/test_segmentation_metrics.py tests/test_models_segmentation_backends.py \
@@ -81,7 +82,7 @@ test: $(VENV)/.installed-test
 	@for b in jax torch; do \
 	  if $(PY) -c "import $$b" 2>/dev/null; then \
 	    echo "KERAS_BACKEND=$$b: $(BACKEND_TESTS)"; \
-	    KERAS_BACKEND=$$b $(PY) -m pytest -q -n 2 --dist loadfile $(BACKEND_TESTS) || exit 1; \
+	    KERAS_BACKEND=$$b $(PY) -m pytest -q $$([ $$b = jax ] && echo --numprocesses=2 --dist=loadfile) $(BACKEND_TESTS) || exit 1; \
 	  else echo "skipping KERAS_BACKEND=$$b: $$b is not installed (pip install -e '.[test]')"; fi; \
 	done
 
