@@ -76,3 +76,37 @@ def table(header, rows):
     """A Markdown pipe table (``DataFrame.to_markdown``) of string cells, kept verbatim."""
     frame = pd.DataFrame([[str(c) for c in row] for row in rows], columns=list(header))
     return frame.to_markdown(index=False, disable_numparse=True)
+
+
+VERDICTS = ("agrees", "disagrees", "cannot tell")
+
+
+class Claim(tuple):
+    """One claim of a source paper checked on the study's CSV files: ``paper`` (e.g.
+    ``"papers/003"``), ``claim`` (the paper's statement), ``verdict`` (one of
+    :data:`VERDICTS`) and ``numbers`` (the figures it rests on, as text)."""
+    __slots__ = ()
+
+    def __new__(cls, paper, claim, verdict, numbers):
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict {verdict!r}: choose one of {VERDICTS}.")
+        return super().__new__(cls, (paper, claim, verdict, numbers))
+
+    paper = property(lambda self: self[0])
+    claim = property(lambda self: self[1])
+    verdict = property(lambda self: self[2])
+    numbers = property(lambda self: self[3])
+
+    def line(self):
+        return f"- *{self.claim}* ({self.paper}): **{self.verdict}** ({self.numbers})."
+
+
+def verdict_of(word, expect):
+    """The claim verdict of a :func:`compare` word against the expected one ('higher',
+    'lower' or 'no clear difference'): agrees when equal, cannot tell when no clear
+    difference (or not measured), disagrees otherwise."""
+    if word == expect:
+        return "agrees"
+    if word in ("no clear difference", "not measured"):
+        return "cannot tell"
+    return "disagrees"
