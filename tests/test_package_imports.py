@@ -19,19 +19,37 @@ HEAVY = ("keras", "tensorflow", "jax", "torch", "numpy", "pandas", "matplotlib",
          "tensorflow_datasets", "absl", "sklearn", "PIL", "tensorboard")
 
 
-def imported_after(code):
-    """The modules of :data:`HEAVY` and ``tftransfer.*`` loaded by running ``code`` in a
-    fresh interpreter (this checkout first on the path)."""
-    probe = (f"{code}\nimport sys, json\n"
-             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-             f"{HEAVY!r} and '.' not in m or m.startswith('tftransfer'))))")
+def imported_after(*steps):
+    """The modules of :data:`HEAVY` and ``tftransfer.*`` loaded after each of ``steps``
+    (code run one after another in one fresh interpreter, this checkout first on the path):
+    a list of sets, one per step."""
+    snapshot = (f"print('LOADED' + json.dumps(sorted(m for m in sys.modules if "
+                f"m.split('.')[0] in {HEAVY!r} and '.' not in m or "
+                f"m.startswith('tftransfer'))))")
+    # json and sys are imported before the first step and left in sys.modules: neither is
+    # in HEAVY nor tftransfer.*, so the snapshots do not see them.
+    probe = "import sys, json\n" + "".join(f"{code}\n{snapshot}\n" for code in steps)
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env=env, cwd=ROOT, timeout=300)
     if result.returncode != 0:
-        raise AssertionError(f"{code!r} failed:\n{result.stderr[-3000:]}")
-    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+        raise AssertionError(f"{steps!r} failed:\n{result.stderr[-3000:]}")
+    lines = [l for l in result.stdout.splitlines() if l.startswith("LOADED")]
+    if len(lines) != len(steps):
+        raise AssertionError(f"{len(lines)} snapshots for {len(steps)} steps:\n"
+                             f"{result.stdout[-3000:]}")
+    return [set(json.loads(l[len("LOADED"):])) for l in lines]
+
+
+# The three import probes, in this order in one interpreter (one Keras/TensorFlow import
+# instead of two): the plain import, the first core name, then ``tftransfer.models.build``
+# (the issue's failure). The build step still resolves ``tftransfer.models`` through the
+# package's ``__getattr__``: the test checks that the core name did not import it.
+PLAIN, CORE_NAME = "import tftransfer", "tftransfer.penalize"
+BUILD = ("tm = tftransfer.models.build('small_resnet', 3, 'none', input_shape=(16, 16, 1),\n"
+         "                             arch_kwargs={'widths': (4,), 'blocks_per_stage': 1})\n"
+         "assert tm.model.output.shape[-1] == 3")
 
 
 # The public API whose functions and methods carry argument and return annotations.
@@ -153,29 +171,45 @@ class PackageImportsTest(tf.test.TestCase):
         with self.assertRaisesRegex(AttributeError, "no attribute 'modles'.*models"):
             tftransfer.modles  # noqa: B018
 
+    @classmethod
+    def probe(cls):
+        """``imported_after(PLAIN, CORE_NAME, BUILD)``, run once for the class."""
+        if not hasattr(cls, "_loaded"):
+            cls._loaded = imported_after(PLAIN, CORE_NAME, BUILD)
+        return cls._loaded
+
     def test_models_build_after_plain_import(self):
-        """The issue's failure: ``tftransfer.models.build`` right after ``import tftransfer``."""
-        loaded = imported_after(
-            "import tftransfer\n"
-            "tm = tftransfer.models.build('small_resnet', 3, 'none', input_shape=(16, 16, 1),\n"
-            "                             arch_kwargs={'widths': (4,), 'blocks_per_stage': 1})\n"
-            "assert tm.model.output.shape[-1] == 3")
-        self.assertIn("tftransfer.models.build", loaded)
+        """The issue's failure: ``tftransfer.models.build`` right after ``import tftransfer``
+        (and the first core name, which loads Keras but not ``tftransfer.models``: the
+        build's ``tftransfer.models`` is the package's lazy attribute, as after a plain
+        import)."""
+        _, core, built = self.probe()
+        self.assertNotIn("tftransfer.models", core)
+        self.assertIn("tftransfer.models", built)
+        self.assertIn("tftransfer.models.build", built)
 
     def test_import_tftransfer_is_light(self):
-        loaded = imported_after("import tftransfer")
+        loaded = self.probe()[0]
         self.assertEqual(loaded & set(HEAVY), set())
         self.assertEqual(loaded, {"tftransfer"})
 
     def test_core_name_loads_no_extra(self):
         """The first core name loads Keras, but none of tftransfer's optional subpackages
         (tftransfer.data, .analysis, .training: the extras)."""
-        loaded = imported_after("import tftransfer\ntftransfer.penalize")
+        loaded = self.probe()[1]
         self.assertIn("keras", loaded)
         self.assertIn("tftransfer.penalty", loaded)
         for extra in ("tftransfer.data", "tftransfer.analysis", "tftransfer.training",
                       "tensorflow_datasets"):
             self.assertNotIn(extra, loaded)
+
+    def test_the_probe_sees_each_steps_imports(self):
+        """The snapshots are cumulative and per step (the probe can fail): a step that
+        imports a heavy module shows it from that step on."""
+        first, second = imported_after("import tftransfer", "import numpy")
+        self.assertNotIn("numpy", first)
+        self.assertIn("numpy", second)
+        self.assertIn("tftransfer", second)
 
 
 if __name__ == "__main__":
