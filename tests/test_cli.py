@@ -1,7 +1,9 @@
 """Command lines: every tool, benchmark and experiment script answers ``--help`` with its
 options and exit status 0 without importing TensorFlow (one subprocess runs them all);
-the driver's ``--help`` lists its own flags by section and exits 0, ``--helpfull`` adds
-absl's; the help routine's sections; benchmarks leave BENCHMARKS.md untouched without
+the driver's ``--help`` lists its own flags by section and exits 0 (also through the
+``tftransfer_cli`` dispatcher), ``--helpfull`` adds absl's, invalid flags and a missing
+--data_dir stop it with exit status 2 before any work (another subprocess runs all the
+driver's command lines: one TensorFlow import); the help routine's sections; benchmarks leave BENCHMARKS.md untouched without
 ``--write`` (``report.publish``, the one route to the file, and a smallest run)."""
 import contextlib
 import glob
@@ -33,21 +35,25 @@ STUDIES = {"experiments.demo": "alpha_grid", "experiments.cpu_study": "workers",
 # Runs ``python -m MODULE ARGS`` for each (module, args) of argv[1] (JSON) in this one
 # process and prints, as JSON, each run's exit status, stdout, stderr and whether
 # TensorFlow was imported by then (it cannot be unloaded: the first run that imports it is
-# the culprit). The absl flags a run defined are deleted after it, so that programs
+# the culprit); a run's stderr holds its absl log lines too. The absl flags a run defined are deleted after it, so that programs
 # defining the same names (--data_dir) run one after another.
 RUNNER = r"""
 import contextlib, io, json, runpy, sys
 from absl import app, flags, logging
 out = []
+handler = logging.get_absl_handler().python_handler  # absl logs into the run's stderr too
 for module, args in json.loads(sys.argv[1]):
     before = set(flags.FLAGS)
     sys.argv = [module, *args]
     text, errors, code = io.StringIO(), io.StringIO(), None
+    stream, handler.stream = handler.stream, errors
     with contextlib.redirect_stdout(text), contextlib.redirect_stderr(errors):
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) or stop.code is None else 1
+        finally:
+            handler.stream = stream
     out.append({"module": module, "args": args, "code": code, "stdout": text.getvalue(),
                 "stderr": errors.getvalue(), "tensorflow": "tensorflow" in sys.modules})
     for name in set(flags.FLAGS) - before:
@@ -91,15 +97,28 @@ def declared_options(module):
         return re.findall(r'add_argument\(\s*"(--\w+)"', f.read())
 
 
+# Usage errors of two tools (exit status 2 before any TensorFlow import).
+USAGE_ERRORS = [("benchmarks.bench_methods", ["--methods", "nope"]), ("tools.weight_map", [])]
+
+
 class ToolHelpTest(tf.test.TestCase):
+    """Every tool's ``--help``, then :data:`USAGE_ERRORS`, in one process."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.modules = command_modules()
+        records = run_in_one_process([(m, ["--help"]) for m in cls.modules] + USAGE_ERRORS)
+        cls.help_records = records[:len(cls.modules)]
+        cls.usage_records = records[len(cls.modules):]
 
     def test_every_tool_answers_help_without_tensorflow(self):
-        modules = command_modules()
+        modules = self.modules
         self.assertContainsSubset(["tools.layer_r2", "benchmarks.bench_penalty",
                                    "benchmarks.bench_methods", "benchmarks.device_check"],
                                   modules)
         self.assertNotIn("benchmarks.report", modules)
-        records = run_in_one_process([(m, ["--help"]) for m in modules])
+        records = self.help_records
         self.assertEqual([r["module"] for r in records], modules)
         for record in records:
             module, text = record["module"], record["stdout"]
@@ -118,24 +137,57 @@ class ToolHelpTest(tf.test.TestCase):
                     self.assertIn("--write", text)  # writing BENCHMARKS.md is opt-in
 
     def test_a_usage_error_exits_2_without_tensorflow(self):
-        records = run_in_one_process([("benchmarks.bench_methods", ["--methods", "nope"]),
-                                      ("tools.weight_map", [])])
+        records = self.usage_records
+        self.assertEqual([(r["module"], r["args"]) for r in records],
+                         [(m, list(a)) for m, a in USAGE_ERRORS])
         for record in records:
             self.assertEqual(record["code"], 2, record)
             self.assertFalse(record["tensorflow"], record["module"])
 
 
+# The driver's command lines that stop before any work (exit status 2), run by
+# DriverHelpTest in its one process: invalid flags, and a --data_dir that does not exist.
+INVALID = "Invalid flags, nothing was run"
+BAD_FLAGS = ["--dataset=synthetic", "--scheme=l2_sp_fisher", "--alpha=-1", "--eval_crops=10",
+             "--resize=224", "--learning_rate=nan", "--momentum=2"]
+
+
+def fashion_flags():
+    """Command-line flags of tests/test_train_input_problems.py's two-step Fashion-MNIST
+    run (its ``FASHION``)."""
+    from tests.test_train_input_problems import FASHION
+    return [f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in FASHION.items() if not isinstance(v, bool)] + ["--noexport"]
+
+
 class DriverHelpTest(tf.test.TestCase):
+    """The driver's command line (``python -m tftransfer.train``, and through the
+    dispatcher ``python -m tftransfer_cli train``): every run in one process (one TensorFlow
+    import), ``--help`` and the usage error, the studies' ``--help``, and the command lines
+    that stop before any work with exit status 2 (invalid flags; a missing --data_dir)."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        runs = [("tftransfer.train", [a]) for a in ("--help", "-h", "--helpshort",
-                                                     "--helpfull", "not_a_flag")]
-        runs += [(m, ["--help"]) for m in STUDIES]
-        records = run_in_one_process(runs)
-        cls.records = {r["args"][0]: r for r in records if r["module"] == "tftransfer.train"}
-        cls.studies = {r["module"]: r for r in records if r["module"] in STUDIES}
+        cls.tmp = tempfile.mkdtemp()
+        cls.never = {name: os.path.join(cls.tmp, f"never_{name}") for name in ("flags", "data")}
+        cls.missing = os.path.join(cls.tmp, "absent")
+        runs = {a: ("tftransfer.train", [a]) for a in ("--help", "-h", "--helpshort",
+                                                        "--helpfull", "not_a_flag")}
+        runs.update({m: (m, ["--help"]) for m in STUDIES})
+        runs["dispatcher"] = ("tftransfer_cli", ["train", "--help"])
+        runs["bad_flags"] = ("tftransfer.train",
+                             BAD_FLAGS + [f"--output_dir={cls.never['flags']}"])
+        runs["missing_data"] = ("tftransfer.train", fashion_flags() + [
+            f"--data_dir={cls.missing}", f"--output_dir={cls.never['data']}"])
+        records = run_in_one_process(list(runs.values()))
+        by_name = dict(zip(runs, records))
+        for name, record in by_name.items():
+            assert (record["module"], record["args"]) == tuple(runs[name]), name
+        cls.records = {a: by_name[a] for a in ("--help", "-h", "--helpshort", "--helpfull",
+                                               "not_a_flag", "dispatcher", "bad_flags",
+                                               "missing_data")}
+        cls.studies = {m: by_name[m] for m in STUDIES}
 
     def test_help_lists_the_driver_flags_by_section_and_exits_0(self):
         text = self.records["--help"]["stdout"]
@@ -192,6 +244,36 @@ class DriverHelpTest(tf.test.TestCase):
         for name in ("logtostderr:", "--flagfile:", "--alpha:", "--scheme:"):
             self.assertIn(name, record["stdout"])
         self.assertIn("tftransfer.training.config.penalty:", record["stdout"])
+
+    def test_train_help_through_the_dispatcher(self):
+        """``python -m tftransfer_cli train --help`` (from tests/test_packaging.py)."""
+        record = self.records["dispatcher"]
+        self.assertEqual(record["code"], 0, record["stdout"][-1000:] + record["stderr"][-2000:])
+        for flag in ("--output_dir", "--alpha", "--flagfile"):
+            self.assertIn(flag, record["stdout"] + record["stderr"])
+
+    def test_driver_stops_before_any_work(self):
+        """Invalid flags: exit status 2, every problem listed, no output directory (from
+        tests/test_train_flags.py)."""
+        record = self.records["bad_flags"]
+        self.assertEqual(record["code"], 2, record["stderr"][-2000:])
+        self.assertIn(INVALID, record["stderr"])
+        self.assertIn("--scheme=l2_sp_fisher needs --fisher_file", record["stderr"])
+        self.assertIn("--alpha=-1.0 is negative", record["stderr"])
+        self.assertIn("--eval_crops=10 needs images larger than the crop", record["stderr"])
+        self.assertIn("--learning_rate=nan is not a finite number", record["stderr"])
+        self.assertIn("--momentum=2.0 must be in [0, 1)", record["stderr"])
+        self.assertFalse(os.path.exists(self.never["flags"]))
+
+    def test_missing_data_dir_exit_status_and_nothing_written(self):
+        """The command line stops with the invalid-flags status 2 on a --data_dir that does
+        not exist (from tests/test_train_input_problems.py)."""
+        record = self.records["missing_data"]
+        self.assertEqual(record["code"], 2, record["stderr"][-3000:])
+        self.assertIn(INVALID, record["stderr"])
+        self.assertIn(f"--data_dir={self.missing} does not exist", record["stderr"])
+        self.assertNotIn("Traceback", record["stderr"])
+        self.assertFalse(os.path.exists(self.never["data"]))
 
 
 def _main(argv):
