@@ -2,7 +2,8 @@
 the wheel (built offline, no warning, with the commands, the data files, the license and the
 console script).
 
-Two subprocesses import nothing heavy; one runs `tftransfer train --help` (TensorFlow).
+Two subprocesses import nothing heavy; `tftransfer train --help` (TensorFlow) runs in
+tests/test_cli.py's one process of the driver's command lines.
 """
 import contextlib
 import importlib
@@ -89,12 +90,6 @@ class DispatcherTest(tf.test.TestCase):
         result = _run([sys.executable, "-c", code])
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         self.assertIn("heavy: []", result.stdout)
-
-    def test_train_help_through_the_dispatcher(self):
-        result = _run([sys.executable, "-m", "tftransfer_cli", "train", "--help"])
-        self.assertEqual(result.returncode, 0, result.stdout[-1000:] + result.stderr[-2000:])
-        for flag in ("--output_dir", "--alpha", "--flagfile"):
-            self.assertIn(flag, result.stdout + result.stderr)
 
     def test_moved_tools_keep_their_old_import(self):
         for old, new in (("select_model", "select_model"), ("convert_torch_weights", "convert"),
