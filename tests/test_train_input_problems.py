@@ -1,13 +1,13 @@
 """Input problems stop before any work, in the driver's "Invalid flags" list: a --data_dir
 that does not exist or holds no data (never a silent fallback to another copy), a dataset
 whose manual files are missing, boundaries that do not fit --train_steps; and results.json
-records the directory actually read (``data_path``)."""
+records the directory actually read (``data_path``). The command line's exit status 2 on a
+missing --data_dir: tests/test_cli.py (its one process of the driver's command lines)."""
 import os
 
 import tensorflow as tf
 
 from tests.test_idx import write_fake_fashion
-from tests.train_testutil import run_driver
 from tftransfer.data import fashion_mnist
 from tftransfer.training import config as config_lib
 from tftransfer.training import data_location
@@ -127,19 +127,6 @@ class DataDirTest(tf.test.TestCase):
         self.assertEqual(caught.exception.code, 2)
         self.assertIn(f"{INVALID}:\n  - --data_dir={missing} does not exist",
                       "\n".join(logs.output))
-        self.assertFalse(os.path.exists(self.output_dir))
-
-    def test_driver_exit_status_and_nothing_written(self):
-        """The one subprocess: the command line stops with the invalid-flags status 2."""
-        missing = os.path.join(self.root, "absent")
-        flags = [f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                 for k, v in FASHION.items() if not isinstance(v, bool)]
-        result = run_driver(*flags, "--noexport", f"--data_dir={missing}",
-                            f"--output_dir={self.output_dir}")
-        self.assertEqual(result.returncode, 2, result.stderr[-3000:])
-        self.assertIn(INVALID, result.stderr)
-        self.assertIn(f"--data_dir={missing} does not exist", result.stderr)
-        self.assertNotIn("Traceback", result.stderr)
         self.assertFalse(os.path.exists(self.output_dir))
 
 
