@@ -270,9 +270,14 @@ def planned_runs(config):
 
 @dataclasses.dataclass
 class Config:
-    """Part ``methods_<split>``: sized for one split in <= 60 min on 2 cores
-    (3 folds x 3 values x 12 methods + 3 WiSE-FT runs = 111 selection runs, 5 seeds x
-    14 = 70 finals: 181 runs of 300 steps, ~60 min at the study's ~180 runs per hour)."""
+    """Part ``methods_<split>``, sized for one split in <= 60 min on 2 cores: 3 folds x
+    3 values x 12 methods + 3 WiSE-FT runs = 111 selection runs and 5 seeds x 14 methods
+    (with ``none``) = 70 finals, 181 runs of 300 steps (:func:`planned_runs`). The study's
+    version-1 main phase trained 222 such runs in 3606 s with 2 workers
+    (``docs/cpu_study/study.json``, ``runs.csv``, ``selection.csv``): ~220 runs per hour;
+    with the methods' mean step cost of ~1.07 x plain (docs/methods.md) that is ~53 min
+    (~60 min at the 180 runs per hour of the brief). ``grids`` overrides a method's values
+    (``{method: values}``) to trim it."""
     split: str = "far"
     methods: tuple = METHODS
     examples_per_class: int = 20
