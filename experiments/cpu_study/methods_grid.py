@@ -184,7 +184,7 @@ def selection_configs(target, method, root, data_dir, folds=3, beta=BETA, values
     k, out, tried = knob(method), [], grid(method, values)
     base = _cell_dir(target, root, "methods_select")
     groups = ([(tried, tried[0])] if k.in_run else [([value], value) for value in tried])
-    for values, value in groups:
+    for covered, value in groups:
         name = f"{method}_grid" if k.in_run else _name(method, value)
         for fold in range(folds):
             job = _run(target, method, value, 0, root, data_dir, True,
@@ -193,8 +193,8 @@ def selection_configs(target, method, root, data_dir, folds=3, beta=BETA, values
             if k.in_run:
                 cv["wise_ft_grid"] = [v for value in tried for v in value.values()]
             config = config_lib.validate(config_lib.replace(job.config, **cv))
-            out.append(SelectionRun(method, values, fold, protocol.StudyRun(config,
-                                                                            job.inputs)))
+            out.append(SelectionRun(method, covered, fold, protocol.StudyRun(config,
+                                                                             job.inputs)))
     return out
 
 

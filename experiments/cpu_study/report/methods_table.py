@@ -138,13 +138,15 @@ def selection_figure(sel, split):
         twin.plot(x, sub["val_cross_entropy"], "--s", color="grey", ms=3)
         if log:
             ax.set_xscale("log")
-            style.log_axis(ax.xaxis, x)
+            style.log_ticks(ax.xaxis, x)
         ax.set_title(f"{label(m)}", fontsize=9)
         ax.set_xlabel(f"--{sub['flag'].iloc[0]}", fontsize=8)
         ax.tick_params(labelsize=7)
         twin.tick_params(labelsize=7, colors="grey")
         if i % cols == 0:
             ax.set_ylabel("val. accuracy (%)", fontsize=8)
+        if i % cols == cols - 1 or i == len(methods) - 1:
+            twin.set_ylabel("val. cross-entropy", fontsize=8, color="grey")
     fig.suptitle(f"{split} split: pooled validation accuracy (solid) and cross-entropy "
                  "(dashed, right axis); circled: chosen", fontsize=9)
     return fig
