@@ -4,6 +4,7 @@ and refuses test records, a quick end-to-end run on tiny data, and a report sect
 numbers come from the CSV tables."""
 import io
 import os
+import types
 
 import numpy as np
 import pandas as pd
@@ -174,6 +175,8 @@ class _TinyStudy:
 
     def __init__(self, root, data_dir):
         self.root, self.data_dir, self.quick = root, data_dir, True
+        self.s = types.SimpleNamespace(splits=("far",), main_examples=20, main_steps=300,
+                                       test_examples_per_class=0)
         self.pool = pool_lib.Pool(1)
         self.rows = {name: [] for name in methods_grid.TABLES}
 

@@ -37,7 +37,7 @@ and cross-entropy, folds, chosen) and ``methods_runs`` (one row per final run).
 import dataclasses
 import math
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 from tftransfer import methods as methods_lib
 from tftransfer.methods import wise_ft as wise_ft_lib
@@ -46,6 +46,7 @@ from tftransfer.training import selection as selection_lib
 from experiments.cpu_study import protocol
 from experiments.cpu_study.protocol import BETA, SMALL, SPLITS, Target
 
+NAME = "methods"
 TABLES = ("methods_selection", "methods_runs")
 CUT = ("Each method's hyper-parameter is chosen on a 3-point grid around the registry "
        "default (WiSE-FT: the paper's 11 coefficients, one run per fold) by 3-fold "
@@ -276,16 +277,21 @@ class Config:
     version-1 main phase trained 222 such runs in 3606 s with 2 workers
     (``docs/cpu_study/study.json``, ``runs.csv``, ``selection.csv``): ~220 runs per hour;
     with the methods' mean step cost of ~1.07 x plain (docs/methods.md) that is ~53 min
-    (~60 min at the 180 runs per hour of the brief). ``grids`` overrides a method's values
-    (``{method: values}``) to trim it."""
-    split: str = "far"
+    (~60 min at the 180 runs per hour of the brief).
+
+    ``split``: None runs the study's splits (a part ``methods_<split>`` of
+    :mod:`experiments.cpu_study.parts` restricts them to its own); ``examples_per_class``,
+    ``steps``, ``test_examples_per_class``: None takes the study settings' ``main_examples``,
+    ``main_steps``, ``test_examples_per_class`` (the main table's cell); ``grids``:
+    ``{method: values}`` replacing :data:`KNOBS`' values (to trim the part)."""
+    split: Optional[str] = None
     methods: tuple = METHODS
-    examples_per_class: int = 20
-    steps: int = 300
+    examples_per_class: Optional[int] = None
+    steps: Optional[int] = None
     folds: int = 3
     seeds: int = 5
-    test_examples_per_class: int = 0   # 0: every test image of the target classes
-    grids: dict = dataclasses.field(default_factory=dict)  # method -> values (else KNOBS')
+    test_examples_per_class: Optional[int] = None
+    grids: dict = dataclasses.field(default_factory=dict)
 
 
 QUICK = dict(methods=("bss", "wise_ft"), grids={"bss": (1e-3, 1e-2)}, examples_per_class=6,
@@ -296,15 +302,26 @@ def _values(config, method):
     return tuple(config.grids.get(method, knob(method).values))
 
 
+def _setting(config, study, name, settings_name):
+    value = getattr(config, name)
+    return getattr(study.s, settings_name) if value is None else value
+
+
 def run(study, config):
-    """Selection then finals of ``config.methods`` (and ``none``) on ``config.split``;
-    appends rows to ``study.rows["methods_selection"]`` and ``["methods_runs"]``."""
-    split = SPLITS[config.split]
-    target = Target(split, SMALL, config.examples_per_class, config.steps,
-                    study.source_weights(config.split),
-                    test_examples_per_class=config.test_examples_per_class)
-    cell = dict(split=split.name, examples_per_class=config.examples_per_class,
-                steps=config.steps)
+    """Selection then finals of ``config.methods`` (and ``none``) on each split
+    (``config.split``, else the study's); appends rows to
+    ``study.rows["methods_selection"]`` and ``study.rows["methods_runs"]``."""
+    for split in ((config.split,) if config.split else tuple(study.s.splits)):
+        _run_split(study, config, SPLITS[split])
+
+
+def _run_split(study, config, split):
+    n = _setting(config, study, "examples_per_class", "main_examples")
+    steps = _setting(config, study, "steps", "main_steps")
+    target = Target(split, SMALL, n, steps, study.source_weights(split.name),
+                    test_examples_per_class=_setting(config, study, "test_examples_per_class",
+                                                     "test_examples_per_class"))
+    cell = dict(split=split.name, examples_per_class=n, steps=steps)
     jobs = {m: selection_configs(target, m, study.root, study.data_dir, config.folds,
                                  values=_values(config, m))
             for m in config.methods}
@@ -321,8 +338,7 @@ def run(study, config):
                 **cell, method=m, flag=flag, value=v, folds=c.folds, num_val=c.num_eval,
                 val_accuracy=c.accuracy, val_cross_entropy=c.cross_entropy,
                 chosen=c.value == chosen[m]))
-    finals = [(REFERENCE, None)] + [(m, chosen[m]) for m in config.methods
-                                    if m != REFERENCE]
+    finals = [(REFERENCE, None)] + [(m, chosen[m]) for m in config.methods]
     runs = [(m, v, job) for m, v in finals
             for job in final_configs(target, m, v, config.seeds, study.root, study.data_dir)]
     records = study.run_all([r[2] for r in runs], f"methods {split.name} finals")
