@@ -112,6 +112,14 @@ class Study:
         self.weights, self.fisher_files, self.chosen, self.chosen_ce = {}, {}, {}, {}
         self._kernel_sizes = None
 
+    @classmethod
+    def for_part(cls, part, root, data_dir, report_dir, quick=True, workers=1, **settings):
+        """A Study of one part (``quick``: the :data:`QUICK` settings), e.g. for a test:
+        ``Study.for_part("checkpoints", tmp, data_dir, tmp).run((), [(module, config)])``."""
+        values = {**(QUICK if quick else {}), "workers": workers, **settings}
+        return cls(Settings(**values), root, data_dir, report_dir,
+                   f"python -m experiments.cpu_study --part={part}", part)
+
     @property
     def quick(self):
         return self.s.quick
