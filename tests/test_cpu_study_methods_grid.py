@@ -4,7 +4,6 @@ and refuses test records, a quick end-to-end run on tiny data, and a report sect
 numbers come from the CSV tables."""
 import io
 import os
-import types
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import tensorflow as tf
 from tests.test_demo import write_tiny_fashion
 from tftransfer import methods as methods_lib
 from tftransfer.training import config as config_lib
-from experiments.cpu_study import methods_grid, pool as pool_lib, protocol
+from experiments.cpu_study import experiments, methods_grid, protocol
 from experiments.cpu_study.report import methods_table
 
 
@@ -170,26 +169,6 @@ class ChooseTest(tf.test.TestCase):
         self.assertEqual(chosen, {"wise_ft_alpha": grid[int(np.argmax(pooled))]})
 
 
-class _TinyStudy:
-    """The part interface's Study on tiny data, in this process (one worker)."""
-
-    def __init__(self, root, data_dir):
-        self.root, self.data_dir, self.quick = root, data_dir, True
-        self.s = types.SimpleNamespace(splits=("far",), main_examples=20, main_steps=300,
-                                       test_examples_per_class=0)
-        self.pool = pool_lib.Pool(1)
-        self.rows = {name: [] for name in methods_grid.TABLES}
-
-    def run_all(self, runs, label):
-        return pool_lib.run_grouped(self.pool, runs)
-
-    def source_weights(self, split):
-        job = protocol.source_config(protocol.SPLITS[split], self.root, 1, self.data_dir,
-                                     num_train=60, batch_size=16)
-        self.run_all([job], "source")
-        return os.path.join(job.config.runtime.output_dir, "model.weights.h5")
-
-
 def _runs_frame(accuracies, flag="bss_eta", value=1e-3):
     rows = []
     for method, values in accuracies.items():
@@ -211,12 +190,14 @@ class PartTest(tf.test.TestCase):
     def test_quick_part_on_tiny_data_and_its_section(self):
         data_dir = os.path.join(self.get_temp_dir(), "fashion")
         write_tiny_fashion(data_dir)
-        study = _TinyStudy(os.path.join(self.get_temp_dir(), "runs"), data_dir)
+        out = self.get_temp_dir()
+        study = experiments.Study.for_part("methods_far", os.path.join(out, "runs"),
+                                           data_dir, os.path.join(out, "report"))
         config = methods_grid.Config(**{**methods_grid.QUICK, "methods": ("bss",),
                                         "grids": {"bss": (1e-3,)}, "steps": 2})
-        methods_grid.run(study, config)
-        sel = pd.DataFrame(study.rows["methods_selection"])
-        runs = pd.DataFrame(study.rows["methods_runs"])
+        study.run((), [(methods_grid, config)])
+        t = experiments.load_tables(os.path.join(out, "report"))  # the CSV files
+        sel, runs = t["methods_selection"], t["methods_runs"]
         self.assertEqual(list(sel["value"]), [1e-3])
         self.assertEqual(sel["folds"].tolist(), [2])
         # 6 labelled images per class x 5 classes, each validated once over the 2 folds.
@@ -227,7 +208,6 @@ class PartTest(tf.test.TestCase):
         self.assertEqual(set(runs["num_test"]), {20})  # the tiny data's 4 per class
         self.assertEqual(set(runs[runs["method"] == "bss"]["value"]), {1e-3})
 
-        t = {"methods_runs": _csv(runs), "methods_selection": _csv(sel)}
         lines, figures = methods_table.section(t)
         text = "\n".join(lines)
         bss = 100 * runs[runs["method"] == "bss"]["test_accuracy"].to_numpy()
