@@ -149,19 +149,21 @@ def _cell_dir(target, root, phase):
                         f"t{target.steps}", phase)
 
 
-def _run(target, method, value, seed, root, data_dir, select, output_dir, beta=BETA):
-    """A :class:`protocol.StudyRun` of ``method`` at ``value`` (None: ``none``)."""
+def _run(target, method, value, seed, root, data_dir, output_dir, beta=BETA, folds=0,
+         fold=None):
+    """A :class:`protocol.StudyRun` of ``method`` at ``value`` (None: ``none``) in
+    ``output_dir``: a selection run on fold ``fold`` of ``folds`` (``--cv_folds``,
+    ``--cv_fold``), or with ``folds=0`` a final run (every labelled image, tested)."""
     alpha = value.get("alpha", 0.0) if value else 0.0
-    job = protocol.target_config(target, method, alpha, seed, root, data_dir, select=select,
-                                 beta=beta)
     extra = {} if value is None else {
         k: v for k, v in method_fields_with(method, value, beta, target.arm,
                                             target.fisher_file).items()
         if k not in ("alpha", "beta")}
-    if select:  # k-fold cross-validation instead of the protocol's held-out fraction
-        extra["validation_fraction"] = 0.0
-    config = config_lib.replace(job.config, **extra, output_dir=output_dir)
-    return protocol.StudyRun(config, job.inputs)
+    job = protocol.target_config(target, method, alpha, seed, root, data_dir,
+                                 select=bool(folds), beta=beta, folds=folds, fold=fold,
+                                 fields=extra)
+    return protocol.StudyRun(config_lib.replace(job.config, output_dir=output_dir),
+                             job.inputs)
 
 
 @dataclasses.dataclass
@@ -188,12 +190,13 @@ def selection_configs(target, method, root, data_dir, folds=3, beta=BETA, values
     for covered, value in groups:
         name = f"{method}_grid" if k.in_run else _name(method, value)
         for fold in range(folds):
-            job = _run(target, method, value, 0, root, data_dir, True,
-                       os.path.join(base, name, f"fold{fold}"), beta)
-            cv = dict(cv_folds=folds, cv_fold=fold)
+            job = _run(target, method, value, 0, root, data_dir,
+                       os.path.join(base, name, f"fold{fold}"), beta, folds, fold)
+            config = job.config
             if k.in_run:
-                cv["wise_ft_grid"] = [v for value in tried for v in value.values()]
-            config = config_lib.validate(config_lib.replace(job.config, **cv))
+                config = config_lib.replace(config, wise_ft_grid=[
+                    v for value in tried for v in value.values()])
+            config = config_lib.validate(config)
             out.append(SelectionRun(method, covered, fold, protocol.StudyRun(config,
                                                                              job.inputs)))
     return out
@@ -253,8 +256,8 @@ def final_configs(target, method, value, seeds, root, data_dir, beta=BETA):
     base, out = _cell_dir(target, root, "methods_final"), []
     for seed in range(1, seeds + 1):
         name = (REFERENCE if value is None else _name(method, value)) + f"_s{seed}"
-        job = _run(target, method, value, seed, root, data_dir, False,
-                   os.path.join(base, name), beta)
+        job = _run(target, method, value, seed, root, data_dir, os.path.join(base, name),
+                   beta)
         if value is not None and knob(method).in_run:
             job.config = config_lib.replace(job.config, wise_ft_grid=list(value.values()))
         out.append(protocol.StudyRun(config_lib.validate(job.config), job.inputs))
