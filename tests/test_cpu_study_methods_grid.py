@@ -239,6 +239,14 @@ class PartTest(tf.test.TestCase):
         worse = _runs_frame({"none": none, "bss": [0.800, 0.805, 0.803, 0.801, 0.804]})
         claim, = methods_table.claims({"methods_runs": _csv(worse)})
         self.assertEqual(claim.verdict, "disagrees")
+        # Two parts' rows (methods_far, methods_near) concatenated: one table per split.
+        near = better.assign(split="near")
+        both = _csv(pd.concat([runs, near], ignore_index=True))
+        lines, _ = methods_table.section({"methods_runs": both})
+        self.assertLen([l for l in lines if l.startswith("**")], 2)
+        verdicts = {c.claim.split("(")[1].split(" split")[0]: c.verdict
+                    for c in methods_table.claims({"methods_runs": both})}
+        self.assertEqual(verdicts, {"far": "cannot tell", "near": "agrees"})
         self.assertEqual(methods_table.section({"methods_runs": pd.DataFrame()}), ([], {}))
         self.assertEqual(methods_table.claims({}), [])
 
