@@ -260,7 +260,7 @@ class QuickStudyTest(tf.test.TestCase):
                                                                                  "report")
         write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
         command = [sys.executable, "-m", "experiments.cpu_study", "--quick",
-                   "--methods=scratch,none,l2_sp,l2_sp_fisher", "--noimagenet",
+                   "--methods=scratch,none,l2_sp,l2_sp_fisher,bss", "--noimagenet",
                    f"--data_dir={data_dir}", f"--output_dir={directory}",
                    f"--report_dir={report_dir}"]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
@@ -279,9 +279,16 @@ class QuickStudyTest(tf.test.TestCase):
         finals = runs[runs["experiment"].isin(["main", "main_ce"])]
         self.assertEqual(set(finals["num_test"]), {40})
         main = runs[runs["experiment"] == "main"]
-        self.assertEqual(sorted(set(main["method"])), ["l2_sp", "l2_sp_fisher", "none",
+        self.assertEqual(sorted(set(main["method"])), ["bss", "l2_sp", "l2_sp_fisher", "none",
                                                        "scratch"])
-        self.assertEqual(len(main), 8)  # 4 methods x 2 seeds
+        self.assertEqual(len(main), 10)  # 5 methods x 2 seeds
+        # Every part ran (the ImageNet arm has its own tests) and wrote its part.json; the
+        # methods part kept only --methods' bss (and its reference, plain fine-tuning).
+        from experiments.cpu_study import parts
+        ran = set(os.listdir(os.path.join(report_dir, "parts")))
+        self.assertEqual(ran, {p for p in parts.PARTS if p != "imagenet"
+                               and not p.endswith(("_near", "_contained"))})
+        self.assertEqual(set(tables["methods_runs"]["method"]), {"bss", "none"})
         cells = main_table(text)
         for method, group in main.groupby("method"):
             values = 100 * group["test_accuracy"].to_numpy()
