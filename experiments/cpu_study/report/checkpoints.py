@@ -175,6 +175,15 @@ def _gain(a, b):
     return f"{d:+.2f} (2 SE {2 * se:.2f})"
 
 
+def _alpha_note(sub, sel):
+    if select(sub, method="l2_sp").empty:
+        return "L2-SP not run."
+    if sel.empty:
+        return "L2-SP at the one alpha given (no selection)."
+    grid = ", ".join(f"{a:g}" for a in sorted(set(sel["alpha"])))
+    return f"L2-SP's alpha chosen per checkpoint on the validation split (grid {grid})."
+
+
 def _split_lines(sub, spec, sel, split):
     epochs = _epochs(sub)
     scratch = stats(select(sub, method="scratch"))
@@ -191,10 +200,7 @@ def _split_lines(sub, spec, sel, split):
     out = [f"### {split} split", "",
            f"Target test accuracy (%), mean ± std over {n} seeds (seeds 1..{n}); source "
            "accuracy: the checkpoint's source test accuracy (%, one pretraining run); gains "
-           "in points over fine-tuning from scratch. L2-SP's alpha chosen per checkpoint on "
-           "the validation split" + (" (grid " + ", ".join(
-               f"{a:g}" for a in sorted(set(sel["alpha"]))) + ")" if not sel.empty else
-                                      " (one alpha given, no selection)") + ".", "",
+           "in points over fine-tuning from scratch. " + _alpha_note(sub, sel), "",
            table(["checkpoint", "source acc.", "FE (linear probe)", "FT (none)",
                   "FT gain", "L2-SP", "L2-SP gain"], rows), ""]
     if not spec.empty:
