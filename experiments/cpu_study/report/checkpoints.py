@@ -26,6 +26,7 @@ import pandas as pd
 from experiments.cpu_study.report.common import (Claim, compare, fmt, label, select,
                                                  sentence, stats, table, verdict_of)
 from experiments.cpu_study.report.figures import lines as line_figure
+from tftransfer.analysis import style
 from tftransfer.analysis.plots import plot_spectrum
 
 TOP = 4
@@ -239,6 +240,18 @@ def _accuracy_frame(ck, splits):
     return pd.DataFrame(rows)
 
 
+def _accuracy_figure(ck, splits):
+    """FE, FT, L2-SP and scratch (flat) against pretraining epochs, one panel per split;
+    the legend in two columns (four long labels overflow one panel's width)."""
+    fig = line_figure(_accuracy_frame(ck, splits), "epochs", "acc", "method",
+                      "target accuracy vs pretraining", "source pretraining (epochs, log "
+                      "scale)", "target test accuracy (%)", logx=True, panels=splits)
+    for legend in list(fig.legends):
+        legend.remove()
+    style.legend_below(fig, fig.axes, ncol=2, title="method (error bars: std over seeds)")
+    return fig
+
+
 def section(t):
     """``(Markdown lines, {file name: Figure})`` of the checkpoints part."""
     ck = _table(t, "checkpoints")
@@ -255,10 +268,7 @@ def section(t):
              "frozen backbone and batch norm, new head), plain fine-tuning (FT) and L2-SP; "
              "from scratch once. 'Better' only beyond two standard errors.", "",
              "![accuracy vs pretraining](checkpoints_accuracy.png)", ""]
-    figures = {"checkpoints_accuracy.png": line_figure(
-        _accuracy_frame(ck, splits), "epochs", "acc", "method",
-        "target accuracy vs pretraining", "source pretraining (epochs, log scale)",
-        "target test accuracy (%)", logx=True, panels=splits)}
+    figures = {"checkpoints_accuracy.png": _accuracy_figure(ck, splits)}
     for split in splits:
         spec = select(spectrum, split=split) if not spectrum.empty else spectrum
         sel = select(selection, split=split) if not selection.empty else selection
