@@ -218,6 +218,8 @@ class ClaimsTest(tf.test.TestCase):
         # FT is best at the last checkpoint (papers/000's peak: disagrees).
         self.assertEqual(self.verdicts(), ["agrees", "agrees", "agrees", "agrees",
                                            "disagrees"])
+        gain = list(self.claims()[0].values())[4].numbers
+        self.assertIn(f"4 ep {np.mean([88, 89, 87]) - 70:+.2f} (2 SE", gain)
         # The last checkpoint becomes the best feature extractor: claim 1 disagrees.
         self.assertEqual(self.verdicts(fe=BASE["fe"][:2] + [[90, 91, 89]])[0], "disagrees")
         # Within noise: cannot tell.

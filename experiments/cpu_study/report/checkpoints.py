@@ -82,8 +82,9 @@ def _best_before_last(frame, epochs, method):
     return max(candidates, key=lambda c: c[1][0]) if candidates else (None, None)
 
 
-def _peak_claim(frame, epochs, method, paper, claim, split):
-    """Agrees when the best checkpoint before the last beats the last (two-SE rule)."""
+def _peak_claim(frame, epochs, method, paper, claim, split, baseline=None):
+    """Agrees when the best checkpoint before the last beats the last (two-SE rule);
+    ``baseline``: a method (scratch) whose mean the numbers subtract (the gains)."""
     if len(epochs) < 2:
         return Claim(paper, claim, "cannot tell", f"{split}: one checkpoint only")
     best_e, best = _best_before_last(frame, epochs, method)
@@ -92,6 +93,10 @@ def _peak_claim(frame, epochs, method, paper, claim, split):
         return Claim(paper, claim, "cannot tell", f"{split}: {method} not measured")
     _, _, word = compare(best, last)
     curve = ", ".join(f"{_ep(e)} {_acc(frame, e, method)[0]:.2f}" for e in epochs)
+    if baseline is not None:
+        base = stats(select(frame, method=baseline))
+        curve += f"; gains over {label(baseline)}: " + ", ".join(
+            f"{_ep(e)} {_gain(_acc(frame, e, method), base)}" for e in epochs)
     return Claim(paper, claim, verdict_of(word, "higher"),
                  f"{split}, {label(method)}: "
                  f"{sentence(f'best before the last ({_ep(best_e)})', best, f'last ({_ep(epochs[-1])})', last)}; "
@@ -164,7 +169,7 @@ def claims(t):
                                "the fine-tuning gain over scratch grows in the early "
                                "pretraining epochs and falls afterwards (Figure 9): a "
                                "checkpoint before the last fine-tunes better than the last",
-                               split))
+                               split, baseline="scratch"))
     return out
 
 
