@@ -95,7 +95,7 @@ def _peak_claim(frame, epochs, method, paper, claim, split, baseline=None):
     curve = ", ".join(f"{_ep(e)} {_acc(frame, e, method)[0]:.2f}" for e in epochs)
     if baseline is not None:
         base = stats(select(frame, method=baseline))
-        curve += f"; gains over {label(baseline)}: " + ", ".join(
+        curve += f"; gains over {baseline}: " + ", ".join(
             f"{_ep(e)} {_gain(_acc(frame, e, method), base)}" for e in epochs)
     return Claim(paper, claim, verdict_of(word, "higher"),
                  f"{split}, {label(method)}: "
