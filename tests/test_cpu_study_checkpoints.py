@@ -13,26 +13,30 @@ import pandas as pd
 import tensorflow as tf
 
 from tests.test_demo import write_tiny_fashion
-from experiments.cpu_study import checkpoints, pool as pool_lib, protocol
+from experiments.cpu_study import checkpoints, experiments, pool as pool_lib, protocol
 from experiments.cpu_study.report import checkpoints as report
 from tftransfer.models.small_resnet import small_resnet
 
-TARGET = protocol.SPLITS["near"].target_classes
 
 
-class _Study:
-    """The part interface of a study (root, data_dir, pool, rows, run_all, quick), with one
-    in-process worker."""
+class _Recorder:
+    """What ``_select`` uses of a study: ``rows`` and ``run_all``, here answering each
+    validation run with ``scores[(checkpoint, alpha)]`` (the checkpoint read from the
+    weights path) and recording the validation fraction of each run."""
 
-    def __init__(self, root, data_dir):
-        self.root, self.data_dir, self.quick = root, data_dir, True
-        self.pool = pool_lib.Pool(1)
-        self.rows = {}
-        self.labels = []
+    def __init__(self, scores, losses):
+        self.scores, self.losses, self.rows, self.fractions = scores, losses, {}, []
+        self.data_dir = None
 
     def run_all(self, runs, label):
-        self.labels.append(label)
-        return pool_lib.run_grouped(self.pool, runs)
+        out = []
+        for run in runs:
+            self.fractions.append(run.config.data.validation_fraction)
+            key = (float(run.config.model.weights), run.config.penalty.alpha)
+            out.append(dict(accuracy=self.scores[key], cross_entropy=self.losses[key],
+                            num_eval=30, eval_split="validation",
+                            flags={"alpha": key[1], "beta": run.config.penalty.beta}))
+        return out
 
 
 def _csv_tables(rows, directory):
@@ -53,14 +57,17 @@ class QuickPartTest(tf.test.TestCase):
         super().setUpClass()
         cls.directory = tempfile.mkdtemp()
         cls.data_dir = os.path.join(cls.directory, "fashion")
+        report_dir = os.path.join(cls.directory, "report")
         write_tiny_fashion(cls.data_dir, per_class_train=330, per_class_test=8)
         cls.config = checkpoints.Config(**checkpoints.QUICK)
-        cls.study = _Study(os.path.join(cls.directory, "runs"), cls.data_dir)
-        checkpoints.run(cls.study, cls.config)
-        cls.t = _csv_tables(cls.study.rows, os.path.join(cls.directory, "report"))
+        cls.study = experiments.Study.for_part("checkpoints", os.path.join(cls.directory,
+                                                                           "runs"),
+                                               cls.data_dir, report_dir)
+        cls.study.run((), [(checkpoints, cls.config)])
+        cls.t = experiments.load_tables(report_dir)  # the part's CSV files, read back
 
     def sources(self):
-        split = protocol.SPLITS["near"]
+        split = protocol.SPLITS[self.config.splits[0]]
         return checkpoints.source_runs(split, self.config.epochs, self.study.root,
                                        self.data_dir, 1650)
 
@@ -126,7 +133,7 @@ class QuickPartTest(tf.test.TestCase):
         from tftransfer.data import fashion_mnist
 
         x, y = fashion_mnist.load(self.data_dir)["test"]
-        keep = np.isin(y, TARGET)
+        keep = np.isin(y, protocol.SPLITS[self.config.splits[0]].target_classes)
         images = x[keep][..., None].astype(np.float32) / 255.0  # preprocessing "unit"
         spectrum = self.t["checkpoint_spectrum"]
         for e, run in self.sources().items():
@@ -152,9 +159,9 @@ class QuickPartTest(tf.test.TestCase):
     def test_report_section_reads_the_tables(self):
         lines, figures = report.section(self.t)
         text = "\n".join(lines)
-        self.assertIn("### near split", text)
+        self.assertIn(f"### {self.config.splits[0]} split", text)
         self.assertIsNotNone(figures["checkpoints_accuracy.png"])
-        self.assertIsNotNone(figures["checkpoints_spectrum_near.png"])
+        self.assertIsNotNone(figures[f"checkpoints_spectrum_{self.config.splits[0]}.png"])
         claims = report.claims(self.t)
         self.assertLen(claims, 4)  # FE peak, FT grows, spectrum, papers/000's peak
         self.assertEqual(report.section({})[0], [])
@@ -275,29 +282,35 @@ class SelectionTest(tf.test.TestCase):
 
     def test_alpha_chosen_per_checkpoint_on_validation_only(self):
         scores = {(0.5, 1e-3): 0.6, (0.5, 0.1): 0.8, (2.0, 1e-3): 0.9, (2.0, 0.1): 0.9}
-
-        class Fake(_Study):
-            def run_all(self, runs, label):
-                out = []
-                for run in runs:
-                    self.labels.append(run.config.data.validation_fraction)
-                    e = float(run.config.model.weights)
-                    alpha = run.config.penalty.alpha
-                    out.append(dict(accuracy=scores[(e, alpha)], num_eval=30,
-                                    eval_split="validation", flags={"alpha": alpha}))
-                return out
-
-        study = Fake("root", None)
+        losses = {(0.5, 1e-3): 0.5, (0.5, 0.1): 0.6, (2.0, 1e-3): 0.4, (2.0, 0.1): 0.3}
+        study = _Recorder(scores, losses)
         config = checkpoints.Config(alpha_grid=(1e-3, 0.1))
         targets = {e: protocol.Target(protocol.SPLITS["near"], protocol.SMALL, 20, 10,
                                       str(e)) for e in (0.5, 2.0)}
         chosen = checkpoints._select(study, config, "near", targets, "root", ["l2_sp"])
-        self.assertEqual(chosen, {(0.5, "l2_sp"): 0.1, (2.0, "l2_sp"): 1e-3})  # tie: smaller
-        self.assertTrue(all(f > 0 for f in study.labels))  # selection holds images out
-        self.assertLen(study.rows["checkpoint_selection"], 4)
+        # 0.5 epochs: the higher accuracy; 2 epochs: tied accuracy, the lower cross-entropy.
+        self.assertEqual(chosen, {(0.5, "l2_sp"): 0.1, (2.0, "l2_sp"): 0.1})
+        losses[(2.0, 1e-3)] = 0.3  # tied on both: the smaller alpha
+        chosen = checkpoints._select(study, config, "near", targets, "root", ["l2_sp"])
+        self.assertEqual(chosen[(2.0, "l2_sp")], 1e-3)
+        self.assertTrue(all(f > 0 for f in study.fractions))  # selection holds images out
+        self.assertLen(study.rows["checkpoint_selection"], 8)
         fixed = checkpoints._select(study, checkpoints.Config(alpha_grid=(0.01,)), "near",
                                     targets, "root", ["l2_sp"])
         self.assertEqual(fixed, {(0.5, "l2_sp"): 0.01, (2.0, "l2_sp"): 0.01})
+        self.assertLen(study.rows["checkpoint_selection"], 8)  # no selection runs
+
+    def test_selection_refuses_test_records(self):
+        study = _Recorder({(0.5, 1e-3): 0.6, (0.5, 0.1): 0.8},
+                          {(0.5, 1e-3): 0.5, (0.5, 0.1): 0.6})
+        answer = study.run_all
+        study.run_all = lambda runs, label: [dict(r, eval_split="test")
+                                             for r in answer(runs, label)]
+        targets = {0.5: protocol.Target(protocol.SPLITS["near"], protocol.SMALL, 20, 10,
+                                        "0.5")}
+        with self.assertRaisesRegex(ValueError, "only validation"):
+            checkpoints._select(study, checkpoints.Config(alpha_grid=(1e-3, 0.1)), "near",
+                                targets, "root", ["l2_sp"])
 
 
 if __name__ == "__main__":

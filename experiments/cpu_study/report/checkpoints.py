@@ -285,5 +285,9 @@ def section(t):
             whole = select(spec, subset=0).copy()
             whole["checkpoint"] = [_ep(e) for e in whole["epochs"]]
             figures[name] = plot_spectrum(whole.sort_values(["epochs", "index"]))
-    lines += ["Claims:", ""] + [c.line() for c in claims(t)] + [""]
+    found = claims(t)
+    counts = ", ".join(f"{sum(c.verdict == v for c in found)} {v}"
+                       for v in ("agrees", "disagrees", "cannot tell"))
+    lines += [f"The claims these numbers decide ({counts}) are listed, with their numbers, "
+              "in \"The companion papers' claims\".", ""]
     return lines, figures
