@@ -164,6 +164,9 @@ class QuickPartTest(tf.test.TestCase):
         self.assertIsNotNone(figures[f"checkpoints_spectrum_{self.config.splits[0]}.png"])
         claims = report.claims(self.t)
         self.assertLen(claims, 4)  # FE peak, FT grows, spectrum, papers/000's peak
+        from experiments.cpu_study.report import companions
+        listed = [c.claim for c in companions.claims(self.t)]
+        self.assertTrue(all(c.claim in listed for c in claims))  # the report lists them
         self.assertEqual(report.section({})[0], [])
         self.assertEqual(report.claims({}), [])
 
