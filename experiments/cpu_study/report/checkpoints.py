@@ -3,6 +3,8 @@ from source networks at several pretraining stages, and the spectrum of their pe
 features (papers/003; papers/000, Figure 9). Tables from :mod:`experiments.cpu_study.
 checkpoints`: ``checkpoints``, ``checkpoint_selection``, ``checkpoint_spectrum``.
 
+Its claims (:func:`claims`) are listed by :mod:`.companions`; the section counts them.
+
 Definitions (all computed from the CSV numbers):
 
 - FE = ``linear_probe``, FT = ``none`` (plain fine-tuning) and ``l2_sp``; mean ± sample std
@@ -245,6 +247,12 @@ def _accuracy_frame(ck, splits):
     return pd.DataFrame(rows)
 
 
+def _methods_text(ck):
+    names = {FE: "feature extraction (FE, the linear probe: frozen backbone and batch norm, "
+                 "new head)", "none": "plain fine-tuning (FT)", "l2_sp": "L2-SP"}
+    return ", ".join(text for m, text in names.items() if not select(ck, method=m).empty)
+
+
 def _accuracy_figure(ck, splits):
     """FE, FT, L2-SP and scratch (flat) against pretraining epochs, one panel per split;
     the legend in two columns (four long labels overflow one panel's width)."""
@@ -269,9 +277,8 @@ def section(t):
              "The small ResNet pretrained on each split's source classes for each length "
              "(epochs) of one seeded schedule: every shorter run is the first steps of the "
              "longest (same seed, data order and learning rate; only the longest reaches the "
-             "decay step). From each checkpoint: feature extraction (FE, the linear probe: "
-             "frozen backbone and batch norm, new head), plain fine-tuning (FT) and L2-SP; "
-             "from scratch once. 'Better' only beyond two standard errors.", "",
+             "decay step). From each checkpoint: " + _methods_text(ck) + "; from scratch "
+             "once. 'Better' only beyond two standard errors.", "",
              "![accuracy vs pretraining](checkpoints_accuracy.png)", ""]
     figures = {"checkpoints_accuracy.png": _accuracy_figure(ck, splits)}
     for split in splits:
