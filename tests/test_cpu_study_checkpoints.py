@@ -228,6 +228,8 @@ class ClaimsTest(tf.test.TestCase):
         # FT is best at the last checkpoint (papers/000's peak: disagrees).
         self.assertEqual(self.verdicts(), ["agrees", "agrees", "agrees", "agrees",
                                            "disagrees"])
+        self.assertIn("best fine-tuning start (highest mean, plain fine-tuning): 4 ep",
+                      list(self.claims()[0].values())[0].numbers)
         gain = list(self.claims()[0].values())[4].numbers
         self.assertIn(f"4 ep {np.mean([88, 89, 87]) - 70:+.2f} (2 SE", gain)
         # The last checkpoint becomes the best feature extractor: claim 1 disagrees.

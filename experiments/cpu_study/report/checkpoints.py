@@ -160,9 +160,16 @@ def claims(t):
         sub = select(ck, split=split)
         epochs = _epochs(sub)
         spec = select(spectrum, split=split) if not spectrum.empty else spectrum
-        out.append(_peak_claim(sub, epochs, FE, PAPER_FE,
-                               "a checkpoint before the last is a better feature extractor "
-                               "(linear probe) than the fully pretrained network", split))
+        fe = _peak_claim(sub, epochs, FE, PAPER_FE,
+                         "a checkpoint before the last is a better feature extractor "
+                         "(linear probe) than the fully pretrained network", split)
+        ft = [(e, _acc(sub, e, "none")) for e in epochs]
+        ft = [x for x in ft if x[1][2]]
+        if ft:
+            best = max(ft, key=lambda x: x[1][0])
+            fe = Claim(fe.paper, fe.claim, fe.verdict, f"{fe.numbers}; the best fine-tuning "
+                       f"start (highest mean, plain fine-tuning): {_ep(best[0])}")
+        out.append(fe)
         for method in FT:
             if not select(sub, method=method).empty:
                 out.append(_grows_claim(sub, epochs, method, split))
