@@ -67,6 +67,7 @@ PARTS = {p.name: p for p in (
     Part("methods_contained", module="experiments.cpu_study.methods_grid",
          splits=("contained",)),
     Part("segmentation", module="experiments.cpu_study.segmentation"),
+    Part("checkpoints", module="experiments.cpu_study.checkpoints"),
 )}
 
 

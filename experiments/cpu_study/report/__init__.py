@@ -14,7 +14,8 @@ import os
 from tftransfer.analysis.cli import write_png
 from tftransfer.io_utils import atomic_write_text
 from experiments.cpu_study.experiments import load_tables
-from experiments.cpu_study.report import (axes, companions, deviation, figure1, fisher,
+from experiments.cpu_study.report import (axes, checkpoints, companions, deviation,
+                                          figure1, fisher,
                                           freeze, header, imagenet, landscape, main,
                                           methods_table, protocol_section, r2, segmentation,
                                           source_drop, verdict, version1)
@@ -24,7 +25,8 @@ __all__ = ["write_report", "load_tables", "compare", "label", "stats"]
 
 SECTIONS = (verdict, companions, protocol_section, main, version1, methods_table,
             source_drop, axes,
-            deviation, figure1, freeze, r2, fisher, landscape, imagenet, segmentation)
+            deviation, figure1, freeze, r2, fisher, landscape, imagenet, segmentation,
+            checkpoints)
 
 
 def write_report(report_dir):
