@@ -150,13 +150,15 @@ def weight_map_rows(starts, finals, perplexity=5.0, seed=0):
     kernels}``) and every solution (``finals``: ``(split, method, seed, start name, flat
     kernels)``). For a solution ``W`` of start ``W0``: ``distance = ||W - W0||_2 /
     sqrt(n)`` (n weights), ``relative = ||W - W0||_2 / ||W0||_2`` and ``nearest_start``
-    the start closest to ``W`` in Euclidean distance; 0, 0 and itself for a start."""
+    the start closest to ``W`` in Euclidean distance; 0, 0 and itself for a start (split
+    ``any`` and seed 0 for the random starts, shared by the splits; seed 0 for the
+    pretrained ones, shared by the seeds)."""
     names = list(starts)
     start_matrix = np.stack([np.asarray(starts[n], np.float64) for n in names])
     rows = []
     for name in names:
         split, method = (name.split(" ", 1)[1], "none") if name.startswith("pretrained") \
-            else ("", "scratch")
+            else ("any", "scratch")
         rows.append(dict(split=split, method=method, seed=0, kind="start", start=name,
                          distance=0.0, relative=0.0, nearest_start=name))
     for split, method, seed, name, final in finals:
