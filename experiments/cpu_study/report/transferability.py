@@ -218,7 +218,7 @@ def _weight_map_figure(wm):
     ax.set_ylabel("t-SNE 2 (no unit)")
     ax.set_title("t-SNE of the inherited kernels: starts (hollow) and solutions (filled)",
                  fontsize=9)
-    style.legend_below(fig, ax, fontsize=7)
+    style.legend_below(fig, ax, ncol=2, fontsize=7)
     return fig
 
 
