@@ -216,6 +216,7 @@ class ReportTest(tf.test.TestCase):
                             np.std(np.log10(g0["grad_norm"] / np.sqrt(g0["size"]))))
         totals = [np.sqrt(np.sum(g[g["step"] == s]["grad_norm"] ** 2)) for s in (0, 3, 6)]
         self.assertAllClose(per.loc[key, "grad_cv"], np.std(totals) / np.mean(totals))
+        self.assertAllClose(per.loc[key, "grad_norm0"], totals[0])
         var = t["loss_variation"]
         v = var[(var["split"] == "near") & (var["method"] == "scratch") & (var["seed"] == 2)]
         spreads = [np.ptp(v[v["step"] == s]["loss"]) for s in (0, 3, 6)]

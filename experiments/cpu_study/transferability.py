@@ -36,10 +36,12 @@ weights (but seed 1's) and log no deviation for ``scratch``.
 """
 import dataclasses
 import os
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from experiments.cpu_study import analyses, protocol
 from experiments.cpu_study.protocol import SMALL, SPLITS, Target
@@ -77,9 +79,9 @@ class Config:
     perplexity: float = 5.0            # t-SNE (lowered to (points - 1) / 3 when fewer)
 
 
-QUICK = dict(splits=("far",), steps=30, seeds=2, test_examples_per_class=50,
-             analysis_examples=100, landscape_points=5, probe_examples=32, first_steps=4,
-             record_every=2)
+QUICK = dict(splits=("far",), steps=10, seeds=2, test_examples_per_class=50,
+             analysis_examples=50, landscape_points=5, probe_examples=32, first_steps=2,
+             record_every=1)
 
 
 def runs(study, config):
@@ -122,8 +124,10 @@ def run(study, config):
                 rows["transfer_deviation"].append(dict(split=split, method=method, seed=seed,
                                                        step=int(step),
                                                        distance=float(distance)))
-    settings = dataclasses.asdict(config)
+    settings, started = dataclasses.asdict(config), time.time()
     results = study.pool.map(_analysis_job, [(jobs[k], settings, list(sizes)) for k in keys])
+    logging.info(f"  transferability: {len(keys)} runs analysed in "
+                 f"{time.time() - started:.0f} s")
     starts, finals = {}, []
     for (split, method, seed), result in zip(keys, results):
         ids = dict(split=split, method=method, seed=seed)

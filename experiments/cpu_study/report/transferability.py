@@ -42,7 +42,8 @@ KEYS = ["split", "method", "seed"]
 SIMILARITY = ("far", "near", "contained")
 METRICS = {"test_accuracy": "test accuracy (%)", "distance": "||W-W0||/sqrt(n)",
            "relative": "||W-W0||/||W0||", "sharpness_solution": "sharpness at solution",
-           "lipschitz_start": "Lipschitz at w0", "layer_spread": "layer spread at w0",
+           "lipschitz_start": "Lipschitz at w0", "grad_norm0": "grad norm at w0",
+           "layer_spread": "layer spread at w0",
            "loss_variation": "loss variation", "grad_cv": "grad-norm CV"}
 
 
@@ -67,16 +68,19 @@ def slice_metrics(land, kind):
 
 
 def gradient_metrics(grads):
-    """Table (split, method, seed, layer_spread, grad_cv) of gradient_stats.csv."""
+    """Table (split, method, seed, grad_norm0, layer_spread, grad_cv) of
+    gradient_stats.csv (``grad_norm0``: the total gradient norm at the first recorded
+    step)."""
     rows = []
     for key, g in grads.groupby(KEYS):
         first = g[g["step"] == g["step"].min()]
         rms = first["grad_norm"].to_numpy(float) / np.sqrt(first["size"].to_numpy(float))
         total = g.groupby("step")["grad_norm"].apply(
             lambda x: float(np.sqrt(np.sum(np.square(x.to_numpy(float))))))
-        rows.append(dict(zip(KEYS, key), layer_spread=float(np.std(np.log10(rms))),
+        rows.append(dict(zip(KEYS, key), grad_norm0=float(total.iloc[0]),
+                         layer_spread=float(np.std(np.log10(rms))),
                          grad_cv=float(np.std(total) / np.mean(total))))
-    return pd.DataFrame(rows, columns=KEYS + ["layer_spread", "grad_cv"])
+    return pd.DataFrame(rows, columns=KEYS + ["grad_norm0", "layer_spread", "grad_cv"])
 
 
 def variation_metrics(variation):
