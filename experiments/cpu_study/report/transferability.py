@@ -264,7 +264,7 @@ def _figures(t, splits):
         curve = _mean_std(first, ["split", "method", "layer"], "rms")
         figures["transfer_gradients.png"] = line_figure(
             curve.assign(panel=curve["split"] + " split"), "layer", "rms", "method",
-            "gradient at initialisation", "kernel (0 = input side)",
+            "gradient at initialisation", "kernel (0 = input side, last = new head)",
             "RMS gradient ||dL/dW|| / sqrt(n) (log scale)", panels=panels, integer_x=True,
             logy=True)
     var = t.get("loss_variation", pd.DataFrame())
@@ -304,6 +304,8 @@ def section(t):
              "gradient statistics on a fixed probe batch over the first iterations.", "",
              table(["split", "start"] + [METRICS[c] for c in columns], rows), ""]
     figures = _figures(t, splits)
+    lines += [f"Figures: mean over {seeds} seeds per split and start, error bars the sample "
+              "std; the t-SNE map shows every run.", ""]
     for name, fig in figures.items():
         if fig is not None:
             lines += [f"![{name[:-4]}]({name})", ""]
