@@ -301,7 +301,9 @@ def section(t):
              "\") against training from random weights (\"" + label("scratch") + "\"), "
              f"mean ± std over {seeds} seeds per cell. Sharpness and Lipschitz constants "
              f"along one filter-normalised random direction within |t| <= {RADIUS}; "
-             "gradient statistics on a fixed probe batch over the first iterations.", "",
+             "gradient statistics on a fixed probe batch over the first iterations. Losses "
+             "and gradients are taken in inference mode: batch norm uses its moving "
+             "statistics, which at a random start are still mean 0 and variance 1.", "",
              table(["split", "start"] + [METRICS[c] for c in columns], rows), ""]
     figures = _figures(t, splits)
     lines += [f"Figures: mean over {seeds} seeds per split and start, error bars the sample "
