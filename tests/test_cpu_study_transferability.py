@@ -2,6 +2,7 @@
 tiny fake Fashion-MNIST, its numbers against independent NumPy formulas, and a report whose
 claims follow the CSV numbers."""
 import os
+import shutil
 import tempfile
 
 import keras
@@ -17,18 +18,11 @@ from tftransfer.training import data as data_lib
 
 
 def _quick_study(directory):
-    """A quick-mode Study on tiny data, one worker (this process), with the part interface
-    (``run_all``, ``source_weights``, ``kernel_sizes``)."""
+    """The part's quick-mode Study (one worker: this process) on tiny data."""
     data_dir = os.path.join(directory, "fashion")
     write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
-    settings = experiments.Settings(**{**experiments.QUICK, "workers": 1})
-    study = experiments.Study(settings, os.path.join(directory, "runs"), data_dir,
-                              os.path.join(directory, "report"), "test")
-    if not hasattr(study, "run_all"):  # before the part framework: the same calls
-        study.sources()
-        study.run_all = study._run_all
-        study.source_weights = lambda split: study.weights[split]
-    return study
+    return experiments.Study.for_part(part.NAME, os.path.join(directory, "runs"), data_dir,
+                                      os.path.join(directory, "report"))
 
 
 def _softmax(z):
@@ -45,11 +39,13 @@ class QuickPartTest(tf.test.TestCase):
         cls.directory = tempfile.mkdtemp()
         cls.study = _quick_study(cls.directory)
         cls.config = part.Config(**part.QUICK)
-        try:
-            part.run(cls.study, cls.config)
-        finally:
-            cls.study.pool.close()
-        cls.t = {name: pd.DataFrame(cls.study.rows[name]) for name in part.TABLES}
+        cls.study.run((), [(part, cls.config)])  # writes the part's CSV files
+        cls.t = experiments.load_tables(cls.study.report_dir)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.directory, ignore_errors=True)
+        super().tearDownClass()
 
     def test_every_table_is_filled_for_every_run(self):
         runs = self.t["transfer_runs"]
@@ -117,8 +113,13 @@ class QuickPartTest(tf.test.TestCase):
         self.assertLen(at, len(self.t["transfer_runs"]))
         self.assertAllClose(at["accuracy"], at["test_accuracy"])
 
+    def test_tables_are_the_part_csv_files(self):
+        for name in part.TABLES:
+            self.assertTrue(os.path.exists(os.path.join(self.study.part_dir, f"{name}.csv")),
+                            name)
+
     def test_section_and_claims_read_the_tables(self):
-        t = dict(self.t, study={"settings": {}})
+        t = self.t
         lines, figures = section.section(t)
         self.assertIn("## Transferability (Liu et al. 2019)", lines)
         self.assertIn("transfer_weight_map.png", figures)

@@ -51,6 +51,7 @@ from tftransfer.training import data as data_lib
 from tftransfer.training import loop
 from tftransfer.training.model import build_compiled
 
+NAME = "transferability"
 METHODS = ("none", "scratch")   # fine-tuned from the pretrained source / from random weights
 TABLES = ("transfer_runs", "transfer_deviation", "weight_map", "gradient_stats",
           "loss_variation", "init_landscape")

@@ -314,7 +314,12 @@ def section(t):
     wm = t["weight_map"]
     finals = wm[wm["kind"] == "final"]
     own = int((finals["nearest_start"] == finals["start"]).sum())
+    verdicts = [c.verdict for c in claims(t)]
     lines += [f"Weight map: {own} of {len(finals)} solutions lie nearest their own "
               "starting point (Euclidean distance over the inherited kernels).", "",
-              "Claims:", ""] + [c.line() for c in claims(t)] + [""]
+              f"The {len(verdicts)} claims of Liu et al. checked on these numbers ("
+              + ", ".join(f"{verdicts.count(v)} {v}" for v in ("agrees", "disagrees",
+                                                               "cannot tell"))
+              + ") are listed with their numbers under \"The companion papers' claims\".",
+              ""]
     return lines, figures
