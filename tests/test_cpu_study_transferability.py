@@ -129,6 +129,24 @@ class QuickPartTest(tf.test.TestCase):
         self.assertEqual(claims[1].verdict, "cannot tell")
         self.assertEqual(claims[6].verdict, "cannot tell")
 
+    def test_a_claim_follows_an_edited_csv_number(self):
+        """Editing weight_map.csv (the relative deviations) flips the first claim."""
+        report_dir = tempfile.mkdtemp(dir=self.get_temp_dir())
+        shutil.copytree(os.path.join(self.study.report_dir, "parts"),
+                        os.path.join(report_dir, "parts"))
+        path = os.path.join(report_dir, "parts", part.NAME, "weight_map.csv")
+        wm = pd.read_csv(path)
+        finals = wm["kind"] == "final"
+        verdicts = []
+        for pretrained, random in ((0.01, 0.5), (0.5, 0.01)):
+            wm.loc[finals, "relative"] = np.where(wm.loc[finals, "method"] == "none",
+                                                  pretrained, random)
+            wm.to_csv(path, index=False)
+            claim = section.claims(experiments.load_tables(report_dir))[0]
+            verdicts.append(claim.verdict)
+            self.assertIn(f"pretrained {pretrained:.4f}", claim.numbers)
+        self.assertEqual(verdicts, ["agrees", "disagrees"])
+
 
 class WeightMapRowsTest(tf.test.TestCase):
 
