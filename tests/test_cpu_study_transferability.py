@@ -1,6 +1,7 @@
 """Part ``transferability`` of the CPU study (Liu et al. 2019): the quick part end to end on a
 tiny fake Fashion-MNIST, its numbers against independent NumPy formulas, and a report whose
 claims follow the CSV numbers."""
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -112,6 +113,15 @@ class QuickPartTest(tf.test.TestCase):
             self.t["transfer_runs"], on=["split", "method", "seed"])
         self.assertLen(at, len(self.t["transfer_runs"]))
         self.assertAllClose(at["accuracy"], at["test_accuracy"])
+
+    def test_analyses_are_kept_beside_each_run(self):
+        config = dataclasses.asdict(self.config)
+        paths = list(self.study.kernel_sizes)
+        for job in part.runs(self.study, self.config).values():
+            self.assertTrue(os.path.exists(part.analysis_path(job, config, paths)))
+        other = dict(config, probe_examples=config["probe_examples"] + 1)
+        self.assertNotEqual(part.analysis_path(job, config, paths),
+                            part.analysis_path(job, other, paths))
 
     def test_tables_are_the_part_csv_files(self):
         for name in part.TABLES:
