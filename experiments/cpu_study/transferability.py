@@ -54,7 +54,7 @@ from tftransfer.analysis import gradients as gradients_lib
 from tftransfer.analysis import weight_map as weight_map_lib
 from tftransfer.training import data as data_lib
 from tftransfer.training import loop
-from tftransfer.training.model import build_compiled
+from tftransfer.training.model import ModelCache
 
 NAME = "transferability"
 METHODS = ("none", "scratch")   # fine-tuned from the pretrained source / from random weights
@@ -189,13 +189,21 @@ def weight_map_rows(starts, finals, perplexity=5.0, seed=0):
     return rows
 
 
+_CACHE = None
+
+
 def start_model(run):
     """``(compiled model, input data)`` of ``run`` at its starting point, as the driver
-    builds it (seed, inputs, then :func:`tftransfer.training.model.build_compiled`)."""
+    builds it: seed, inputs, then the compiled model of a
+    :class:`tftransfer.training.model.ModelCache` (one per process; a cached model is reset
+    to exactly what a fresh build with this seed draws, and keeps its traced train step)."""
+    global _CACHE
+    if _CACHE is None:
+        _CACHE = ModelCache()
     keras.utils.set_random_seed(run.config.optim.seed)
     data = run.inputs.load(run.config)
-    compiled = build_compiled(run.config, tf.distribute.get_strategy(), data.num_classes,
-                              data.input_shape)
+    compiled = _CACHE.get(run.config, tf.distribute.get_strategy(), data.num_classes,
+                          data.input_shape)
     return compiled, data
 
 
