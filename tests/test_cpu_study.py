@@ -260,7 +260,7 @@ class QuickStudyTest(tf.test.TestCase):
                                                                                  "report")
         write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
         command = [sys.executable, "-m", "experiments.cpu_study", "--quick",
-                   "--methods=scratch,none,l2_sp,l2_sp_fisher", "--noimagenet",
+                   "--methods=scratch,none,l2_sp,l2_sp_fisher,bss", "--noimagenet",
                    f"--data_dir={data_dir}", f"--output_dir={directory}",
                    f"--report_dir={report_dir}"]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
@@ -279,9 +279,16 @@ class QuickStudyTest(tf.test.TestCase):
         finals = runs[runs["experiment"].isin(["main", "main_ce"])]
         self.assertEqual(set(finals["num_test"]), {40})
         main = runs[runs["experiment"] == "main"]
-        self.assertEqual(sorted(set(main["method"])), ["l2_sp", "l2_sp_fisher", "none",
+        self.assertEqual(sorted(set(main["method"])), ["bss", "l2_sp", "l2_sp_fisher", "none",
                                                        "scratch"])
-        self.assertEqual(len(main), 8)  # 4 methods x 2 seeds
+        self.assertEqual(len(main), 10)  # 5 methods x 2 seeds
+        # Every part ran (the ImageNet arm has its own tests) and wrote its part.json; the
+        # methods part kept only --methods' bss (and its reference, plain fine-tuning).
+        from experiments.cpu_study import parts
+        ran = set(os.listdir(os.path.join(report_dir, "parts")))
+        self.assertEqual(ran, {p for p in parts.PARTS if p != "imagenet"
+                               and not p.endswith(("_near", "_contained"))})
+        self.assertEqual(set(tables["methods_runs"]["method"]), {"bss", "none"})
         cells = main_table(text)
         for method, group in main.groupby("method"):
             values = 100 * group["test_accuracy"].to_numpy()
@@ -319,3 +326,57 @@ class QuickStudyTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class CommittedReportTest(tf.test.TestCase):
+    """The committed report (docs/cpu_study) is the one its committed CSV files give, and its
+    main claims read those files: the page is redrawn from a copy of the directory and must
+    be the same text; the main table, the saturation count of the cross-validation and the
+    version-1 comparison are recomputed here with pandas/NumPy."""
+
+    def setUp(self):
+        super().setUp()
+        self.source = os.path.join(ROOT, "docs", "cpu_study")
+        if not os.path.exists(os.path.join(self.source, "parts")):
+            self.skipTest("no committed version-2 report")
+
+    def test_redrawn_from_the_csv_files_it_is_the_same_page(self):
+        import shutil
+        copy = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "cpu_study")
+        shutil.copytree(self.source, copy)
+        committed = open(os.path.join(self.source, "README.md")).read()
+        self.assertEqual(open(report.write_report(copy)).read(), committed)
+
+    def test_main_table_and_selection_claims_read_the_csv(self):
+        text = open(os.path.join(self.source, "README.md")).read()
+        tables = experiments.load_tables(self.source)
+        runs, cv = tables["runs"], tables["cv"]
+        main = runs[runs["experiment"] == "main"]
+        splits = [x for x in protocol.SPLITS if x in set(main["split"])]
+        cells = main_table(text)
+        for (split, method), group in main.groupby(["split", "method"]):
+            values = 100 * group["test_accuracy"].to_numpy()
+            expected = f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+            cell = cells[(report.label(method), splits.index(split))]
+            self.assertTrue(cell.startswith(expected), (split, method, cell, expected))
+        picked = cv[(cv["experiment"] == "main") & (cv["beta"] == 0.01)]
+        flat = sum(g["val_accuracy"].nunique() == 1
+                   for _, g in picked.groupby(["split", "method"]))
+        self.assertIn(f"The pooled accuracy is the same at every alpha for {flat} of "
+                      f"{picked.groupby(['split', 'method']).ngroups} selections", text)
+        old = tables["v1_runs"]
+        if old.empty:
+            return
+        old = old[old["experiment"] == "main"]
+        line = [l for l in text.splitlines() if l.startswith("- L2-SP vs fine-tuning")][0]
+        for split in splits:
+            d_new = 100 * (main[(main["split"] == split) & (main["method"] == "l2_sp")]
+                           ["test_accuracy"].mean()
+                           - main[(main["split"] == split) & (main["method"] == "none")]
+                           ["test_accuracy"].mean())
+            d_old = 100 * (old[(old["split"] == split) & (old["method"] == "l2_sp")]
+                           ["test_accuracy"].mean()
+                           - old[(old["split"] == split) & (old["method"] == "none")]
+                           ["test_accuracy"].mean())
+            self.assertIn(f"({d_old:+.2f}), v2", line.split(f"{split}: v1")[1])
+            self.assertIn(f"({d_new:+.2f})", line.split(f"{split}: v1")[1].split(";")[0])

@@ -42,7 +42,9 @@ flags.DEFINE_bool("imagenet", True, "Include the ImageNet EfficientNet-Lite0 arm
 flags.DEFINE_list("methods", None, "Only these methods, any of "
                   "experiments.cpu_study.protocol.ALL_METHODS: the study's default "
                   "(DEFAULT_METHODS) and every method of tftransfer.methods by its registry "
-                  "name, e.g. delta,bss,lwf,spd (docs/methods.md). Default: DEFAULT_METHODS.")
+                  "name, e.g. delta,bss,lwf,spd (docs/methods.md). Default: DEFAULT_METHODS. "
+                  "A part with its own method list (methods_<split>, checkpoints) keeps only "
+                  "these, and is skipped when none is left.")
 flags.DEFINE_bool("report_only", False, "Only regenerate the report from the CSV files.")
 
 
@@ -112,7 +114,15 @@ def run_part(part, settings, output_dir, report_dir, command, pool, quick):
     module = part.load()
     modules = ()
     if module is not None:
-        modules = ((module, module.Config(**(module.QUICK if quick else {}))),)
+        config = module.Config(**(module.QUICK if quick else {}))
+        if FLAGS.methods and "methods" in {f.name for f in dataclasses.fields(config)}:
+            kept = tuple(m for m in config.methods if m in FLAGS.methods)  # --methods rules
+            if not kept:
+                logging.info(f"part {part.name}: skipped (none of its methods "
+                             f"{config.methods} in --methods)")
+                return
+            config = dataclasses.replace(config, methods=kept)
+        modules = ((module, config),)
     logging.info(f"=== part {part.name}")
     started = time.time()
     experiments.Study(settings, output_dir, FLAGS.data_dir, report_dir, command, part.name,

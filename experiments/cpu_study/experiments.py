@@ -46,6 +46,19 @@ from experiments.cpu_study import analyses, pool as pool_lib, protocol
 from experiments.cpu_study.protocol import SMALL, SPLITS, Target
 
 TABLES = ("sources", "selection", "cv", "runs", "deviation", "r2", "landscape", "fisher")
+# The columns of the tables most sections filter on: a table no part wrote is loaded empty
+# with these columns, so that a report of one part draws the other sections as "not run".
+COLUMNS = {
+    "runs": ("experiment", "arm", "split", "examples_per_class", "steps", "method", "alpha",
+             "beta", "freeze_units", "seed", "test_accuracy", "num_test",
+             "source_accuracy_before", "source_accuracy_after", "source_drop", "distance",
+             "train_time_s"),
+    "selection": ("experiment", "arm", "split", "examples_per_class", "steps", "method",
+                  "alpha", "beta", "fold", "val_accuracy", "val_cross_entropy", "num_val"),
+    "cv": ("experiment", "arm", "split", "examples_per_class", "steps", "method", "alpha",
+           "beta", "folds", "num_val", "val_accuracy", "val_cross_entropy",
+           "chosen_by_accuracy", "chosen_by_cross_entropy"),
+}
 
 
 @dataclasses.dataclass
@@ -542,7 +555,7 @@ def load_tables(report_dir):
                 frames.setdefault(name[:-4], []).append(pd.read_csv(path))
     tables = {name: pd.concat(group, ignore_index=True) for name, group in frames.items()}
     for name in TABLES:
-        tables.setdefault(name, pd.DataFrame())
+        tables.setdefault(name, pd.DataFrame(columns=list(COLUMNS.get(name, ()))))
     v1 = os.path.join(report_dir, "v1", "runs.csv")  # version 1's final runs, if kept
     tables["v1_runs"] = pd.read_csv(v1) if os.path.exists(v1) else pd.DataFrame()
     settings = dict(next(iter(infos.values()))["settings"]) if infos else {}

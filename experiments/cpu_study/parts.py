@@ -62,7 +62,12 @@ PARTS = {p.name: p for p in (
     Part("imagenet", ("imagenet",),
          cut="the real ImageNet EfficientNet-Lite0 at 96x96 for 300 iterations; no Fisher "
              "variants (they need ImageNet images)"),
+    Part("methods_far", module="experiments.cpu_study.methods_grid", splits=("far",)),
+    Part("methods_near", module="experiments.cpu_study.methods_grid", splits=("near",)),
+    Part("methods_contained", module="experiments.cpu_study.methods_grid",
+         splits=("contained",)),
     Part("segmentation", module="experiments.cpu_study.segmentation"),
+    Part("checkpoints", module="experiments.cpu_study.checkpoints"),
 )}
 
 

@@ -14,16 +14,19 @@ import os
 from tftransfer.analysis.cli import write_png
 from tftransfer.io_utils import atomic_write_text
 from experiments.cpu_study.experiments import load_tables
-from experiments.cpu_study.report import (axes, companions, deviation, figure1, fisher,
+from experiments.cpu_study.report import (axes, checkpoints, companions, deviation,
+                                          figure1, fisher,
                                           freeze, header, imagenet, landscape, main,
-                                          protocol_section, r2, segmentation, source_drop,
-                                          verdict, version1)
+                                          methods_table, protocol_section, r2, segmentation,
+                                          source_drop, verdict, version1)
 from experiments.cpu_study.report.common import compare, label, stats
 
 __all__ = ["write_report", "load_tables", "compare", "label", "stats"]
 
-SECTIONS = (verdict, companions, protocol_section, main, version1, source_drop, axes,
-            deviation, figure1, freeze, r2, fisher, landscape, imagenet, segmentation)
+SECTIONS = (verdict, companions, protocol_section, main, version1, methods_table,
+            source_drop, axes,
+            deviation, figure1, freeze, r2, fisher, landscape, imagenet, segmentation,
+            checkpoints)
 
 
 def write_report(report_dir):
