@@ -91,12 +91,17 @@ QUICK = dict(splits=("far",), steps=10, seeds=2, test_examples_per_class=50,
              record_every=1)
 
 
+def splits(study, config):
+    """The splits of ``config`` that the study's settings hold (``--quick``: far)."""
+    return [x for x in config.splits if x in study.s.splits]
+
+
 def runs(study, config):
     """``{(split, method, seed): StudyRun}`` of the part's driver runs."""
     root = os.path.join(study.root, "transferability")
     paths = list(study.kernel_sizes)
     out = {}
-    for split in config.splits:
+    for split in splits(study, config):
         target = Target(SPLITS[split], SMALL, config.examples_per_class, config.steps,
                         study.source_weights(split),
                         test_examples_per_class=config.test_examples_per_class)
@@ -112,6 +117,10 @@ def runs(study, config):
 def run(study, config):
     """Trains (or reuses) the runs, analyses them on the pool and appends the rows of
     :data:`TABLES` to ``study.rows``."""
+    if not splits(study, config):
+        logging.info(f"transferability: none of the splits {config.splits} in the settings "
+                     f"({study.s.splits}); nothing to do")
+        return
     jobs = runs(study, config)
     keys = list(jobs)
     records = study.run_all([jobs[k] for k in keys], "transferability")
