@@ -68,6 +68,7 @@ PARTS = {p.name: p for p in (
          splits=("contained",)),
     Part("segmentation", module="experiments.cpu_study.segmentation"),
     Part("checkpoints", module="experiments.cpu_study.checkpoints"),
+    Part("transferability", module="experiments.cpu_study.transferability"),
 )}
 
 

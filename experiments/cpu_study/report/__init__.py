@@ -18,7 +18,7 @@ from experiments.cpu_study.report import (axes, checkpoints, companions, deviati
                                           figure1, fisher,
                                           freeze, header, imagenet, landscape, main,
                                           methods_table, protocol_section, r2, segmentation,
-                                          source_drop, verdict, version1)
+                                          source_drop, transferability, verdict, version1)
 from experiments.cpu_study.report.common import compare, label, stats
 
 __all__ = ["write_report", "load_tables", "compare", "label", "stats"]
@@ -26,7 +26,7 @@ __all__ = ["write_report", "load_tables", "compare", "label", "stats"]
 SECTIONS = (verdict, companions, protocol_section, main, version1, methods_table,
             source_drop, axes,
             deviation, figure1, freeze, r2, fisher, landscape, imagenet, segmentation,
-            checkpoints)
+            checkpoints, transferability)
 
 
 def write_report(report_dir):

@@ -1,22 +1,15 @@
 """Report section listing every claim of the companion papers (papers/000, 001, 003) that a
 part checked, each with its verdict (agrees / disagrees / cannot tell) and the numbers from
 the CSV files it rests on; the claims come from the part report modules' ``claims(t)``."""
-import importlib
+from experiments.cpu_study.report import checkpoints, transferability
 
-# The part report modules that check claims, in the report's order (absent ones skipped).
-CLAIM_MODULES = ("checkpoints", "transferability")
+# The part report modules that check the companion papers' claims, in the report's order.
+CLAIM_MODULES = (checkpoints, transferability)
 
 
 def claims(t):
-    """Every :class:`~experiments.cpu_study.report.common.Claim` of the modules present."""
-    out = []
-    for name in CLAIM_MODULES:
-        try:
-            module = importlib.import_module(f"experiments.cpu_study.report.{name}")
-        except ModuleNotFoundError:
-            continue
-        out += module.claims(t)
-    return out
+    """Every :class:`~experiments.cpu_study.report.common.Claim` of :data:`CLAIM_MODULES`."""
+    return [claim for module in CLAIM_MODULES for claim in module.claims(t)]
 
 
 def section(t):
