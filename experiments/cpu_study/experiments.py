@@ -85,10 +85,14 @@ class Settings:
     freeze_units: tuple = (1, 2, 3)       # 4 (all): L2 and L2-SP train identically
     fisher_examples: int = 2000
     imagenet: bool = True
-    imagenet_size: int = 96
+    # Sized from version 1's runs (64x64, 60 steps: ~0.45 s a step on one core): 300 steps
+    # ~135 s a run; 3 folds x 3 alphas x 2 tuned + 4 methods x 5 seeds = 38 runs on two
+    # workers ~45 min (96x96 would be ~2.3x that, over the part's hour).
+    imagenet_size: int = 64
     imagenet_steps: int = 300
     imagenet_examples: int = 20
     imagenet_seeds: int = 5
+    imagenet_folds: int = 3
     imagenet_alphas: tuple = (1e-3, 1e-2, 0.1)
     imagenet_methods: tuple = ("none", "l2", "l2_sp", "linear_probe")
     analysis_examples: int = 1000
@@ -103,6 +107,7 @@ QUICK = dict(splits=("far",), sizes=(20,), main_steps=30, lengths=(30, 60), seed
              figure1_betas=(1e-2, 0.1), figure1_split="far", length_split="far",
              freeze_split="far", freeze_units=(2,), fisher_examples=200,
              pretrain_epochs=0.25, imagenet_size=32, imagenet_steps=5, imagenet_seeds=2,
+             imagenet_folds=2,
              imagenet_alphas=(0.01,), imagenet_methods=("none", "l2_sp"),
              analysis_examples=200, test_examples_per_class=200, source_eval_examples=200,
              quick=True)
@@ -399,7 +404,7 @@ class Study:
                         self.s.imagenet_steps,
                         test_examples_per_class=self.s.test_examples_per_class)
         tuned = [m for m in self.s.imagenet_methods if protocol.is_tuned(m)]
-        folds = self.s.folds
+        folds = self.s.imagenet_folds
         jobs = [(m, protocol.target_config(target, m, a, 0, self.root, self.data_dir,
                                            select=True, folds=folds, fold=f))
                 for m in tuned for a in self.s.imagenet_alphas for f in range(folds)]

@@ -60,8 +60,9 @@ PARTS = {p.name: p for p in (
              "split up to 2000 iterations with alpha as chosen at 300; the size sweep on two "
              "splits; Figure 1 and freezing on one split each"),
     Part("imagenet", ("imagenet",),
-         cut="the real ImageNet EfficientNet-Lite0 at 96x96 for 300 iterations; no Fisher "
-             "variants (they need ImageNet images)"),
+         cut="the real ImageNet EfficientNet-Lite0 at 64x64 (not 224) for 300 iterations, "
+             "alpha on 3 values by 3-fold cross-validation, 5 seeds; no Fisher variants "
+             "(they need ImageNet images)"),
     Part("methods_far", module="experiments.cpu_study.methods_grid", splits=("far",)),
     Part("methods_near", module="experiments.cpu_study.methods_grid", splits=("near",)),
     Part("methods_contained", module="experiments.cpu_study.methods_grid",
