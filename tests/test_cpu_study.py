@@ -19,22 +19,40 @@ from tftransfer.training import config as config_lib
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _record(accuracy, alpha, split="validation"):
-    return {"accuracy": accuracy, "eval_split": split, "flags": {"alpha": alpha},
+def _record(accuracy, alpha, split="validation", num_eval=20, cross_entropy=0.5, beta=0.01):
+    return {"accuracy": accuracy, "eval_split": split, "num_eval": num_eval,
+            "cross_entropy": cross_entropy, "flags": {"alpha": alpha, "beta": beta},
             "output_dir": f"run_{alpha}"}
 
 
-class ChooseTest(tf.test.TestCase):
+class CrossValidationTest(tf.test.TestCase):
 
-    def test_best_validation_accuracy_smaller_alpha_on_ties(self):
-        records = [_record(0.8, 0.1), _record(0.9, 0.01), _record(0.9, 0.001)]
-        self.assertEqual(experiments.choose(records), 0.001)
-        self.assertEqual(experiments.choose(records[:2]), 0.01)
+    def test_folds_pooled_ties_to_the_lower_cross_entropy(self):
+        # alpha 0.1: folds 18/20 + 16/20 = 34/40; alpha 0.01: 17/20 + 17/20 = 34/40 (a tie
+        # on accuracy, lower cross-entropy: 0.01 wins); alpha 1: 30/40, lowest loss.
+        records = [_record(0.9, 0.1, cross_entropy=0.4), _record(0.8, 0.1, cross_entropy=0.6),
+                   _record(0.85, 0.01, cross_entropy=0.3), _record(0.85, 0.01, cross_entropy=0.5),
+                   _record(0.75, 1.0, cross_entropy=0.1), _record(0.75, 1.0, cross_entropy=0.2)]
+        candidates, by_accuracy, by_loss = experiments.cross_validated(records)
+        pooled = {c.value["alpha"]: (c.accuracy, c.cross_entropy, c.num_eval) for c in candidates}
+        self.assertAllClose(pooled[0.1], (34 / 40, 0.5, 40))
+        self.assertAllClose(pooled[0.01], (34 / 40, 0.4, 40))
+        self.assertEqual(by_accuracy.value["alpha"], 0.01)
+        self.assertEqual(by_loss.value["alpha"], 1.0)
+        # Equal on both measures: the smaller alpha.
+        tied = [_record(0.5, 0.1), _record(0.5, 0.001)]
+        self.assertEqual(experiments.cross_validated(tied)[1].value["alpha"], 0.001)
 
     def test_refuses_any_record_not_evaluated_on_validation(self):
         records = [_record(0.8, 0.1), _record(0.99, 0.01, split="test")]
         with self.assertRaisesRegex(ValueError, "only validation accuracies"):
-            experiments.choose(records)
+            experiments.cross_validated(records)
+
+    def test_choices_only_among_the_main_beta(self):
+        records = [_record(0.9, 0.1, beta=0.1), _record(0.5, 0.01)]
+        candidates, by_accuracy, _ = experiments.cross_validated(records)
+        self.assertEqual(len(candidates), 2)
+        self.assertEqual(by_accuracy.value, {"alpha": 0.01, "beta": 0.01})
 
 
 class PoolTest(tf.test.TestCase):
@@ -73,6 +91,15 @@ class ProtocolTest(tf.test.TestCase):
     def config(self, method, select=False, alpha=0.1, **kwargs):
         return protocol.target_config(self.target, method, alpha, 3, "root", None, select,
                                       **kwargs)
+
+    def test_fold_runs_are_cross_validation_runs_of_their_own(self):
+        folds = [self.config("l2_sp", select=True, folds=5, fold=i) for i in range(5)]
+        self.assertEqual({(r.config.data.cv_folds, r.config.data.cv_fold) for r in folds},
+                         {(5, i) for i in range(5)})
+        self.assertEqual({r.config.data.validation_fraction for r in folds}, {0.0})
+        self.assertEqual(len({r.config.runtime.output_dir for r in folds}), 5)
+        final = self.config("l2_sp", folds=5, fold=0)  # a final run ignores the folds
+        self.assertEqual((final.config.data.cv_folds, final.config.data.cv_fold), (0, None))
 
     def test_selection_runs_hold_out_validation_and_finals_use_all_images(self):
         select, final = self.config("l2_sp", select=True), self.config("l2_sp")
@@ -146,33 +173,40 @@ class ProtocolTest(tf.test.TestCase):
 
 
 def _fake_tables(directory):
-    """Small hand-made CSV tables and study.json, as a study would write them."""
+    """Small hand-made CSV tables and part.json files, as the study's parts write them
+    (``parts/sources``, ``parts/main_far``, ``parts/main_near``)."""
     rng = np.random.default_rng(0)
-    rows = []
+    rows = {"far": [], "near": []}
     for split in ("far", "near"):
         for method, alpha in (("scratch", 0.0), ("none", 0.0), ("l2", 0.01), ("l2_sp", 0.1)):
             for seed in (1, 2, 3):
-                rows.append(dict(experiment="main", arm="small_resnet", split=split,
-                                 examples_per_class=20, steps=300, method=method, alpha=alpha,
-                                 beta=0.01, freeze_units=0, seed=seed,
-                                 test_accuracy=rng.uniform(0.7, 0.9), num_test=5000,
-                                 source_accuracy_before=0.9, source_accuracy_after=0.5,
-                                 source_drop=rng.uniform(10, 40), distance=rng.uniform(0, 0.1),
-                                 train_time_s=1.0))
-    pd.DataFrame(rows).to_csv(os.path.join(directory, "runs.csv"), index=False)
-    pd.DataFrame([dict(split=s, source_classes="0 1", target_classes="5 6",
-                       train_images=100, steps=10, source_test_accuracy=0.9,
-                       train_time_s=1.0) for s in ("far", "near")]).to_csv(
-        os.path.join(directory, "sources.csv"), index=False)
+                rows[split].append(dict(
+                    experiment="main", arm="small_resnet", split=split, examples_per_class=20,
+                    steps=300, method=method, alpha=alpha, beta=0.01, freeze_units=0,
+                    seed=seed, test_accuracy=rng.uniform(0.7, 0.9), num_test=5000,
+                    source_accuracy_before=0.9, source_accuracy_after=0.5,
+                    source_drop=rng.uniform(10, 40), distance=rng.uniform(0, 0.1),
+                    train_time_s=1.0))
     settings = dict(vars(experiments.Settings()))
-    settings.update(splits=["far", "near"], methods=["scratch", "none", "l2", "l2_sp"],
-                    seeds=3)
-    with open(os.path.join(directory, "study.json"), "w") as f:
-        json.dump({"command": "python -m experiments.cpu_study", "settings": settings,
-                   "wall_time_s": 60.0, "phase_seconds": {"main": 60.0},
-                   "runs_trained": 24, "runs_reused": 0, "run_seconds": 100.0,
-                   "cpu_count": 2}, f)
-    return pd.DataFrame(rows)
+    settings.update(methods=["scratch", "none", "l2", "l2_sp"], seeds=3)
+
+    def part(name, splits, tables):
+        out = os.path.join(directory, "parts", name)
+        os.makedirs(out, exist_ok=True)
+        for table, frame in tables.items():
+            frame.to_csv(os.path.join(out, f"{table}.csv"), index=False)
+        with open(os.path.join(out, "part.json"), "w") as f:
+            json.dump({"part": name, "command": f"python -m experiments.cpu_study --part={name}",
+                       "settings": {**settings, "splits": splits}, "wall_time_s": 60.0,
+                       "phase_seconds": {"main": 60.0}, "runs_trained": 12, "runs_reused": 0,
+                       "run_seconds": 100.0, "cpu_count": 2}, f)
+
+    part("sources", ["far", "near"], {"sources": pd.DataFrame([dict(
+        split=s, source_classes="0 1", target_classes="5 6", train_images=100, steps=10,
+        source_test_accuracy=0.9, train_time_s=1.0) for s in ("far", "near")])})
+    for split in ("far", "near"):
+        part(f"main_{split}", [split], {"runs": pd.DataFrame(rows[split])})
+    return pd.DataFrame(rows["far"] + rows["near"])
 
 
 def main_table(text):
@@ -226,34 +260,59 @@ class QuickStudyTest(tf.test.TestCase):
                                                                                  "report")
         write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
         command = [sys.executable, "-m", "experiments.cpu_study", "--quick",
-                   "--methods=scratch,none,l2_sp,l2_sp_fisher", "--noimagenet",
+                   "--methods=scratch,none,l2_sp,l2_sp_fisher,bss", "--noimagenet",
                    f"--data_dir={data_dir}", f"--output_dir={directory}",
                    f"--report_dir={report_dir}"]
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                                 timeout=900)
         self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
         text = open(os.path.join(report_dir, "README.md")).read()
-        runs = pd.read_csv(os.path.join(report_dir, "runs.csv"))
-        selection = pd.read_csv(os.path.join(report_dir, "selection.csv"))
-        # Selection is scored on the 30% validation images (6 of 20 per class, 5 classes),
+        tables = experiments.load_tables(report_dir)
+        runs, selection, cv = tables["runs"], tables["selection"], tables["cv"]
+        self.assertTrue(os.path.exists(os.path.join(report_dir, "parts", "main_far",
+                                                    "part.json")))
+        # Selection is 2-fold cross-validation of the 100 labelled images (50 per fold),
         # never on the 40 test images; finals are scored on the test images.
-        self.assertEqual(set(selection["num_val"]), {30})
-        self.assertEqual(set(runs["num_test"]), {40})
+        main_selection = selection[selection["experiment"] == "main"]
+        self.assertEqual(set(main_selection["num_val"]), {50})
+        self.assertEqual(set(main_selection["fold"]), {0, 1})
+        finals = runs[runs["experiment"].isin(["main", "main_ce"])]
+        self.assertEqual(set(finals["num_test"]), {40})
         main = runs[runs["experiment"] == "main"]
-        self.assertEqual(sorted(set(main["method"])), ["l2_sp", "l2_sp_fisher", "none",
+        self.assertEqual(sorted(set(main["method"])), ["bss", "l2_sp", "l2_sp_fisher", "none",
                                                        "scratch"])
-        self.assertEqual(len(main), 8)  # 4 methods x 2 seeds
+        self.assertEqual(len(main), 10)  # 5 methods x 2 seeds
+        # Every part ran (the ImageNet arm has its own tests) and wrote its part.json; the
+        # methods part kept only --methods' bss (and its reference, plain fine-tuning).
+        from experiments.cpu_study import parts
+        ran = set(os.listdir(os.path.join(report_dir, "parts")))
+        self.assertEqual(ran, {p for p in parts.PARTS if p != "imagenet"
+                               and not p.endswith(("_near", "_contained"))})
+        self.assertEqual(set(tables["methods_runs"]["method"]), {"bss", "none"})
         cells = main_table(text)
         for method, group in main.groupby("method"):
             values = 100 * group["test_accuracy"].to_numpy()
             expected = f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
             self.assertTrue(cells[(report.label(method), 0)].startswith(expected))
-        chosen = main[main["method"] == "l2_sp"]["alpha"].iloc[0]
-        scores = selection[(selection["method"] == "l2_sp") & (selection["beta"] == 0.01)]
-        best = scores.sort_values(["val_accuracy", "alpha"], ascending=[False, True]).iloc[0]
-        self.assertEqual(chosen, best["alpha"])
+        # The chosen alpha, recomputed from the per-fold rows: correct images pooled over
+        # the folds, ties to the lower pooled cross-entropy, then the smaller alpha.
+        for method in ("l2_sp", "l2_sp_fisher"):
+            folds = main_selection[(main_selection["method"] == method)
+                                   & (main_selection["beta"] == 0.01)].copy()
+            folds["correct"] = (folds["val_accuracy"] * folds["num_val"]).round()
+            folds["loss_sum"] = folds["val_cross_entropy"] * folds["num_val"]
+            pooled = folds.groupby("alpha")[["correct", "num_val", "loss_sum"]].sum()
+            pooled["accuracy"] = pooled["correct"] / pooled["num_val"]
+            pooled["loss"] = pooled["loss_sum"] / pooled["num_val"]
+            best = pooled.reset_index().sort_values(["accuracy", "loss", "alpha"],
+                                                    ascending=[False, True, True]).iloc[0]
+            chosen = main[main["method"] == method]["alpha"].iloc[0]
+            self.assertEqual(chosen, best["alpha"], method)
+            mine = cv[(cv["experiment"] == "main") & (cv["method"] == method)]
+            self.assertAllClose(mine.sort_values("alpha")["val_accuracy"].to_numpy(),
+                                pooled.sort_index()["accuracy"].to_numpy())
         for name in ("main_accuracy.png", "fisher.png", "r2_far.png", "landscape_far.png",
-                     "length.png", "freeze.png"):
+                     "length.png", "freeze.png", "selection_curves.png"):
             self.assertTrue(os.path.exists(os.path.join(report_dir, name)), name)
         # The alpha x beta heatmap is drawn only when its cells differ (else a sentence).
         self.assertEqual(os.path.exists(os.path.join(report_dir, "figure1_alpha_beta.png")),
@@ -267,3 +326,57 @@ class QuickStudyTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class CommittedReportTest(tf.test.TestCase):
+    """The committed report (docs/cpu_study) is the one its committed CSV files give, and its
+    main claims read those files: the page is redrawn from a copy of the directory and must
+    be the same text; the main table, the saturation count of the cross-validation and the
+    version-1 comparison are recomputed here with pandas/NumPy."""
+
+    def setUp(self):
+        super().setUp()
+        self.source = os.path.join(ROOT, "docs", "cpu_study")
+        if not os.path.exists(os.path.join(self.source, "parts")):
+            self.skipTest("no committed version-2 report")
+
+    def test_redrawn_from_the_csv_files_it_is_the_same_page(self):
+        import shutil
+        copy = os.path.join(tempfile.mkdtemp(dir=self.get_temp_dir()), "cpu_study")
+        shutil.copytree(self.source, copy)
+        committed = open(os.path.join(self.source, "README.md")).read()
+        self.assertEqual(open(report.write_report(copy)).read(), committed)
+
+    def test_main_table_and_selection_claims_read_the_csv(self):
+        text = open(os.path.join(self.source, "README.md")).read()
+        tables = experiments.load_tables(self.source)
+        runs, cv = tables["runs"], tables["cv"]
+        main = runs[runs["experiment"] == "main"]
+        splits = [x for x in protocol.SPLITS if x in set(main["split"])]
+        cells = main_table(text)
+        for (split, method), group in main.groupby(["split", "method"]):
+            values = 100 * group["test_accuracy"].to_numpy()
+            expected = f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+            cell = cells[(report.label(method), splits.index(split))]
+            self.assertTrue(cell.startswith(expected), (split, method, cell, expected))
+        picked = cv[(cv["experiment"] == "main") & (cv["beta"] == 0.01)]
+        flat = sum(g["val_accuracy"].nunique() == 1
+                   for _, g in picked.groupby(["split", "method"]))
+        self.assertIn(f"The pooled accuracy is the same at every alpha for {flat} of "
+                      f"{picked.groupby(['split', 'method']).ngroups} selections", text)
+        old = tables["v1_runs"]
+        if old.empty:
+            return
+        old = old[old["experiment"] == "main"]
+        line = [l for l in text.splitlines() if l.startswith("- L2-SP vs fine-tuning")][0]
+        for split in splits:
+            d_new = 100 * (main[(main["split"] == split) & (main["method"] == "l2_sp")]
+                           ["test_accuracy"].mean()
+                           - main[(main["split"] == split) & (main["method"] == "none")]
+                           ["test_accuracy"].mean())
+            d_old = 100 * (old[(old["split"] == split) & (old["method"] == "l2_sp")]
+                           ["test_accuracy"].mean()
+                           - old[(old["split"] == split) & (old["method"] == "none")]
+                           ["test_accuracy"].mean())
+            self.assertIn(f"({d_old:+.2f}), v2", line.split(f"{split}: v1")[1])
+            self.assertIn(f"({d_new:+.2f})", line.split(f"{split}: v1")[1].split(";")[0])

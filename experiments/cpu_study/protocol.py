@@ -214,31 +214,40 @@ def method_fields(method, alpha, beta, arm, fisher_file):
 
 def target_config(target, method, alpha, seed, root, data_dir, select, beta=BETA,
                   validation_fraction=0.3, log_every=0, save_weights=False,
-                  deviation_layers=(), source_eval=False):
+                  deviation_layers=(), source_eval=False, folds=0, fold=None, fields=None):
     """The :class:`StudyRun` of one target run.
 
-    ``select``: train on part of the labelled images and evaluate on the held-out
-    ``validation_fraction`` of them (model selection; ``results.json`` then says
-    ``eval_split: validation``); otherwise train on all of them and evaluate on every test
-    image of the target classes (the first ``target.test_examples_per_class`` of each class
-    when set: ``--quick``)."""
+    ``select``: train on part of the labelled images and evaluate on the held-out ones
+    (model selection; ``results.json`` then says ``eval_split: validation``): with
+    ``folds`` (k >= 2) fold ``fold`` of a k-fold split of each class's labelled images
+    (the driver's ``--cv_folds/--cv_fold``), else the held-out ``validation_fraction``;
+    otherwise train on all of them and evaluate on every test image of the target classes
+    (the first ``target.test_examples_per_class`` of each class when set: ``--quick``).
+    ``fields``: further RunConfig options by flag name (a method's own strengths)."""
     arm, steps = target.arm, target.steps
     phase = "select" if select else "final"
     name = f"{method}_a{alpha:g}_b{beta:g}_s{seed}"
+    if fields:
+        name += "".join(f"_{k}{v:g}" if isinstance(v, float) else f"_{k}{v}"
+                        for k, v in sorted(fields.items()))
+    if select and folds:
+        name += f"_k{folds}f{fold}"
     output_dir = os.path.join(root, target.split.name, f"n{target.examples_per_class}",
                               f"t{steps}", phase, name)
-    fields = dict(
+    extra, fields = dict(fields or {}), dict(
         arch=arm.arch, source="custom" if target.weights and arm.arch == "small_resnet"
         else "imagenet", weights=target.weights,
         source_classes=len(target.split.source_classes) or None,
         dataset="fashion_mnist", data_dir=data_dir, classes=list(target.split.target_classes),
         examples_per_class=target.examples_per_class, split_seed=0,
-        validation_fraction=validation_fraction if select else 0.0,
+        validation_fraction=validation_fraction if select and not folds else 0.0,
+        cv_folds=folds if select else 0, cv_fold=fold if select and folds else None,
         resize=arm.size, crop_size=arm.size, mean="none", batch_size=32, train_steps=steps,
         lr_boundaries=[b for b in [steps * 2 // 3] if 0 < b < steps], learning_rate=0.01,
         seed=seed, export=False, checkpoint_every=0, log_every=log_every, verbose=0,
         save_weights=save_weights, eval_batch_size=500, output_dir=output_dir)
     fields.update(method_fields(method, alpha, beta, arm, target.fisher_file))
+    fields.update(extra)
     if fields.get("freeze_units"):
         deviation_layers = ()  # frozen kernels are not trainable variables
     fields["deviation_layers"] = list(deviation_layers) if log_every else []

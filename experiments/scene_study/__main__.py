@@ -32,7 +32,8 @@ flags.DEFINE_string("source_root", None, "Root of the source run (<root>/sources
                     "default runs/cpu_study, the classification study's, so that its source "
                     "network is reused (with --quick: --output_dir).")
 flags.DEFINE_string("report_dir", None, "Where segmentation.md, its figure and tables go "
-                    "(default docs/cpu_study, or <output_dir>/report with --quick).")
+                    "(default docs/cpu_study/parts/segmentation, the CPU study's segmentation "
+                    "part, or <output_dir>/report with --quick).")
 flags.DEFINE_integer("workers", 2, "Worker processes (each with cores/workers threads).")
 flags.DEFINE_bool("report_only", False, "Only redraw the page from the existing files.")
 
@@ -45,8 +46,9 @@ def main(argv):
     quick = FLAGS.quick
     output_dir = FLAGS.output_dir or os.path.join("runs", "scene_study_quick" if quick
                                                   else "scene_study")
-    report_dir = FLAGS.report_dir or (os.path.join(output_dir, "report") if quick
-                                      else os.path.join("docs", "cpu_study"))
+    report_dir = FLAGS.report_dir or (
+        os.path.join(output_dir, "report") if quick
+        else os.path.join("docs", "cpu_study", "parts", "segmentation"))
     if not FLAGS.report_only:
         from tftransfer.training import config as config_lib, data_location
 

@@ -1,5 +1,5 @@
 """The CPU study's report, ``README.md`` and its figures, generated from the study's CSV
-files and ``study.json`` only (:func:`write_report`): every number and every sentence that
+files and ``part.json`` files only (:func:`write_report`): every number and every sentence that
 compares methods is computed from those files, so the report cannot disagree with them.
 The published numbers it quotes come from :mod:`tftransfer_cli.published`.
 
@@ -14,15 +14,19 @@ import os
 from tftransfer.analysis.cli import write_png
 from tftransfer.io_utils import atomic_write_text
 from experiments.cpu_study.experiments import load_tables
-from experiments.cpu_study.report import (axes, deviation, figure1, fisher, freeze, header,
-                                          imagenet, landscape, main, protocol_section, r2,
-                                          source_drop, verdict)
+from experiments.cpu_study.report import (axes, checkpoints, companions, deviation,
+                                          figure1, fisher,
+                                          freeze, header, imagenet, landscape, main,
+                                          methods_table, protocol_section, r2, segmentation,
+                                          source_drop, transferability, verdict, version1)
 from experiments.cpu_study.report.common import compare, label, stats
 
 __all__ = ["write_report", "load_tables", "compare", "label", "stats"]
 
-SECTIONS = (verdict, protocol_section, main, source_drop, axes, deviation, figure1, freeze,
-            r2, fisher, landscape, imagenet)
+SECTIONS = (verdict, companions, protocol_section, main, version1, methods_table,
+            source_drop, axes,
+            deviation, figure1, freeze, r2, fisher, landscape, imagenet, segmentation,
+            checkpoints, transferability)
 
 
 def write_report(report_dir):

@@ -60,6 +60,10 @@ def sentence(name_a, a, name_b, b):
 
 
 def select(frame, **equal):
+    """The rows of ``frame`` whose columns equal ``equal``; an empty frame when ``frame`` has
+    no such column (a table no part has written yet)."""
+    if any(key not in frame for key in equal):
+        return frame.iloc[0:0]
     for key, value in equal.items():
         frame = frame[frame[key] == value]
     return frame

@@ -13,9 +13,9 @@ def section(t):
     """``(Markdown lines, {file name: Figure or None})`` of the alpha x beta validation grid
     (None: no figure, a stale file of that name is removed)."""
     s = t["study"]["settings"]
-    sel = select(t["selection"], arm="small_resnet", split=s["figure1_split"], method="l2_sp",
+    sel = select(t["cv"], experiment="figure1", arm="small_resnet", split=s["figure1_split"], method="l2_sp",
                  examples_per_class=s["main_examples"], steps=s["main_steps"]) \
-        if not t["selection"].empty else t["selection"]
+        if not t["cv"].empty else t["cv"]
     if sel.empty or sel["beta"].nunique() < 2:
         return [], {}
     n_val = int(sel["num_val"].iloc[0])
@@ -23,7 +23,7 @@ def section(t):
              "accuracy varying smoothly with alpha and beta; with a validation split this "
              f"small, one image is {100 / n_val:.1f} points.")
     head = ["## Alpha x beta (Figure 1 analog)", ""]
-    if style.is_constant(sel["val_accuracy"]):
+    if style.is_constant(sel["val_accuracy"]) and style.is_constant(sel["val_cross_entropy"]):
         cells = sel.drop_duplicates(["alpha", "beta"])
         return head + [
             f"L2-SP on the {s['figure1_split']} split, validation accuracy ({n_val} images): "
@@ -33,13 +33,16 @@ def section(t):
             f"{100 * sel['val_accuracy'].iloc[0]:.1f}%: the validation split is saturated "
             "and cannot rank the settings, so no heatmap is drawn (it would be one colour). "
             + paper, ""], {FIGURE: None}
-    best = sel.sort_values(["val_accuracy", "alpha", "beta"],
-                           ascending=[False, True, True]).iloc[0]
+    best = sel.sort_values(["val_accuracy", "val_cross_entropy", "alpha", "beta"],
+                           ascending=[False, True, True, True]).iloc[0]
     by_beta = sel.groupby("beta")["val_accuracy"].mean()
     return head + [
-        f"L2-SP on the {s['figure1_split']} split, validation accuracy ({n_val} images):", "",
+        f"L2-SP on the {s['figure1_split']} split, pooled validation accuracy over "
+        f"{s['folds']} folds ({n_val} images):", "",
         f"![figure 1]({FIGURE})", "",
         f"Best cell alpha = {best['alpha']:g}, beta = {best['beta']:g} "
-        f"({100 * best['val_accuracy']:.1f}%); mean over alpha per beta: " +
+        f"({100 * best['val_accuracy']:.1f}%, cross-entropy {best['val_cross_entropy']:.3f}; "
+        "ties broken by the cross-entropy); mean accuracy over alpha per beta: " +
         ", ".join(f"beta {b:g}: {100 * v:.1f}%" for b, v in by_beta.items()) + ". " + paper,
-        ""], {FIGURE: heatmap(sel)}
+        ""], {FIGURE: heatmap(sel, "val_cross_entropy" if style.is_constant(sel["val_accuracy"])
+                        else "val_accuracy")}

@@ -90,30 +90,35 @@ def lines(frame, x, y, group, title, xlabel, ylabel, logx=False, panels=None, in
     return fig
 
 
-def heatmap(frame):
-    """Validation accuracy (%) over the alpha x beta grid, values printed in the cells.
-    Refuses (ValueError) a grid whose cells are all equal: it says nothing a sentence
-    cannot (the report writes that sentence instead, see :mod:`.figure1`)."""
-    grid = frame.pivot_table(index="beta", columns="alpha", values="val_accuracy")
-    values = 100 * grid.to_numpy()
+def heatmap(frame, column="val_accuracy"):
+    """``column`` (pooled validation accuracy, in %, or cross-entropy) over the alpha x beta
+    grid, values printed in the cells. Refuses (ValueError) a grid whose cells are all
+    equal: it says nothing a sentence cannot (the report writes that sentence instead, see
+    :mod:`.figure1`)."""
+    accuracy = column == "val_accuracy"
+    name = "validation accuracy (%)" if accuracy else "validation cross-entropy"
+    grid = frame.pivot_table(index="beta", columns="alpha", values=column)
+    values = (100 if accuracy else 1) * grid.to_numpy()
     if style.is_constant(values):
-        raise ValueError("every cell of the alpha x beta grid has the same validation "
-                         f"accuracy ({values.flat[0]:.1f}%): a heatmap of it carries no "
+        raise ValueError(f"every cell of the alpha x beta grid has the same {name} "
+                         f"({values.flat[0]:.3g}): a heatmap of it carries no "
                          "information; state it in the text instead of drawing it.")
     fig, ax = new_figure(5.8, 4.0)
-    image = ax.imshow(values, cmap="cividis", aspect="auto", origin="lower")
+    image = ax.imshow(values, cmap="cividis" if accuracy else "cividis_r", aspect="auto",
+                      origin="lower")
     ax.set_xticks(range(len(grid.columns)))
     ax.set_xticklabels([f"{a:g}" for a in grid.columns])
     ax.set_yticks(range(len(grid.index)))
     ax.set_yticklabels([f"{b:g}" for b in grid.index])
     for (i, j), value in np.ndenumerate(values):
         if np.isfinite(value):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=8,
+            ax.text(j, i, f"{value:.1f}" if accuracy else f"{value:.3f}", ha="center",
+                    va="center", fontsize=8,
                     color=style.contrast(image.cmap(image.norm(value))))
     ax.set_xlabel("alpha (strength on inherited weights)")
     ax.set_ylabel("beta (strength on the new head)")
-    ax.set_title("L2-SP validation accuracy (%) over alpha x beta", fontsize=10)
-    fig.colorbar(image, ax=ax, label="validation accuracy (%)")
+    ax.set_title(f"L2-SP pooled {name} over alpha x beta", fontsize=10)
+    fig.colorbar(image, ax=ax, label=name)
     return fig
 
 
@@ -149,4 +154,40 @@ def fisher_boxes(fisher):
     ax.set_title("Diagonal Fisher of the source networks per layer (Figure 5 analog; "
                  "box 25-75%, whiskers 5-95%, line: median)", fontsize=10)
     style.legend_below(fig, ax, title="split")
+    return fig
+
+
+def selection_curves(cv):
+    """The cross-validation curves of the main selection: pooled validation accuracy (top
+    row) and cross-entropy (bottom row) against alpha (log axis), one column per split, one
+    line per method in its style, the chosen alpha ringed."""
+    from matplotlib.figure import Figure
+
+    splits = list(dict.fromkeys(cv["split"]))
+    fig = Figure(figsize=(3.6 * len(splits) + 1.0, 6.0), layout="constrained")
+    grid = fig.subplots(2, len(splits), squeeze=False, sharex=True)
+    alphas = sorted(set(cv["alpha"]))
+    for col, split in enumerate(splits):
+        sub = cv[cv["split"] == split]
+        for method, group in sub.groupby("method", sort=False):
+            group = group.sort_values("alpha")
+            for row, (column, scale) in enumerate((("val_accuracy", 100.0),
+                                                   ("val_cross_entropy", 1.0))):
+                ax = grid[row][col]
+                ax.plot(group["alpha"], scale * group[column], **style.line_style(method))
+                chosen = group[group["chosen_by_accuracy"].astype(bool)]
+                ax.plot(chosen["alpha"], scale * chosen[column], "o", ms=11, mfc="none",
+                        mec=style.colour(method), mew=1.2)
+        grid[0][col].set_title(f"{split} split", fontsize=10)
+        for row, name in enumerate(("pooled validation accuracy (%)",
+                                    "pooled validation cross-entropy")):
+            ax = grid[row][col]
+            ax.set_xscale("log")
+            style.log_axis(ax.xaxis, alphas)
+            ax.grid(color="#DDDDDD", lw=0.6)
+            if col == 0:
+                ax.set_ylabel(name)
+        grid[1][col].set_xlabel("alpha")
+    style.legend_below(fig, list(grid[0]))
+    fig.suptitle("Cross-validation of alpha (circle: the choice)", fontsize=11)
     return fig

@@ -17,6 +17,8 @@ def section(t):
     return ["## The paper's kind of source: ImageNet EfficientNet-Lite0", "",
             f"Fashion-MNIST classes 5-9 at {s['imagenet_size']}x{s['imagenet_size']}, "
             f"{s['imagenet_examples']} images per class, {s['imagenet_steps']} iterations, "
-            f"test accuracy (%), mean ± std over {s['axis_seeds']} seeds. No Fisher variants (no ImageNet images offline).", "",
+            f"test accuracy (%), mean ± std over {int(runs.groupby('method').size().min())} "
+            f"seeds; alpha by {s.get('imagenet_folds', s['folds'])}-fold cross-validation. "
+            "No Fisher variants (no ImageNet images offline).", "",
             table(["method", "alpha", "test accuracy (%)"], rows), "",
             "- " + "; ".join(parts) + ".", ""], {}

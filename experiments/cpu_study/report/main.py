@@ -1,6 +1,7 @@
 """Report section on the main experiment (Li et al. 2018, Table 2) and its model selection."""
-from experiments.cpu_study.report.common import chosen_alpha, fmt, label, select, sentence, stats, table
-from experiments.cpu_study.report.figures import bars
+from experiments.cpu_study.report.common import (chosen_alpha, compare, fmt, label, select,
+                                                 sentence, stats, table)
+from experiments.cpu_study.report.figures import bars, selection_curves
 
 
 def section(t):
@@ -23,7 +24,7 @@ def section(t):
     lines = ["## Main results (Table 2 analog)", "",
              f"Test accuracy (%), mean ± std over {n} seeds, {s['main_examples']} labelled "
              f"images per class, {s['main_steps']} iterations; in brackets the alpha chosen "
-             "on the validation split.", "",
+             "by cross-validation.", "",
              table(["method"] + [f"{x} split" for x in splits], rows), "",
              "![main](main_accuracy.png)", ""]
     lines += ["Comparisons (gain or loss when the difference exceeds two standard errors):", ""]
@@ -39,32 +40,71 @@ def section(t):
                 parts.append(sentence(label(a), st[a], label(b), st[b]))
         lines.append(f"- **{split}**: " + "; ".join(parts) + ".")
     lines.append("")
-    return lines + _selection_table(t), figures
+    selection_lines, selection_figures = _selection_table(t)
+    return lines + selection_lines, {**figures, **selection_figures}
 
 
 def _selection_table(t):
-    """Validation accuracy of every alpha of the main experiment's selection."""
-    s, sel = t["study"]["settings"], t["selection"]
-    if sel.empty:
-        return []
-    sel = select(sel, arm="small_resnet", examples_per_class=s["main_examples"],
-                 steps=s["main_steps"], beta=0.01)
-    sel = sel[sel["alpha"].isin(s["alpha_grid"])]  # not the extra Figure 1 alphas
-    alphas = sorted(set(sel["alpha"]))
-    rows, saturated = [], []
-    for (split, method), group in sel.groupby(["split", "method"], sort=False):
-        scores = dict(zip(group["alpha"], group["val_accuracy"]))
-        rows.append([split, label(method)] + [f"{100 * scores[a]:.1f}" if a in scores else "-"
-                                              for a in alphas])
+    """The main experiment's cross-validation: pooled validation accuracy and cross-entropy
+    of every alpha per split and method (the choice marked), whether the criteria still
+    saturate, and the test accuracy of the cross-entropy's choice where it differs."""
+    s, cv = t["study"]["settings"], t["cv"]
+    if cv.empty:
+        return [], {}
+    cv = select(cv, experiment="main", arm="small_resnet", examples_per_class=s["main_examples"],
+                steps=s["main_steps"], beta=0.01)
+    cv = cv[cv["alpha"].isin(s["alpha_grid"])]  # not the extra Figure 1 alphas
+    alphas = sorted(set(cv["alpha"]))
+    rows, flat_accuracy, flat_both = [], [], []
+    for (split, method), group in cv.groupby(["split", "method"], sort=False):
+        cells = {}
+        for r in group.to_dict("records"):
+            mark = (" *" if r["chosen_by_accuracy"] else "") + \
+                   (" (ce)" if r["chosen_by_cross_entropy"] else "")
+            cells[r["alpha"]] = (f"{100 * r['val_accuracy']:.1f} / "
+                                 f"{r['val_cross_entropy']:.3f}{mark}")
+        rows.append([split, label(method)] + [cells.get(a, "-") for a in alphas])
         if group["val_accuracy"].nunique() == 1:
-            saturated.append(f"{label(method)} on {split}")
-    n_val = int(sel["num_val"].iloc[0])
-    lines = ["Validation accuracy (%) of each alpha in the main experiment's selection "
-             f"({n_val} validation images; one image is {100 / n_val:.1f} points):", "",
-             table(["split", "method"] + [f"alpha {a:g}" for a in alphas], rows), ""]
-    if saturated:
-        lines += [f"Every alpha scored the same for {len(saturated)} of {len(rows)} "
-                  "selections (" + ", ".join(saturated) + "): there the validation split "
-                  "cannot tell the strengths apart and the rule picks the smallest alpha, "
-                  "which makes the penalty nearly inactive.", ""]
+            flat_accuracy.append(f"{label(method)} on {split}")
+        if len(group.drop_duplicates(["val_accuracy", "val_cross_entropy"])) == 1:
+            flat_both.append(f"{label(method)} on {split}")
+    n_val, folds = int(cv["num_val"].iloc[0]), int(cv["folds"].iloc[0])
+    lines = [f"Cross-validation of the main experiment ({folds} folds, {n_val} validation "
+             f"images pooled; one image is {100 / n_val:.1f} points): pooled validation "
+             "accuracy (%) / pooled validation cross-entropy per alpha; `*` the choice "
+             "(accuracy, ties to the cross-entropy), `(ce)` the cross-entropy's own choice:",
+             "", table(["split", "method"] + [f"alpha {a:g}" for a in alphas], rows), "",
+             "![selection](selection_curves.png)", ""]
+    lines.append(
+        f"The pooled accuracy is the same at every alpha for {len(flat_accuracy)} of "
+        f"{len(rows)} selections" + (f" ({', '.join(flat_accuracy)})" if flat_accuracy
+                                     else "") + "; accuracy and cross-entropy together "
+        f"are the same at every alpha for {len(flat_both)}" +
+        (f" ({', '.join(flat_both)}): there the criteria cannot rank the strengths."
+         if flat_both else ": every selection can rank the strengths.") + "")
+    lines += [""] + _cross_entropy_choice(t)
+    return lines, {"selection_curves.png": selection_curves(cv)}
+
+
+def _cross_entropy_choice(t):
+    """Where the pooled cross-entropy alone prefers another alpha: the test accuracy of both
+    choices (reported, never used to choose)."""
+    runs = t["runs"]
+    alt = select(runs, experiment="main_ce") if not runs.empty else runs
+    if alt.empty:
+        return ["The cross-entropy alone chose the same alpha as the accuracy in every "
+                "selection.", ""]
+    main = select(runs, experiment="main")
+    lines = ["Where the cross-entropy alone prefers another alpha, test accuracy (%) of both "
+             "choices (mean ± std over seeds; the cross-entropy's is never used to choose):",
+             ""]
+    rows = []
+    for (split, method), group in alt.groupby(["split", "method"], sort=False):
+        chosen = select(main, split=split, method=method)
+        rows.append([split, label(method), f"{chosen['alpha'].iloc[0]:g}",
+                     fmt(stats(chosen)), f"{group['alpha'].iloc[0]:g}", fmt(stats(group)),
+                     compare(stats(group), stats(chosen))[2]])
+    lines += [table(["split", "method", "alpha (accuracy)", "test (accuracy's)",
+                     "alpha (cross-entropy)", "test (cross-entropy's)",
+                     "cross-entropy's vs accuracy's"], rows), ""]
     return lines

