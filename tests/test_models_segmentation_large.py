@@ -6,34 +6,19 @@ The fixed-size builds check shapes, names and units only, so they are built with
 shape-only variables (``keras.StatelessScope``, as ``tftransfer.training.preflight``
 builds its source network): the same layers and graph, without initialising 42M weights
 per build (about 2 s per build instead of 7); the builds from the file keep their values."""
-import contextlib
 import os
 import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
-# Keras has no public way to forget the shape-only variables of a StatelessScope build.
-from keras.src.backend.common import global_state
-
-from tftransfer.models.segmentation import HEADS, build_segmentation
 
 from tests.test_models_build import file_arrays
+from tftransfer.models.segmentation import HEADS, build_segmentation
+from tftransfer.training.preflight import shape_only_variables
 
 CITYSCAPES = (512, 1024, 3)
 K = 19
-
-
-@contextlib.contextmanager
-def shape_only_variables():
-    """Variables created inside have paths and shapes but no values, and are never
-    allocated afterwards (as ``tftransfer.training.preflight._shape_only_variables``)."""
-    pending = list(global_state.get_global_attribute("uninitialized_variables", []))
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", pending)
 
 
 class ResNet101At512x1024Test(tf.test.TestCase):

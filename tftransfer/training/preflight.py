@@ -107,7 +107,7 @@ def _load_fisher(config):
 
 
 @contextlib.contextmanager
-def _shape_only_variables():
+def shape_only_variables():
     """Variables created inside have paths and shapes but no values, and are never
     allocated afterwards (Keras would otherwise initialise them at its next top-level
     StatelessScope exit)."""
@@ -126,7 +126,7 @@ def source_network(config, input_shape):
     m = config.model
     layout = resolve_layout(m.arch, m.layout)
     classes = m.source_classes or SOURCE_CLASSES.get(m.source) or _ANY_WIDTH
-    with _shape_only_variables():
+    with shape_only_variables():
         network, _ = build_source_network(m.arch, layout, input_shape, classes,
                                            model_lib.arch_kwargs(config))
     return network
