@@ -289,6 +289,10 @@ class QuickStudyTest(tf.test.TestCase):
         self.assertEqual(ran, {p for p in parts.PARTS if p != "imagenet"
                                and not p.endswith(("_near", "_contained"))})
         self.assertEqual(set(tables["methods_runs"]["method"]), {"bss", "none"})
+        # The segmentation part is the scene study: its own checks on its directory.
+        from tests.test_scene_study import check_quick_study
+        check_quick_study(self, os.path.join(directory, "scene_study"),
+                          os.path.join(report_dir, "parts", "segmentation"))
         cells = main_table(text)
         for method, group in main.groupby("method"):
             values = 100 * group["test_accuracy"].to_numpy()

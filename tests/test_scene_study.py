@@ -1,24 +1,19 @@
 """The segmentation study (experiments/scene_study): its source is the classification study's
-run, its selection runs are evaluated on validation scenes and its finals on test scenes,
-and the --quick study runs end to end through the driver on a tiny fake Fashion-MNIST,
-writing a page whose numbers are those of its CSV files."""
+run, its selection runs are evaluated on validation scenes and its finals on test scenes;
+:func:`check_quick_study` holds the checks of its --quick run end to end (run as the CPU
+study's ``segmentation`` part by tests/test_cpu_study.py, on a tiny fake Fashion-MNIST):
+a page whose numbers are those of its CSV files."""
 import json
 import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tests.test_demo import write_tiny_fashion
 from experiments.cpu_study import protocol as cpu_protocol
 from experiments.scene_study import protocol, report, tables
 from tftransfer.training import config as config_lib
 from tftransfer.training import identity
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ProtocolTest(tf.test.TestCase):
@@ -85,56 +80,43 @@ class ProtocolTest(tf.test.TestCase):
             protocol.method_fields("l1_sp", 0.1)
 
 
-class QuickStudyTest(tf.test.TestCase):
-    """``python -m experiments.scene_study --quick`` end to end on a tiny fake Fashion-MNIST
-    (30 training and 8 test images per class), one worker; then the page redrawn from its
-    files alone (``report.write_report``, what ``--report_only`` runs) is the same page."""
-
-    def test_quick_study_writes_a_page_that_matches_its_csv(self):
-        directory = tempfile.mkdtemp(dir=self.get_temp_dir())
-        data_dir, report_dir = (os.path.join(directory, "fashion"),
-                                os.path.join(directory, "report"))
-        write_tiny_fashion(data_dir, per_class_train=30, per_class_test=8)
-        command = [sys.executable, "-m", "experiments.scene_study", "--quick", "--workers=1",
-                   f"--data_dir={data_dir}", f"--output_dir={directory}",
-                   f"--report_dir={report_dir}"]
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                                timeout=600)
-        self.assertEqual(result.returncode, 0, result.stdout[-3000:] + result.stderr[-3000:])
-        text = open(os.path.join(report_dir, tables.PAGE)).read()
-        runs = pd.read_csv(os.path.join(report_dir, tables.csv_name("runs")))
-        selection = pd.read_csv(os.path.join(report_dir, tables.csv_name("selection")))
-        settings = protocol.Settings(**protocol.QUICK)
-        self.assertLen(runs, 2 * len(protocol.METHODS) * settings.seeds)
-        self.assertLen(selection, 2 * len(protocol.TUNED) * len(settings.alpha_grid))
-        # Selection read validation scenes, the finals the test scenes.
-        for path in _results(directory, "select"):
-            self.assertEqual(json.load(open(path))["eval_split"], "validation")
-        finals = _results(directory, "final")
-        self.assertLen(finals, len(runs))
-        for path in finals:
-            self.assertEqual(json.load(open(path))["eval_split"], "test")
-        self.assertEqual(set(runs["num_test"]), {settings.test_scenes})
-        for (target, method), group in runs.groupby(["target", "method"]):
-            v = 100 * group["test_miou"].to_numpy()
-            cell = f"{v.mean():.2f} ± {np.std(v, ddof=1):.2f}"
-            row = [l for l in text.split("## Results")[1].splitlines()
-                   if l.startswith(f"| {report.label(method)} ")][0]
-            self.assertIn(cell, row)
-            if method != "none":
-                scores = selection[(selection["target"] == target)
-                                   & (selection["method"] == method)]
-                best = scores.sort_values(["val_miou", "alpha"],
-                                          ascending=[False, True]).iloc[0]
-                self.assertEqual(set(group["alpha"]), {best["alpha"]})
-        self.assertTrue(os.path.exists(os.path.join(report_dir, tables.FIGURE)))
-        self.assertIn("--quick", text)
-        # The page is drawn from the files alone: deleted and redrawn here (what
-        # --report_only runs, report.write_report, in this process: a second interpreter
-        # would import TensorFlow again for the same check), it is the same page.
-        os.remove(os.path.join(report_dir, tables.PAGE))
-        report.write_report(report_dir)
-        self.assertEqual(open(os.path.join(report_dir, tables.PAGE)).read(), text)
+def check_quick_study(test, runs_dir, report_dir):
+    """The checks of a ``--quick`` scene study whose runs are under ``runs_dir`` and whose
+    tables and page are in ``report_dir`` (run by the CPU study's quick test, whose
+    ``segmentation`` part is this study: tests/test_cpu_study.py QuickStudyTest): the
+    selection read validation scenes and the finals the test scenes, the page's cells are
+    the CSV's mean ± sample std, the chosen alpha is the best validation mIoU, and the page
+    redrawn from its files alone (what ``--report_only`` runs) is the same page."""
+    text = open(os.path.join(report_dir, tables.PAGE)).read()
+    runs = pd.read_csv(os.path.join(report_dir, tables.csv_name("runs")))
+    selection = pd.read_csv(os.path.join(report_dir, tables.csv_name("selection")))
+    settings = protocol.Settings(**protocol.QUICK)
+    test.assertLen(runs, 2 * len(protocol.METHODS) * settings.seeds)
+    test.assertLen(selection, 2 * len(protocol.TUNED) * len(settings.alpha_grid))
+    for path in _results(runs_dir, "select"):
+        test.assertEqual(json.load(open(path))["eval_split"], "validation")
+    finals = _results(runs_dir, "final")
+    test.assertLen(finals, len(runs))
+    for path in finals:
+        test.assertEqual(json.load(open(path))["eval_split"], "test")
+    test.assertEqual(set(runs["num_test"]), {settings.test_scenes})
+    for (target, method), group in runs.groupby(["target", "method"]):
+        v = 100 * group["test_miou"].to_numpy()
+        cell = f"{v.mean():.2f} ± {np.std(v, ddof=1):.2f}"
+        row = [l for l in text.split("## Results")[1].splitlines()
+               if l.startswith(f"| {report.label(method)} ")][0]
+        test.assertIn(cell, row)
+        if method != "none":
+            scores = selection[(selection["target"] == target)
+                               & (selection["method"] == method)]
+            best = scores.sort_values(["val_miou", "alpha"],
+                                      ascending=[False, True]).iloc[0]
+            test.assertEqual(set(group["alpha"]), {best["alpha"]})
+    test.assertTrue(os.path.exists(os.path.join(report_dir, tables.FIGURE)))
+    test.assertIn("--quick", text)
+    os.remove(os.path.join(report_dir, tables.PAGE))
+    report.write_report(report_dir)
+    test.assertEqual(open(os.path.join(report_dir, tables.PAGE)).read(), text)
 
 
 def _results(root, phase):
