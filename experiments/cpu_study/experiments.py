@@ -461,7 +461,8 @@ class Study:
 
     def write_tables(self):
         """One CSV per non-empty table and ``part.json`` (settings, command, times, how many
-        runs this invocation trained and how many it found finished) into :attr:`part_dir`;
+        runs this invocation trained and how many it found finished; ``invocations``: the
+        same for every invocation of the part so far, oldest first) into :attr:`part_dir`;
         a stale CSV of a table left empty is removed."""
         from tftransfer.io_utils import atomic_write_text
 
@@ -477,11 +478,27 @@ class Study:
             if "output_dir" in frame:
                 frame = frame.drop(columns=["output_dir"])
             atomic_write_text(path, frame.to_csv(index=False, float_format="%.6g"))
+        this = {"command": self.command, "started": self.started,
+                "wall_time_s": time.time() - self.started, "phase_seconds": self.phase_seconds,
+                "runs_trained": self.trained, "runs_reused": self.reused,
+                "run_seconds": self.run_seconds, "cpu_count": os.cpu_count()}
+        earlier = [i for i in _invocations(os.path.join(out_dir, "part.json"))
+                   if i.get("started") != self.started]
         atomic_write_json(os.path.join(out_dir, "part.json"), {
-            "part": self.part, "command": self.command, "settings": dataclasses.asdict(self.s),
-            "wall_time_s": time.time() - self.started, "phase_seconds": self.phase_seconds,
-            "runs_trained": self.trained, "runs_reused": self.reused,
-            "run_seconds": self.run_seconds, "cpu_count": os.cpu_count()})
+            "part": self.part, **this, "settings": dataclasses.asdict(self.s),
+            "invocations": earlier + [this]})
+
+
+def _invocations(path):
+    """The ``invocations`` of an existing ``part.json`` (one written before they were kept:
+    its own fields as the one invocation); [] when there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        info = json.load(f)
+    keys = ("command", "started", "wall_time_s", "phase_seconds", "runs_trained",
+            "runs_reused", "run_seconds", "cpu_count")
+    return info.get("invocations") or [{k: info[k] for k in keys if k in info}]
 
 
 PHASES = ("sources", "fisher", "main", "analyses", "figure1", "freeze", "lengths", "sizes",

