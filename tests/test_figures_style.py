@@ -171,21 +171,29 @@ class FigureKindsTest(tf.test.TestCase):
                 self.assertFalse(_overlaps(a, b))
 
     def test_heatmap_refuses_a_constant_grid_and_the_section_says_it(self):
-        cells = pd.DataFrame([dict(alpha=a, beta=b, val_accuracy=1.0)
+        cells = pd.DataFrame([dict(alpha=a, beta=b, val_accuracy=1.0, val_cross_entropy=0.1)
                               for a in (0.01, 0.1) for b in (0.001, 0.01)])
         with self.assertRaisesRegex(ValueError, "same validation accuracy"):
             figures.heatmap(cells)
-        sel = cells.assign(arm="small_resnet", split="far", method="l2_sp",
-                           examples_per_class=20, steps=300, num_val=30)
-        t = {"selection": sel, "study": {"settings": dict(figure1_split="far",
-                                                         main_examples=20, main_steps=300)}}
+        with self.assertRaisesRegex(ValueError, "same validation cross-entropy"):
+            figures.heatmap(cells, "val_cross_entropy")
+        cv = cells.assign(experiment="figure1", arm="small_resnet", split="far",
+                          method="l2_sp", examples_per_class=20, steps=300, num_val=100)
+        t = {"cv": cv, "study": {"settings": dict(figure1_split="far", main_examples=20,
+                                                  main_steps=300, folds=5)}}
         lines, figs = figure1.section(t)
         self.assertEqual(figs, {figure1.FIGURE: None})
         self.assertIn("no heatmap is drawn", "\n".join(lines))
         self.assertNotIn("![figure 1]", "\n".join(lines))
-        varied = sel.assign(val_accuracy=[0.9, 0.8, 0.7, 0.9])
-        lines, figs = figure1.section(dict(t, selection=varied))
+        # Accuracy tied, cross-entropy not: the heatmap shows the cross-entropy.
+        by_loss = cv.assign(val_cross_entropy=[0.1, 0.2, 0.3, 0.4])
+        lines, figs = figure1.section(dict(t, cv=by_loss))
         self.assertIn("![figure 1]", "\n".join(lines))
+        self.assertIn("cross-entropy", figs[figure1.FIGURE].axes[0].get_title())
+        varied = cv.assign(val_accuracy=[0.9, 0.8, 0.7, 0.9])
+        lines, figs = figure1.section(dict(t, cv=varied))
+        self.assertIn("![figure 1]", "\n".join(lines))
+        self.assertIn("accuracy", figs[figure1.FIGURE].axes[0].get_title())
         self._write(figs[figure1.FIGURE], "figure1.png")
 
     def test_boxes_have_medians_that_contrast_with_their_face(self):
