@@ -13,7 +13,6 @@ import pandas as pd
 import tensorflow as tf
 
 from tests.test_demo import write_tiny_fashion
-from experiments.cpu_study import checkpoints, experiments, pool as pool_lib, protocol
 from experiments.cpu_study.report import checkpoints as report
 from tftransfer.models.small_resnet import small_resnet
 
@@ -103,31 +102,6 @@ class QuickPartTest(tf.test.TestCase):
         self.assertLen({r.config.runtime.output_dir for r in runs.values()}, len(runs))
         with self.assertRaisesRegex(ValueError, "increasing positive"):
             checkpoints.source_runs(protocol.SPLITS["near"], (1.0, 0.5), "r", None, 100)
-
-    def test_a_shorter_run_is_the_longer_run_at_its_step(self):
-        """The short checkpoint's weights are bitwise the long run's weights at the short
-        run's step (the long run retrained with a tf.train checkpoint after every step)."""
-        from tftransfer.training import config as config_lib
-
-        runs = self.sources()
-        short, long = runs[min(runs)], runs[max(runs)]
-        long.config = config_lib.replace(long.config, checkpoint_every=1, output_dir=(
-            os.path.join(self.directory, "long_every_step")))
-        pool_lib.run_study_run(long)
-        state = tf.train.get_checkpoint_state(os.path.join(long.config.runtime.output_dir,
-                                                           "checkpoints"))
-        step = short.config.optim.train_steps
-        path = [p for p in state.all_model_checkpoint_paths if p.endswith(f"ckpt-{step}")]
-        self.assertLen(path, 1)
-        expected = small_resnet(num_classes=5)
-        expected.load_weights(checkpoints.weights_path(short))
-        restored = small_resnet(num_classes=5)
-        before = restored.get_weights()
-        tf.train.Checkpoint(model=restored).restore(path[0]).expect_partial()
-        self.assertGreater(max(np.abs(a - b).max() for a, b in zip(before,
-                                                                  restored.get_weights())), 0)
-        for a, b in zip(expected.get_weights(), restored.get_weights()):
-            np.testing.assert_array_equal(a, b)
 
     def test_spectrum_is_the_svd_of_the_centred_penultimate_features(self):
         from tftransfer.data import fashion_mnist

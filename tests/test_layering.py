@@ -52,6 +52,14 @@ def import_steps(steps, refused):
                           timeout=300)
 
 
+def import_without(statement, blocked):
+    """Runs ``statement`` in a new interpreter where the ``blocked`` packages are missing
+    (for other tests: tests/test_results_summary.py)."""
+    code = BLOCKER + f"BLOCKED.update({tuple(blocked)!r})\n" + statement
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+
+
 class LayeringTest(tf.test.TestCase):
 
     @classmethod

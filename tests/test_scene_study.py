@@ -80,19 +80,22 @@ class ProtocolTest(tf.test.TestCase):
             protocol.method_fields("l1_sp", 0.1)
 
 
-def check_quick_study(test, runs_dir, report_dir):
+def check_quick_study(test, runs_dir, report_dir, methods=protocol.METHODS):
     """The checks of a ``--quick`` scene study whose runs are under ``runs_dir`` and whose
     tables and page are in ``report_dir`` (run by the CPU study's quick test, whose
     ``segmentation`` part is this study: tests/test_cpu_study.py QuickStudyTest): the
     selection read validation scenes and the finals the test scenes, the page's cells are
     the CSV's mean ± sample std, the chosen alpha is the best validation mIoU, and the page
-    redrawn from its files alone (what ``--report_only`` runs) is the same page."""
+    redrawn from its files alone (what ``--report_only`` runs) is the same page.
+    ``methods``: the methods the run kept (the CPU study's --methods filters them)."""
     text = open(os.path.join(report_dir, tables.PAGE)).read()
     runs = pd.read_csv(os.path.join(report_dir, tables.csv_name("runs")))
     selection = pd.read_csv(os.path.join(report_dir, tables.csv_name("selection")))
     settings = protocol.Settings(**protocol.QUICK)
-    test.assertLen(runs, 2 * len(protocol.METHODS) * settings.seeds)
-    test.assertLen(selection, 2 * len(protocol.TUNED) * len(settings.alpha_grid))
+    tuned = [m for m in protocol.TUNED if m in methods]
+    test.assertEqual(set(runs["method"]), set(methods))
+    test.assertLen(runs, 2 * len(methods) * settings.seeds)
+    test.assertLen(selection, 2 * len(tuned) * len(settings.alpha_grid))
     for path in _results(runs_dir, "select"):
         test.assertEqual(json.load(open(path))["eval_split"], "validation")
     finals = _results(runs_dir, "final")
