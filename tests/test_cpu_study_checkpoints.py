@@ -13,6 +13,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tests.test_demo import write_tiny_fashion
+from experiments.cpu_study import checkpoints, experiments, protocol
 from experiments.cpu_study.report import checkpoints as report
 from tftransfer.models.small_resnet import small_resnet
 
