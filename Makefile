@@ -14,6 +14,13 @@ TORCH_PIN := torch==2.13.0
 
 .PHONY: demo test study venv wheel docs fashion-mnist clean
 
+# The installs skip bytecode (--no-compile: most of TF, torch and jax is never imported), so
+# Python must be free to cache what it does compile on first import: with
+# PYTHONDONTWRITEBYTECODE set (some images set it), every process of `make test` (two
+# workers, dozens of driver subprocesses) recompiled TF and Keras from source, about 13 s of
+# CPU each on 2 cores.
+unexport PYTHONDONTWRITEBYTECODE
+
 # One install at a time: two `make` runs in a fresh clone share .venv, so each install step
 # holds $(LOCK) (flock) and re-checks its stamp once it has the lock. $(3): a command run
 # (then `&&`) before the install.
