@@ -324,10 +324,8 @@ class QuickStudyTest(tf.test.TestCase):
         self.assertEqual(os.path.exists(os.path.join(report_dir, "figure1_alpha_beta.png")),
                          "](figure1_alpha_beta.png)" in text)
         self.assertIn("--quick", text)
-        redraw = subprocess.run(command + ["--report_only"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=300)
-        self.assertEqual(redraw.returncode, 0, redraw.stderr[-3000:])
-        self.assertEqual(open(os.path.join(report_dir, "README.md")).read(), text)
+        # Redrawn in this process (what --report_only runs), from the CSV files alone.
+        self.assertEqual(open(report.write_report(report_dir)).read(), text)
 
 
 if __name__ == "__main__":
